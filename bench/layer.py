@@ -1,0 +1,164 @@
+"""Channel-layer throughput: send+receive pairs/s and group_send deliveries/s.
+
+Runs each workload on the memory layer and on a private Redis (started here, stopped by
+PID), from one process and from several, and prints the figures beside
+``redis-benchmark``'s LPUSH/RPOP rates on the same server in the same run: the ceiling
+a Python client can approach.
+
+    python bench/layer.py            # about 1 minute
+    python bench/layer.py --quick    # a few seconds per workload
+"""
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+from switchroom.layers import get_layer, queue_name
+from switchroom.shared.redisproc import RedisProcess
+
+BATCH = 100
+GROUP_SIZE = 1000
+
+
+async def _pairs(url: str | None, seconds: float, batch: int, channel: str) -> int:
+    """Send ``batch`` messages then receive them, repeatedly; returns pairs completed."""
+    layer = get_layer(url or "memory://", capacity=batch * 2)
+    message = {"text": "hello", "bytes": b"x" * 32, "n": 1}
+    pairs = 0
+    deadline = time.perf_counter() + seconds
+    try:
+        while time.perf_counter() < deadline:
+            if batch == 1:
+                await layer.send(channel, message)
+                got = [await layer.receive([channel], timeout=5)]
+            else:
+                errors = await layer.send_many([(channel, message)] * batch)
+                assert not any(errors), errors
+                got = []
+                while len(got) < batch:
+                    got += await layer.receive_many([channel], batch - len(got), timeout=5)
+            pairs += len(got)
+    finally:
+        await layer.flush()
+        await layer.close()
+    return pairs
+
+
+def _pairs_process(url: str, seconds: float, index: int, results: "multiprocessing.Queue[int]") -> None:
+    results.put(asyncio.run(_pairs(url, seconds, BATCH, f"bench.pairs.{index}")))
+
+
+async def _group(url: str | None, seconds: float) -> tuple[int, int]:
+    """group_send to GROUP_SIZE process channels, drained by one reader; returns (sent, delivered)."""
+    layer = get_layer(url or "memory://", process_capacity=GROUP_SIZE * 4)
+    members = [await layer.new_channel("bench.sock!") for _ in range(GROUP_SIZE)]
+    for member in members:
+        await layer.group_add("bench-room", member)
+    prefix = queue_name(members[0])
+    delivered = sent = 0
+    deadline = time.perf_counter() + seconds
+    try:
+        while time.perf_counter() < deadline:
+            sent += await layer.group_send("bench-room", {"text": "broadcast", "n": sent})
+            while delivered < sent:
+                delivered += len(await layer.receive_many([prefix], 1000, timeout=5))
+    finally:
+        await layer.flush()
+        await layer.close()
+    return sent, delivered
+
+
+def redis_benchmark(port: int, requests: int) -> dict[str, float]:
+    """LPUSH/RPOP requests/s from redis-benchmark, unpipelined and with -P 16 (if installed)."""
+    binary = shutil.which("redis-benchmark")
+    if not binary:
+        return {}
+    out = {}
+    for label, extra in (("", []), (" -P16", ["-P", "16"])):
+        text = subprocess.run(
+            [
+                binary,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-t",
+                "lpush,rpop",
+                "-n",
+                str(requests),
+                "-q",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+        for name, rate in re.findall(
+            r"(LPUSH|RPOP).*?: ([\d.]+) requests per second", text.replace("\r", "\n")
+        ):
+            out[name + label] = float(rate)
+    return out
+
+
+def run(seconds: float, processes: int) -> dict[str, float]:
+    results: dict[str, float] = {}
+    results["memory pairs/s, batched"] = asyncio.run(_pairs(None, seconds, BATCH, "bench.pairs")) / seconds
+    sent, delivered = asyncio.run(_group(None, seconds))
+    results["memory group deliveries/s"] = delivered / seconds
+    with RedisProcess() as redis:
+        url = redis.url
+        results["redis pairs/s, one at a time"] = (
+            asyncio.run(_pairs(url, seconds, 1, "bench.pairs")) / seconds
+        )
+        results["redis pairs/s, batched"] = asyncio.run(_pairs(url, seconds, BATCH, "bench.pairs")) / seconds
+        queue: multiprocessing.Queue[int] = multiprocessing.Queue()
+        workers = [
+            multiprocessing.Process(target=_pairs_process, args=(url, seconds, i, queue))
+            for i in range(processes)
+        ]
+        for worker in workers:
+            worker.start()
+        total = sum(queue.get(timeout=seconds + 60) for _ in workers)
+        for worker in workers:
+            worker.join()
+        results[f"redis pairs/s, batched, {processes} processes"] = total / seconds
+        sent, delivered = asyncio.run(_group(url, seconds))
+        results["redis group deliveries/s (group of 1,000)"] = delivered / seconds
+        results["redis group loss %"] = 100.0 * (sent - delivered) / sent if sent else 0.0
+        for name, rate in redis_benchmark(redis.port, 100_000 if seconds < 3 else 300_000).items():
+            results[f"redis-benchmark {name} req/s"] = rate
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs (2 s per workload)")
+    parser.add_argument("--seconds", type=float, default=None, help="seconds per workload")
+    parser.add_argument("--processes", type=int, default=2, help="client processes for the multi-process run")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    seconds = args.seconds or (2.0 if args.quick else 8.0)
+    print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; {seconds:g} s per workload")
+    results = run(seconds, args.processes)
+    width = max(len(k) for k in results)
+    ceiling = results.get("redis-benchmark RPOP req/s")
+    for key, value in results.items():
+        ratio = ""
+        if ceiling and key.startswith("redis pairs"):
+            ratio = f"  ({value / ceiling:.2f}x redis-benchmark RPOP)"
+        print(f"{key:<{width}}  {value:>12,.1f}{ratio}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"seconds": seconds, "results": results}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

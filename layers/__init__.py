@@ -1,0 +1,41 @@
+"""The channel layer: the one contract every server and worker speaks.
+
+    layer = get_layer("redis://127.0.0.1:6379/0")
+    await layer.send("email.receive", {...})
+    channel, message = await layer.receive(["email.receive"], timeout=5)
+
+See ``docs/layers.md`` for the semantics (capacity, expiry, groups, ``!`` and ``?`` names).
+"""
+
+from .base import BaseLayer, Message
+from .errors import (
+    ChannelFull,
+    InvalidChannelName,
+    InvalidMessage,
+    LayerError,
+    LayerUnavailable,
+    MessageTooLarge,
+)
+from .memory import MemoryLayer
+from .names import queue_name, validate_channel, validate_group
+from .redis import RedisLayer
+from .sync import SyncLayer
+from .url import get_layer
+
+__all__ = [
+    "BaseLayer",
+    "ChannelFull",
+    "InvalidChannelName",
+    "InvalidMessage",
+    "LayerError",
+    "LayerUnavailable",
+    "MemoryLayer",
+    "Message",
+    "MessageTooLarge",
+    "RedisLayer",
+    "SyncLayer",
+    "get_layer",
+    "queue_name",
+    "validate_channel",
+    "validate_group",
+]

@@ -1,0 +1,390 @@
+"""Redis channel layer: one server or several shards, on ``redis.asyncio`` with hiredis.
+
+Every channel is a Redis list; all ``!`` channels of a process share one list named by
+their prefix. A batch of sends is one script call per shard; a receive takes up to N
+entries per round trip and blocks with ``BLPOP`` only when every queue is empty. Groups
+are sorted sets (member -> join time) kept on the shard of each member's queue, so a
+group send is one script call per shard however large the group.
+"""
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Coroutine, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from . import scripts
+from .base import BaseLayer, Message
+from .errors import ChannelFull, LayerError, LayerUnavailable
+from .hashring import HashRing
+from .names import queue_name
+
+DEFAULT_PREFIX = "switchroom"
+DEFAULT_SOCKET_TIMEOUT = 10.0
+DEFAULT_BLOCK_TIMEOUT = 5.0
+
+T = TypeVar("T")
+
+
+@contextmanager
+def _unavailable(url: str) -> Iterator[None]:
+    """Turn connection-level failures into LayerUnavailable naming the shard."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
+        raise LayerUnavailable(f"redis at {url} is unavailable: {exc}") from exc
+    except RedisError as exc:
+        raise LayerUnavailable(f"redis at {url} failed: {exc}") from exc
+
+
+def _glob_escape(text: str) -> str:
+    """Escape Redis glob characters so SCAN MATCH treats ``text`` literally."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def shard_key(queue: str) -> str:
+    """The name a queue is hashed by: a process queue hashes by its process id only."""
+    if queue.endswith("!"):
+        return queue[:-1].rsplit(".", 1)[-1]
+    return queue
+
+
+async def _gather(calls: list[Coroutine[Any, Any, T]]) -> list[T | BaseException]:
+    """Await one call directly (the common single-shard case) or several concurrently."""
+    if len(calls) == 1:
+        try:
+            return [await calls[0]]
+        except LayerError as exc:
+            return [exc]
+    return await asyncio.gather(*calls, return_exceptions=True)
+
+
+class _Shard:
+    """One Redis server: its client, its scripts and a label for errors."""
+
+    def __init__(self, url: str, socket_timeout: float, connect_timeout: float) -> None:
+        self.url = url
+        self.label = url.split("@")[-1]
+        self.client = aioredis.Redis.from_url(
+            url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=False,
+        )
+        self.send = self.client.register_script(scripts.SEND)
+        self.pop = self.client.register_script(scripts.POP)
+        self.group_send = self.client.register_script(scripts.GROUP_SEND)
+
+
+class RedisLayer(BaseLayer):
+    """A channel layer on one Redis server or several shards (consistent hashing)."""
+
+    extensions = ("groups", "flush")
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+        connect_timeout: float = 5.0,
+        block_timeout: float = DEFAULT_BLOCK_TIMEOUT,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        if isinstance(urls, str):
+            urls = [urls]
+        if block_timeout >= socket_timeout:
+            raise ValueError("block_timeout must be shorter than socket_timeout")
+        self.urls = list(urls)
+        self.prefix = prefix + ":"
+        self._queue_prefix = self.prefix + "q:"
+        self._group_prefix = self.prefix + "g:"
+        self.block_timeout = block_timeout
+        self._shards = [_Shard(u, socket_timeout, connect_timeout) for u in self.urls]
+        self._ring = HashRing([s.label for s in self._shards])
+        self._lua_patterns = [(scripts.glob_to_lua(p), c) for p, c in self.capacities.items()]
+        self._stash: dict[str, deque[tuple[str, Message]]] = {}
+        self._stray: set[asyncio.Task[Any]] = set()
+        self._arrival_waiters: list[asyncio.Future[None]] = []
+        self._rotation = 0
+
+    def _shard_of(self, queue: str) -> int:
+        return self._ring.shard(shard_key(queue))
+
+    # -- send ------------------------------------------------------------------------
+
+    async def send_many(self, items: Iterable[tuple[str, Message]]) -> list[LayerError | None]:
+        results: list[LayerError | None] = []
+        channels: list[str] = []
+        batches: dict[int, tuple[list[int], list[bytes], list[Any]]] = {}
+        now = time.time()
+        head = b"%013d" % int((now + self.expiry) * 1000)
+        for index, (channel, message) in enumerate(items):
+            results.append(None)
+            channels.append(channel)
+            try:
+                payload = self.pack(channel, message)
+            except LayerError as exc:
+                results[index] = exc
+                continue
+            queue = queue_name(channel)
+            positions, keys, argv = batches.setdefault(self._shard_of(queue), ([], [], []))
+            positions.append(index)
+            keys.append((self._queue_prefix + queue).encode())
+            argv.append(self.capacity_for(queue))
+            argv.append(b"".join((head, channel.encode(), b"\n", payload)))
+        if batches:
+            ttl = int(self.expiry * 1000)
+            now_ms = int(now * 1000)
+            shard_ids = list(batches)
+            calls = [self._send_batch(i, batches[i][1], [now_ms, ttl, *batches[i][2]]) for i in shard_ids]
+            replies = await _gather(calls)
+            for shard_id, reply in zip(shard_ids, replies, strict=False):
+                positions = batches[shard_id][0]
+                if isinstance(reply, BaseException):
+                    if not isinstance(reply, LayerError):
+                        raise reply
+                    for index in positions:
+                        results[index] = reply
+                    continue
+                for index, ok in zip(positions, reply, strict=False):
+                    if not ok:
+                        channel = channels[index]
+                        capacity = self.capacity_for(queue_name(channel))
+                        results[index] = ChannelFull(f"channel {channel!r} is full ({capacity} messages)")
+        return results
+
+    async def _send_batch(self, shard_id: int, keys: list[bytes], argv: list[Any]) -> list[int]:
+        shard = self._shards[shard_id]
+        with _unavailable(shard.label):
+            return await shard.send(keys=keys, args=argv)
+
+    # -- receive ---------------------------------------------------------------------
+
+    async def _receive_queues(
+        self, queues: list[str], max_messages: int, timeout: float | None
+    ) -> list[tuple[str, Message]]:
+        out = self._take_stash(queues, max_messages)
+        if out:
+            return out
+        by_shard: dict[int, list[bytes]] = {}
+        for queue in queues:
+            by_shard.setdefault(self._shard_of(queue), []).append((self._queue_prefix + queue).encode())
+        self._rotation += 1
+        for keys in by_shard.values():
+            if len(keys) > 1:
+                r = self._rotation % len(keys)
+                keys[:] = keys[r:] + keys[:r]
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            arrival = loop.create_future()
+            self._arrival_waiters.append(arrival)
+            try:
+                out = self._take_stash(queues, max_messages) or await self._pop_all(by_shard, max_messages)
+                if out:
+                    return out
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    return []
+                block = self.block_timeout if remaining is None else min(remaining, self.block_timeout)
+                out = await self._block(by_shard, max(block, 0.01), arrival)
+            finally:
+                if not arrival.done():
+                    arrival.cancel()
+                    self._arrival_waiters.remove(arrival)
+            if out:
+                if max_messages > len(out):
+                    out += await self._pop_all(by_shard, max_messages - len(out))
+                return out
+
+    async def _pop_all(
+        self, by_shard: dict[int, list[bytes]], max_messages: int
+    ) -> list[tuple[str, Message]]:
+        """Take up to ``max_messages`` without blocking; one script call per shard."""
+        if len(by_shard) == 1:
+            ((shard_id, keys),) = by_shard.items()
+            out = await self._pop(shard_id, keys, max_messages)
+        else:
+            replies = await asyncio.gather(
+                *(self._pop(i, keys, max_messages) for i, keys in by_shard.items())
+            )
+            out = [item for entries in replies for item in entries]
+        if len(out) > max_messages:
+            for channel, message in out[max_messages:]:
+                self._stash.setdefault(queue_name(channel), deque()).append((channel, message))
+            del out[max_messages:]
+        return out
+
+    async def _pop(self, shard_id: int, keys: list[bytes], count: int) -> list[tuple[str, Message]]:
+        shard = self._shards[shard_id]
+        with _unavailable(shard.label):
+            entries = await shard.pop(keys=keys, args=[count])
+        return self._decode_all(entries)
+
+    async def _block(
+        self, by_shard: dict[int, list[bytes]], block: float, arrival: asyncio.Future[None]
+    ) -> list[tuple[str, Message]]:
+        """Wait on every shard at once, or until an earlier blocked read stashes something.
+
+        Reads still blocked when this returns keep running; what they pop is stashed.
+        """
+        tasks = [asyncio.ensure_future(self._blpop(i, keys, block)) for i, keys in by_shard.items()]
+        try:
+            done, pending = await asyncio.wait([*tasks, arrival], return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            self._adopt_strays(tasks)
+            raise
+        pending.discard(arrival)
+        done.discard(arrival)
+        self._adopt_strays(pending)
+        out: list[tuple[str, Message]] = []
+        error: BaseException | None = None
+        for task in done:
+            if task.exception() is not None:
+                error = task.exception()
+            else:
+                out.extend(task.result())
+        if not out and error is not None:
+            raise error
+        return out
+
+    async def _blpop(self, shard_id: int, keys: list[bytes], block: float) -> list[tuple[str, Message]]:
+        shard = self._shards[shard_id]
+        with _unavailable(shard.label):
+            reply = await shard.client.blpop(keys, timeout=block)
+        return self._decode_all([reply[1]]) if reply else []
+
+    def _adopt_strays(self, tasks: Iterable["asyncio.Task[list[tuple[str, Message]]]"]) -> None:
+        """Keep blocked reads nobody awaits any more; what they pop goes to the stash."""
+        for task in tasks:
+            self._stray.add(task)
+            task.add_done_callback(self._stash_stray)
+
+    def _stash_stray(self, task: "asyncio.Task[list[tuple[str, Message]]]") -> None:
+        self._stray.discard(task)
+        if task.cancelled() or task.exception() is not None:
+            return
+        for channel, message in task.result():
+            self._stash.setdefault(queue_name(channel), deque()).append((channel, message))
+        if self._stash:
+            waiters, self._arrival_waiters = self._arrival_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _take_stash(self, queues: list[str], max_messages: int) -> list[tuple[str, Message]]:
+        out: list[tuple[str, Message]] = []
+        if not self._stash:
+            return out
+        for queue in queues:
+            box = self._stash.get(queue)
+            while box and len(out) < max_messages:
+                out.append(box.popleft())
+            if box is not None and not box:
+                del self._stash[queue]
+        return out
+
+    def _decode_all(self, entries: list[bytes]) -> list[tuple[str, Message]]:
+        now_ms = int(time.time() * 1000)
+        out = []
+        for entry in entries:
+            if int(entry[:13]) <= now_ms:
+                continue
+            split = entry.index(b"\n", 13)
+            out.append((entry[13:split].decode(), self.unpack(entry[split + 1 :])))
+        return out
+
+    # -- groups ----------------------------------------------------------------------
+
+    def _group_key(self, group: str) -> bytes:
+        return (self._group_prefix + group).encode()
+
+    async def group_add(self, group: str, channel: str) -> None:
+        self._check_group(group, channel)
+        shard = self._shards[self._shard_of(queue_name(channel))]
+        key = self._group_key(group)
+        with _unavailable(shard.label):
+            async with shard.client.pipeline(transaction=False) as pipe:
+                pipe.zadd(key, {channel: int(time.time() * 1000)})
+                pipe.pexpire(key, int(self.group_expiry * 1000))
+                await pipe.execute()
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        self._check_group(group, channel)
+        shard = self._shards[self._shard_of(queue_name(channel))]
+        with _unavailable(shard.label):
+            await shard.client.zrem(self._group_key(group), channel)
+
+    async def group_channels(self, group: str) -> list[str]:
+        self._check_group(group)
+        key = self._group_key(group)
+        cutoff = int((time.time() - self.group_expiry) * 1000)
+
+        async def members(shard: _Shard) -> list[bytes]:
+            with _unavailable(shard.label):
+                async with shard.client.pipeline(transaction=False) as pipe:
+                    pipe.zremrangebyscore(key, "-inf", cutoff)
+                    pipe.zrange(key, 0, -1)
+                    return (await pipe.execute())[1]
+
+        replies = await asyncio.gather(*(members(s) for s in self._shards))
+        return [m.decode() for reply in replies for m in reply]
+
+    async def group_send(self, group: str, message: Message) -> int:
+        self._check_group(group)
+        payload = self.encode(message, f"group {group}")
+        now = time.time()
+        argv: list[Any] = [
+            int(now * 1000),
+            int(self.expiry * 1000),
+            int((now - self.group_expiry) * 1000),
+            self._queue_prefix.encode(),
+            b"%013d" % int((now + self.expiry) * 1000),
+            payload,
+            self.capacity,
+            self.process_capacity,
+        ]
+        for pattern, cap in self._lua_patterns:
+            argv += [pattern, cap]
+        key = self._group_key(group)
+
+        async def send(shard: _Shard) -> int:
+            with _unavailable(shard.label):
+                return await shard.group_send(keys=[key], args=argv)
+
+        return sum(await asyncio.gather(*(send(s) for s in self._shards)))
+
+    # -- housekeeping ----------------------------------------------------------------
+
+    async def flush(self) -> None:
+        for shard in self._shards:
+            with _unavailable(shard.label):
+                batch = []
+                async for key in shard.client.scan_iter(match=_glob_escape(self.prefix) + "*", count=1000):
+                    batch.append(key)
+                    if len(batch) >= 1000:
+                        await shard.client.unlink(*batch)
+                        batch = []
+                if batch:
+                    await shard.client.unlink(*batch)
+        self._stash.clear()
+        self._clear_local()
+
+    async def close(self) -> None:
+        await super().close()
+        for task in list(self._stray):
+            task.cancel()
+        await asyncio.gather(*self._stray, return_exceptions=True)
+        for shard in self._shards:
+            await shard.client.aclose()

@@ -1,0 +1,65 @@
+"""Choose and build a layer from a URL (or several, for shards).
+
+``memory://`` is the in-process layer; ``redis://``, ``rediss://`` and ``unix://`` URLs
+are Redis servers, several of them shards. Layer options may ride in the query string
+of the first URL (``redis://h:6379/0?capacity=200&expiry=30``) or be passed as keywords.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+from .base import BaseLayer
+from .memory import MemoryLayer
+from .redis import RedisLayer
+
+_OPTIONS = {
+    "capacity": int,
+    "process_capacity": int,
+    "expiry": float,
+    "group_expiry": float,
+    "max_message_size": int,
+    "prefix": str,
+    "socket_timeout": float,
+    "connect_timeout": float,
+    "block_timeout": float,
+}
+_REDIS_SCHEMES = {"redis", "rediss", "unix"}
+
+
+def split_urls(url_or_urls: str | Sequence[str]) -> list[str]:
+    """Accept one URL, a list, or a comma/space separated string of URLs."""
+    if isinstance(url_or_urls, str):
+        return [u for u in url_or_urls.replace(",", " ").split() if u]
+    return list(url_or_urls)
+
+
+def _take_options(url: str, options: dict[str, Any]) -> str:
+    """Move layer options out of ``url``'s query string into ``options``; return the rest."""
+    parts = urlsplit(url)
+    kept = []
+    for key, value in parse_qsl(parts.query):
+        if key in _OPTIONS:
+            options.setdefault(key, _OPTIONS[key](value))
+        else:
+            kept.append(f"{key}={value}")
+    return urlunsplit(parts._replace(query="&".join(kept)))
+
+
+def get_layer(url_or_urls: str | Sequence[str], **options: Any) -> BaseLayer:
+    """Build the layer a URL names; several Redis URLs become shards of one layer."""
+    urls = split_urls(url_or_urls)
+    if not urls:
+        raise ValueError("no layer URL given")
+    schemes = {urlsplit(u).scheme for u in urls}
+    urls = [_take_options(u, options) for u in urls]
+    if schemes == {"memory"}:
+        if len(urls) > 1:
+            raise ValueError("memory:// cannot be sharded")
+        for key in ("socket_timeout", "connect_timeout", "block_timeout", "prefix"):
+            options.pop(key, None)
+        return MemoryLayer(**options)
+    if schemes <= _REDIS_SCHEMES:
+        return RedisLayer(urls, **options)
+    unknown = ", ".join(sorted(schemes - _REDIS_SCHEMES - {"memory"}) or schemes)
+    raise ValueError(f"unsupported layer URL scheme: {unknown} (use memory://, redis:// or rediss://)")

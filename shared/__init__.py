@@ -1,0 +1,1 @@
+"""Code shared by servers and workers: message specs, naming, configuration, CLI and logging."""

@@ -1,0 +1,176 @@
+"""Redis-specific behaviour: other OS processes, shards, outages and recovery, URLs."""
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from switchroom.layers import LayerUnavailable, RedisLayer, get_layer, queue_name
+from switchroom.layers.hashring import HashRing
+from switchroom.layers.redis import shard_key
+from switchroom.layers.scripts import glob_to_lua
+
+SENDER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from switchroom.layers import get_layer
+
+    async def main(urls, channel, count):
+        layer = get_layer(urls.split(","), prefix=sys.argv[4])
+        for i in range(int(count)):
+            await layer.send(channel, {"i": i, "from": "child"})
+        await layer.close()
+
+    asyncio.run(main(*sys.argv[1:4]))
+    """
+)
+
+
+@pytest.fixture(params=["one", "two-shards"])
+def urls(request, redis_server, redis_shards):
+    return [redis_server.url] if request.param == "one" else [s.url for s in redis_shards]
+
+
+async def test_process_channel_written_by_another_os_process(urls):
+    layer = get_layer(urls, prefix="xproc")
+    try:
+        reply = await layer.new_channel("conf.reply!")
+        waiting = asyncio.ensure_future(layer.receive_many([reply], 10, timeout=10))
+        child = subprocess.run(
+            [sys.executable, "-c", SENDER, ",".join(urls), reply, "3", "xproc"],
+            timeout=30,
+            capture_output=True,
+        )
+        assert child.returncode == 0, child.stderr.decode()
+        got = await waiting
+        while len(got) < 3:
+            more = await layer.receive_many([reply], 10, timeout=5)
+            assert more, f"only {got} arrived"
+            got += more
+        assert [m for _, m in got] == [{"i": i, "from": "child"} for i in range(3)]
+    finally:
+        await layer.flush()
+        await layer.close()
+
+
+async def test_process_channels_live_on_one_shard(redis_shards):
+    layer = get_layer([s.url for s in redis_shards], prefix="oneshard")
+    try:
+        prefixes = {
+            queue_name(await layer.new_channel(p)) for p in ("a!", "http.response!", "websocket.send!")
+        }
+        assert len({layer._shard_of(p) for p in prefixes}) == 1
+        owners = {layer._shard_of(f"plain.{i}") for i in range(200)}
+        assert owners == {0, 1}
+    finally:
+        await layer.close()
+
+
+async def test_blocked_receive_across_shards_wakes_for_either(redis_shards):
+    layer = get_layer([s.url for s in redis_shards], prefix="wake2")
+    names = [f"wake.{i}" for i in range(40)]
+    by_shard = {}
+    for name in names:
+        by_shard.setdefault(layer._shard_of(name), name)
+    first, second = by_shard[0], by_shard[1]
+    try:
+        for target in (first, second):
+            waiting = asyncio.ensure_future(layer.receive([first, second], timeout=5))
+            await asyncio.sleep(0.1)
+            await layer.send(target, {"to": target})
+            assert await waiting == (target, {"to": target})
+    finally:
+        await layer.flush()
+        await layer.close()
+
+
+async def test_capacity_patterns_apply_inside_group_send(redis_server):
+    layer = get_layer(redis_server.url, prefix="gcap", capacity=5, capacities={"gcap.tiny*": 1})
+    try:
+        await layer.group_add("g", "gcap.tiny1")
+        await layer.group_add("g", "gcap.big")
+        assert await layer.group_send("g", {"n": 1}) == 2
+        assert await layer.group_send("g", {"n": 2}) == 1
+    finally:
+        await layer.flush()
+        await layer.close()
+
+
+async def test_outage_raises_quickly_and_recovers(redis_process):
+    layer = get_layer(
+        redis_process.url, prefix="outage", socket_timeout=2, connect_timeout=1, block_timeout=1
+    )
+    try:
+        await layer.send("out.q", {"before": True})
+        assert await layer.receive(["out.q"], timeout=1) == ("out.q", {"before": True})
+        waiting = asyncio.ensure_future(layer.receive(["out.q"], timeout=30))
+        await asyncio.sleep(0.2)
+        redis_process.stop(kill=True)
+        start = time.monotonic()
+        with pytest.raises(LayerUnavailable):
+            await asyncio.wait_for(waiting, 10)
+        with pytest.raises(LayerUnavailable):
+            await layer.send("out.q", {"during": True})
+        with pytest.raises(LayerUnavailable):
+            await layer.group_send("g", {"during": True})
+        assert time.monotonic() - start < 10
+        redis_process.start()
+        await layer.send("out.q", {"after": True})
+        assert await layer.receive(["out.q"], timeout=2) == ("out.q", {"after": True})
+        name = await layer.new_channel("out.reply!")
+        await layer.group_add("after", name)
+        assert await layer.group_send("after", {"ok": 1}) == 1
+        assert await layer.receive([name], timeout=2) == (name, {"ok": 1})
+    finally:
+        if redis_process.proc is not None:
+            await layer.flush()
+        await layer.close()
+
+
+def test_get_layer_urls_and_options(redis_server, redis_shards):
+    layer = get_layer(f"{redis_server.url}?capacity=7&expiry=3.5&prefix=opt")
+    assert isinstance(layer, RedisLayer)
+    assert (layer.capacity, layer.expiry, layer.prefix) == (7, 3.5, "opt:")
+    sharded = get_layer(",".join(s.url for s in redis_shards))
+    assert len(sharded.urls) == 2
+    assert get_layer("memory://?capacity=3").capacity == 3
+    with pytest.raises(ValueError, match="unsupported"):
+        get_layer("amqp://localhost")
+    with pytest.raises(ValueError):
+        get_layer("")
+
+
+def test_hash_ring_is_stable_and_moves_few_names():
+    names = [f"chan.{i}" for i in range(2000)]
+    two = HashRing(["a", "b"])
+    three = HashRing(["a", "b", "c"])
+    assert [two.shard(n) for n in names] == [HashRing(["a", "b"]).shard(n) for n in names]
+    moved = sum(two.shard(n) != three.shard(n) for n in names)
+    assert 0.2 < moved / len(names) < 0.5
+    assert shard_key("http.response.abc123!") == "abc123"
+
+
+@pytest.mark.parametrize(
+    "glob,matches,misses",
+    [
+        ("http.*", ["http.request", "http."], ["https.x", "xhttp.a"]),
+        ("a?c", ["abc", "a-c"], ["ac", "abbc"]),
+        ("x[0-9]", ["x1"], ["xa", "x10"]),
+        ("x[!0-9]", ["xa"], ["x1"]),
+        ("web-socket.%", ["web-socket.%"], ["web-socket.a"]),
+    ],
+)
+async def test_glob_to_lua_matches_like_fnmatch(redis_server, glob, matches, misses):
+    layer = get_layer(redis_server.url)
+    try:
+        client = layer._shards[0].client
+        pattern = glob_to_lua(glob)
+        for text in matches:
+            assert await client.eval("return string.find(ARGV[1], ARGV[2]) ~= nil", 0, text, pattern) == 1
+        for text in misses:
+            assert await client.eval("return string.find(ARGV[1], ARGV[2]) ~= nil", 0, text, pattern) is None
+    finally:
+        await layer.close()

@@ -1,0 +1,1 @@
+"""The worker runtime: routing, consumers, the worker loop and the ASGI 3 bridge."""
