@@ -75,6 +75,37 @@ async def _group(url: str | None, seconds: float) -> tuple[int, int]:
     return sent, delivered
 
 
+async def _request_reply(url: str, local: bool, seconds: float) -> tuple[float, float]:
+    """Server and worker in one process: requests on a plain channel, replies on ``!`` channels.
+
+    Returns (round trips/s, Redis commands per round trip).
+    """
+    layer = get_layer(url, local=local, capacity=BATCH * 2)
+    replies = [await layer.new_channel("bench.response!") for _ in range(BATCH)]
+    prefix = queue_name(replies[0])
+    client = layer._shards[0].client
+    before = int((await client.info("stats"))["total_commands_processed"])
+    done = 0
+    start = time.perf_counter()
+    try:
+        while time.perf_counter() - start < seconds:
+            await layer.send_many([("bench.request", {"reply_channel": r, "n": done}) for r in replies])
+            requests = []
+            while len(requests) < BATCH:
+                requests += await layer.receive_many(["bench.request"], BATCH, timeout=5)
+            await layer.send_many([(m["reply_channel"], {"status": 200}) for _, m in requests])
+            answered = 0
+            while answered < BATCH:
+                answered += len(await layer.receive_many([prefix], BATCH, timeout=5))
+            done += BATCH
+        elapsed = time.perf_counter() - start
+        commands = int((await client.info("stats"))["total_commands_processed"]) - before - 1
+    finally:
+        await layer.flush()
+        await layer.close()
+    return done / elapsed, commands / done
+
+
 def redis_benchmark(port: int, requests: int) -> dict[str, float]:
     """LPUSH/RPOP requests/s from redis-benchmark, unpipelined and with -P 16 (if installed)."""
     binary = shutil.which("redis-benchmark")
@@ -132,6 +163,11 @@ def run(seconds: float, processes: int) -> dict[str, float]:
         sent, delivered = asyncio.run(_group(url, seconds))
         results["redis group deliveries/s (group of 1,000)"] = delivered / seconds
         results["redis group loss %"] = 100.0 * (sent - delivered) / sent if sent else 0.0
+        for local in (False, True):
+            rate, commands = asyncio.run(_request_reply(url, local, seconds))
+            mode = "local-and-remote" if local else "remote only"
+            results[f"redis request+reply/s in one process, {mode}"] = rate
+            results[f"redis commands (incl. in scripts) per request+reply, {mode}"] = commands
         for name, rate in redis_benchmark(redis.port, 100_000 if seconds < 3 else 300_000).items():
             results[f"redis-benchmark {name} req/s"] = rate
     return results

@@ -8,6 +8,7 @@ group send is one script call per shard however large the group.
 """
 
 import asyncio
+import functools
 import time
 from collections import deque
 from collections.abc import Coroutine, Iterable, Iterator, Sequence
@@ -98,6 +99,7 @@ class RedisLayer(BaseLayer):
         socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
         connect_timeout: float = 5.0,
         block_timeout: float = DEFAULT_BLOCK_TIMEOUT,
+        local: bool = False,
         **options: Any,
     ) -> None:
         super().__init__(**options)
@@ -113,13 +115,20 @@ class RedisLayer(BaseLayer):
         self._shards = [_Shard(u, socket_timeout, connect_timeout) for u in self.urls]
         self._ring = HashRing([s.label for s in self._shards])
         self._lua_patterns = [(scripts.glob_to_lua(p), c) for p, c in self.capacities.items()]
-        self._stash: dict[str, deque[tuple[str, Message]]] = {}
-        self._stray: set[asyncio.Task[Any]] = set()
+        self.local = local
+        self._local_marker = f".{self.client_id}!"
+        self._local_groups: dict[str, dict[str, float]] = {}
+        self._stash: dict[str, deque[tuple[float, str, Message]]] = {}
+        self._blocked: dict[tuple[int, frozenset[bytes]], asyncio.Task[Any]] = {}
         self._arrival_waiters: list[asyncio.Future[None]] = []
         self._rotation = 0
 
     def _shard_of(self, queue: str) -> int:
         return self._ring.shard(shard_key(queue))
+
+    def _is_local(self, queue: str) -> bool:
+        """True when ``local`` is on and ``queue`` is one of this process's ``!`` queues."""
+        return self.local and queue.endswith(self._local_marker)
 
     # -- send ------------------------------------------------------------------------
 
@@ -138,6 +147,9 @@ class RedisLayer(BaseLayer):
                 results[index] = exc
                 continue
             queue = queue_name(channel)
+            if self._is_local(queue):
+                results[index] = self._deliver_local(queue, channel, payload, now)
+                continue
             positions, keys, argv = batches.setdefault(self._shard_of(queue), ([], [], []))
             positions.append(index)
             keys.append((self._queue_prefix + queue).encode())
@@ -187,26 +199,27 @@ class RedisLayer(BaseLayer):
                 keys[:] = keys[r:] + keys[:r]
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
+        refill = False
         while True:
             arrival = loop.create_future()
             self._arrival_waiters.append(arrival)
             try:
-                out = self._take_stash(queues, max_messages) or await self._pop_all(by_shard, max_messages)
+                out = self._take_stash(queues, max_messages)
+                if refill and out and len(out) < max_messages:
+                    out += await self._pop_all(by_shard, max_messages - len(out))
+                if not out:
+                    out = await self._pop_all(by_shard, max_messages)
                 if out:
                     return out
                 remaining = None if deadline is None else deadline - loop.time()
                 if remaining is not None and remaining <= 0:
                     return []
                 block = self.block_timeout if remaining is None else min(remaining, self.block_timeout)
-                out = await self._block(by_shard, max(block, 0.01), arrival)
+                refill = await self._block(by_shard, max(block, 0.01), arrival)
             finally:
                 if not arrival.done():
                     arrival.cancel()
                     self._arrival_waiters.remove(arrival)
-            if out:
-                if max_messages > len(out):
-                    out += await self._pop_all(by_shard, max_messages - len(out))
-                return out
 
     async def _pop_all(
         self, by_shard: dict[int, list[bytes]], max_messages: int
@@ -221,8 +234,7 @@ class RedisLayer(BaseLayer):
             )
             out = [item for entries in replies for item in entries]
         if len(out) > max_messages:
-            for channel, message in out[max_messages:]:
-                self._stash.setdefault(queue_name(channel), deque()).append((channel, message))
+            self._hold(out[max_messages:])
             del out[max_messages:]
         return out
 
@@ -234,30 +246,27 @@ class RedisLayer(BaseLayer):
 
     async def _block(
         self, by_shard: dict[int, list[bytes]], block: float, arrival: asyncio.Future[None]
-    ) -> list[tuple[str, Message]]:
-        """Wait on every shard at once, or until an earlier blocked read stashes something.
+    ) -> bool:
+        """Wait until a blocked read on these queues returns, something else is held for
+        this process, or ``block`` seconds pass. True if a blocked read brought messages.
 
-        Reads still blocked when this returns keep running; what they pop is stashed.
+        Every blocked read puts what it pops in the stash, so a read that outlives its
+        caller loses nothing; callers waiting on the same queues share one blocked read.
+        A failed read wakes its waiters, whose next non-blocking read raises the error.
         """
-        tasks = [asyncio.ensure_future(self._blpop(i, keys, block)) for i, keys in by_shard.items()]
-        try:
-            done, pending = await asyncio.wait([*tasks, arrival], return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            self._adopt_strays(tasks)
-            raise
-        pending.discard(arrival)
-        done.discard(arrival)
-        self._adopt_strays(pending)
-        out: list[tuple[str, Message]] = []
-        error: BaseException | None = None
-        for task in done:
-            if task.exception() is not None:
-                error = task.exception()
-            else:
-                out.extend(task.result())
-        if not out and error is not None:
-            raise error
-        return out
+        tasks = []
+        for shard_id, keys in by_shard.items():
+            ident = (shard_id, frozenset(keys))
+            task = self._blocked.get(ident)
+            if task is None:
+                task = asyncio.ensure_future(self._blpop(shard_id, keys, block))
+                self._blocked[ident] = task
+                task.add_done_callback(functools.partial(self._blocked_done, ident))
+            tasks.append(task)
+        done, _ = await asyncio.wait([*tasks, arrival], timeout=block, return_when=asyncio.FIRST_COMPLETED)
+        return any(
+            t is not arrival and not t.cancelled() and t.exception() is None and t.result() for t in done
+        )
 
     async def _blpop(self, shard_id: int, keys: list[bytes], block: float) -> list[tuple[str, Message]]:
         shard = self._shards[shard_id]
@@ -265,32 +274,56 @@ class RedisLayer(BaseLayer):
             reply = await shard.client.blpop(keys, timeout=block)
         return self._decode_all([reply[1]]) if reply else []
 
-    def _adopt_strays(self, tasks: Iterable["asyncio.Task[list[tuple[str, Message]]]"]) -> None:
-        """Keep blocked reads nobody awaits any more; what they pop goes to the stash."""
-        for task in tasks:
-            self._stray.add(task)
-            task.add_done_callback(self._stash_stray)
-
-    def _stash_stray(self, task: "asyncio.Task[list[tuple[str, Message]]]") -> None:
-        self._stray.discard(task)
+    def _blocked_done(self, ident: tuple[int, frozenset[bytes]], task: "asyncio.Task[Any]") -> None:
+        """Stash what a blocked read popped, and wake whoever waits."""
+        if self._blocked.get(ident) is task:
+            del self._blocked[ident]
         if task.cancelled() or task.exception() is not None:
+            self._wake_arrivals()
             return
-        for channel, message in task.result():
-            self._stash.setdefault(queue_name(channel), deque()).append((channel, message))
-        if self._stash:
-            waiters, self._arrival_waiters = self._arrival_waiters, []
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
+        self._hold(task.result())
+
+    def _hold(self, items: list[tuple[str, Message]]) -> None:
+        """Keep messages already taken from Redis for the next receive on their queue."""
+        if not items:
+            return
+        deadline = time.time() + self.expiry
+        for channel, message in items:
+            self._stash.setdefault(queue_name(channel), deque()).append((deadline, channel, message))
+        self._wake_arrivals()
+
+    def _wake_arrivals(self) -> None:
+        waiters, self._arrival_waiters = self._arrival_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _deliver_local(self, queue: str, channel: str, payload: bytes, now: float) -> LayerError | None:
+        """Put a message for one of this process's own queues straight into its stash."""
+        box = self._stash.get(queue)
+        if box is None:
+            box = self._stash[queue] = deque()
+        capacity = self.capacity_for(queue)
+        if len(box) >= capacity:
+            while box and box[0][0] <= now:
+                box.popleft()
+            if len(box) >= capacity:
+                return ChannelFull(f"channel {channel!r} is full ({capacity} messages)")
+        box.append((now + self.expiry, channel, self.unpack(payload)))
+        self._wake_arrivals()
+        return None
 
     def _take_stash(self, queues: list[str], max_messages: int) -> list[tuple[str, Message]]:
         out: list[tuple[str, Message]] = []
         if not self._stash:
             return out
+        now = time.time()
         for queue in queues:
             box = self._stash.get(queue)
             while box and len(out) < max_messages:
-                out.append(box.popleft())
+                deadline, channel, message = box.popleft()
+                if deadline > now:
+                    out.append((channel, message))
             if box is not None and not box:
                 del self._stash[queue]
         return out
@@ -312,8 +345,11 @@ class RedisLayer(BaseLayer):
 
     async def group_add(self, group: str, channel: str) -> None:
         self._check_group(group, channel)
-        shard = self._shards[self._shard_of(queue_name(channel))]
+        queue = queue_name(channel)
+        shard = self._shards[self._shard_of(queue)]
         key = self._group_key(group)
+        if self._is_local(queue):
+            self._local_groups.setdefault(group, {})[channel] = time.time()
         with _unavailable(shard.label):
             async with shard.client.pipeline(transaction=False) as pipe:
                 pipe.zadd(key, {channel: int(time.time() * 1000)})
@@ -322,6 +358,11 @@ class RedisLayer(BaseLayer):
 
     async def group_discard(self, group: str, channel: str) -> None:
         self._check_group(group, channel)
+        members = self._local_groups.get(group)
+        if members is not None:
+            members.pop(channel, None)
+            if not members:
+                del self._local_groups[group]
         shard = self._shards[self._shard_of(queue_name(channel))]
         with _unavailable(shard.label):
             await shard.client.zrem(self._group_key(group), channel)
@@ -354,6 +395,7 @@ class RedisLayer(BaseLayer):
             payload,
             self.capacity,
             self.process_capacity,
+            self._local_marker if self.local else "",
         ]
         for pattern, cap in self._lua_patterns:
             argv += [pattern, cap]
@@ -363,7 +405,21 @@ class RedisLayer(BaseLayer):
             with _unavailable(shard.label):
                 return await shard.group_send(keys=[key], args=argv)
 
-        return sum(await asyncio.gather(*(send(s) for s in self._shards)))
+        reached = sum(await asyncio.gather(*(send(s) for s in self._shards)))
+        return reached + self._group_send_local(group, payload, now)
+
+    def _group_send_local(self, group: str, payload: bytes, now: float) -> int:
+        """Deliver a group message to this process's own members without Redis."""
+        members = self._local_groups.get(group)
+        if not members:
+            return 0
+        cutoff = now - self.group_expiry
+        for channel in [c for c, joined in members.items() if joined <= cutoff]:
+            del members[channel]
+        return sum(
+            self._deliver_local(queue_name(channel), channel, payload, now) is None
+            for channel in list(members)
+        )
 
     # -- housekeeping ----------------------------------------------------------------
 
@@ -379,12 +435,14 @@ class RedisLayer(BaseLayer):
                 if batch:
                     await shard.client.unlink(*batch)
         self._stash.clear()
+        self._local_groups.clear()
         self._clear_local()
 
     async def close(self) -> None:
         await super().close()
-        for task in list(self._stray):
+        blocked = list(self._blocked.values())
+        for task in blocked:
             task.cancel()
-        await asyncio.gather(*self._stray, return_exceptions=True)
+        await asyncio.gather(*blocked, return_exceptions=True)
         for shard in self._shards:
             await shard.client.aclose()

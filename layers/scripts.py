@@ -59,7 +59,8 @@ return out
 """
 
 # KEYS[1]: the group's sorted set. ARGV: now_ms, ttl_ms, membership cutoff ms, queue key
-# prefix, entry head (deadline), payload, default capacity, process capacity, then
+# prefix, entry head (deadline), payload, default capacity, process capacity, a marker
+# of process queues to skip ("" for none; the sender delivers to those itself), then
 # pairs of (Lua pattern, capacity) checked in order. Returns how many members got it.
 GROUP_SEND = (
     _TRIM
@@ -71,6 +72,7 @@ local head = ARGV[5]
 local payload = ARGV[6]
 local default_cap = tonumber(ARGV[7])
 local process_cap = tonumber(ARGV[8])
+local skip = ARGV[9]
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 local members = redis.call('ZRANGE', KEYS[1], 0, -1)
 local sent = 0
@@ -82,19 +84,21 @@ for _, channel in ipairs(members) do
     queue = string.sub(channel, 1, bang)
     cap = process_cap
   end
-  for p = 9, #ARGV - 1, 2 do
-    if string.find(queue, ARGV[p]) then
-      cap = tonumber(ARGV[p + 1])
-      break
+  if not (bang and skip ~= '' and string.find(queue, skip, 1, true)) then
+    for p = 10, #ARGV - 1, 2 do
+      if string.find(queue, ARGV[p]) then
+        cap = tonumber(ARGV[p + 1])
+        break
+      end
     end
-  end
-  local key = qprefix .. queue
-  local n = redis.call('LLEN', key)
-  if n >= cap then n = trim(key, n, now) end
-  if n < cap then
-    redis.call('RPUSH', key, head .. channel .. '\\n' .. payload)
-    redis.call('PEXPIRE', key, ttl)
-    sent = sent + 1
+    local key = qprefix .. queue
+    local n = redis.call('LLEN', key)
+    if n >= cap then n = trim(key, n, now) end
+    if n < cap then
+      redis.call('RPUSH', key, head .. channel .. '\\n' .. payload)
+      redis.call('PEXPIRE', key, ttl)
+      sent = sent + 1
+    end
   end
 end
 return sent

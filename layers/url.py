@@ -23,6 +23,7 @@ _OPTIONS = {
     "socket_timeout": float,
     "connect_timeout": float,
     "block_timeout": float,
+    "local": lambda value: value.lower() in ("1", "true", "yes", "on"),
 }
 _REDIS_SCHEMES = {"redis", "rediss", "unix"}
 
@@ -56,7 +57,7 @@ def get_layer(url_or_urls: str | Sequence[str], **options: Any) -> BaseLayer:
     if schemes == {"memory"}:
         if len(urls) > 1:
             raise ValueError("memory:// cannot be sharded")
-        for key in ("socket_timeout", "connect_timeout", "block_timeout", "prefix"):
+        for key in ("socket_timeout", "connect_timeout", "block_timeout", "prefix", "local"):
             options.pop(key, None)
         return MemoryLayer(**options)
     if schemes <= _REDIS_SCHEMES:

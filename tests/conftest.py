@@ -27,7 +27,7 @@ def redis_process():
         yield server
 
 
-BACKENDS = ["memory", "redis", "redis-shards"]
+BACKENDS = ["memory", "redis", "redis-shards", "redis-local"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -45,6 +45,9 @@ async def make_layer(request, backend):
             url = "memory://"
         elif backend == "redis":
             url = request.getfixturevalue("redis_server").url
+        elif backend == "redis-local":
+            url = request.getfixturevalue("redis_server").url
+            options.setdefault("local", True)
         else:
             url = [s.url for s in request.getfixturevalue("redis_shards")]
         if backend != "memory":

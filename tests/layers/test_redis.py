@@ -174,3 +174,39 @@ async def test_glob_to_lua_matches_like_fnmatch(redis_server, glob, matches, mis
             assert await client.eval("return string.find(ARGV[1], ARGV[2]) ~= nil", 0, text, pattern) is None
     finally:
         await layer.close()
+
+
+async def _commands(layer: RedisLayer) -> int:
+    info = await layer._shards[0].client.info("stats")
+    return int(info["total_commands_processed"])
+
+
+async def test_local_mode_keeps_own_messages_off_redis(redis_server):
+    here = get_layer(redis_server.url, prefix="local", local=True)
+    there = get_layer(redis_server.url, prefix="local", local=True)
+    try:
+        mine = await here.new_channel("conf.reply!")
+        theirs = await there.new_channel("conf.reply!")
+        counter = get_layer(redis_server.url, prefix="local")
+        before = await _commands(counter)
+        for i in range(50):
+            await here.send(mine, {"i": i})
+        got = await here.receive_many([queue_name(mine)], 100, timeout=1)
+        assert [m["i"] for _, m in got] == list(range(50))
+        assert await _commands(counter) - before == 1
+        await counter.close()
+        await here.send(theirs, {"crossed": True})
+        assert await there.receive([theirs], timeout=2) == (theirs, {"crossed": True})
+        await here.group_add("mixed", mine)
+        await there.group_add("mixed", theirs)
+        assert sorted(await here.group_channels("mixed")) == sorted([mine, theirs])
+        assert await here.group_send("mixed", {"all": 1}) == 2
+        assert await here.receive([mine], timeout=2) == (mine, {"all": 1})
+        assert await there.receive([theirs], timeout=2) == (theirs, {"all": 1})
+        await here.group_discard("mixed", mine)
+        assert await here.group_send("mixed", {"all": 2}) == 1
+        assert await here.receive([mine], timeout=0.2) == (None, None)
+    finally:
+        await here.flush()
+        await here.close()
+        await there.close()
