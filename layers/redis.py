@@ -14,9 +14,11 @@ from collections import deque
 from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -68,19 +70,50 @@ async def _gather(calls: list[Coroutine[Any, Any, T]]) -> list[T | BaseException
     return await asyncio.gather(*calls, return_exceptions=True)
 
 
+def _connect(url: str, socket_timeout: float, connect_timeout: float) -> aioredis.Redis:
+    """A client for a ``redis://``, ``rediss://``, ``unix://`` or ``redis+sentinel://`` URL.
+
+    A Sentinel URL lists sentinels and names the service:
+    ``redis+sentinel://[:password@]host:port,host:port/service?db=0``. Its client asks the
+    sentinels for the current master whenever it opens a connection, so it follows a
+    failover; calls made while no master answers raise LayerUnavailable.
+    """
+    options: dict[str, Any] = {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": connect_timeout,
+        "retry": Retry(NoBackoff(), 0),
+        "decode_responses": False,
+    }
+    parts = urlsplit(url)
+    if not parts.scheme.endswith("+sentinel"):
+        return aioredis.Redis.from_url(url, **options)
+    credentials, _, hosts = parts.netloc.rpartition("@")
+    sentinels = []
+    for host in hosts.split(","):
+        name, _, port = host.rpartition(":")
+        sentinels.append((name, int(port or 26379)))
+    query = dict(parse_qsl(parts.query))
+    password = unquote(credentials.partition(":")[2]) or None if credentials else None
+    sentinel = Sentinel(
+        sentinels,
+        sentinel_kwargs={"socket_timeout": socket_timeout, "socket_connect_timeout": connect_timeout},
+        **options,
+    )
+    return sentinel.master_for(
+        parts.path.strip("/") or "mymaster",
+        password=password,
+        db=int(query.get("db", 0)),
+        ssl=parts.scheme.startswith("rediss"),
+    )
+
+
 class _Shard:
-    """One Redis server: its client, its scripts and a label for errors."""
+    """One Redis server (or Sentinel-managed master): its client, scripts and a label for errors."""
 
     def __init__(self, url: str, socket_timeout: float, connect_timeout: float) -> None:
         self.url = url
         self.label = url.split("@")[-1]
-        self.client = aioredis.Redis.from_url(
-            url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=connect_timeout,
-            retry=Retry(NoBackoff(), 0),
-            decode_responses=False,
-        )
+        self.client = _connect(url, socket_timeout, connect_timeout)
         self.send = self.client.register_script(scripts.SEND)
         self.pop = self.client.register_script(scripts.POP)
         self.group_send = self.client.register_script(scripts.GROUP_SEND)

@@ -1,7 +1,8 @@
 """Choose and build a layer from a URL (or several, for shards).
 
 ``memory://`` is the in-process layer; ``redis://``, ``rediss://`` and ``unix://`` URLs
-are Redis servers, several of them shards. Layer options may ride in the query string
+are Redis servers, several of them shards; ``redis+sentinel://h:p,h:p/service`` is a
+master found through Sentinel. Layer options may ride in the query string
 of the first URL (``redis://h:6379/0?capacity=200&expiry=30``) or be passed as keywords.
 """
 
@@ -25,14 +26,26 @@ _OPTIONS = {
     "block_timeout": float,
     "local": lambda value: value.lower() in ("1", "true", "yes", "on"),
 }
-_REDIS_SCHEMES = {"redis", "rediss", "unix"}
+_REDIS_SCHEMES = {"redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel"}
 
 
 def split_urls(url_or_urls: str | Sequence[str]) -> list[str]:
-    """Accept one URL, a list, or a comma/space separated string of URLs."""
-    if isinstance(url_or_urls, str):
-        return [u for u in url_or_urls.replace(",", " ").split() if u]
-    return list(url_or_urls)
+    """Accept one URL, a list, or a comma/space separated string of URLs.
+
+    A comma starts a new URL only before a scheme, so the host lists of Sentinel URLs
+    (``redis+sentinel://h1:26379,h2:26379/service``) stay whole.
+    """
+    if not isinstance(url_or_urls, str):
+        return list(url_or_urls)
+    urls: list[str] = []
+    for piece in url_or_urls.replace(",", " , ").split():
+        if piece == ",":
+            continue
+        if "://" in piece or not urls:
+            urls.append(piece)
+        else:
+            urls[-1] += "," + piece
+    return urls
 
 
 def _take_options(url: str, options: dict[str, Any]) -> str:
@@ -63,4 +76,6 @@ def get_layer(url_or_urls: str | Sequence[str], **options: Any) -> BaseLayer:
     if schemes <= _REDIS_SCHEMES:
         return RedisLayer(urls, **options)
     unknown = ", ".join(sorted(schemes - _REDIS_SCHEMES - {"memory"}) or schemes)
-    raise ValueError(f"unsupported layer URL scheme: {unknown} (use memory://, redis:// or rediss://)")
+    raise ValueError(
+        f"unsupported layer URL scheme: {unknown} (use memory://, redis://, rediss:// or redis+sentinel://)"
+    )

@@ -1,9 +1,53 @@
 """Fixtures shared by the whole suite: private redis-servers and layers on every backend."""
 
+import subprocess
+import time
+
 import pytest
 
 from switchroom.layers import get_layer
-from switchroom.shared.redisproc import RedisProcess
+from switchroom.shared.redisproc import RedisProcess, find_redis_server, free_port
+
+SENTINEL_CONF = """\
+port {port}
+bind 127.0.0.1
+dir {dir}
+sentinel monitor {service} 127.0.0.1 {master} {quorum}
+sentinel down-after-milliseconds {service} 1000
+sentinel failover-timeout {service} 4000
+sentinel parallel-syncs {service} 1
+"""
+
+
+def start_sentinels(folder, master_port: int, count: int, service: str = "switchroom"):
+    """Start ``count`` sentinels watching the master; returns [(port, Popen)]."""
+    sentinels = []
+    for _ in range(count):
+        port = free_port()
+        conf = folder / f"sentinel-{port}.conf"
+        conf.write_text(
+            SENTINEL_CONF.format(
+                port=port, dir=folder, service=service, master=master_port, quorum=min(2, count)
+            )
+        )
+        proc = subprocess.Popen(
+            [find_redis_server(), str(conf), "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        sentinels.append((port, proc))
+    deadline = time.monotonic() + 10
+    for port, _ in sentinels:
+        while not RedisProcess(port).ping():
+            assert time.monotonic() < deadline, "a sentinel did not start"
+            time.sleep(0.05)
+    return sentinels
+
+
+def stop_sentinels(sentinels) -> None:
+    for _, proc in sentinels:
+        proc.terminate()
+        proc.wait(10)
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +64,17 @@ def redis_shards():
         yield [a, b]
 
 
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory):
+    """A master watched by one sentinel; yields the layer URL that finds it."""
+    with RedisProcess() as master:
+        sentinels = start_sentinels(tmp_path_factory.mktemp("sentinel"), master.port, 1)
+        try:
+            yield f"redis+sentinel://127.0.0.1:{sentinels[0][0]}/switchroom"
+        finally:
+            stop_sentinels(sentinels)
+
+
 @pytest.fixture
 def redis_process():
     """A redis-server of this test's own, free to be killed and restarted."""
@@ -27,7 +82,7 @@ def redis_process():
         yield server
 
 
-BACKENDS = ["memory", "redis", "redis-shards", "redis-local"]
+BACKENDS = ["memory", "redis", "redis-shards", "redis-local", "redis-sentinel"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -45,6 +100,8 @@ async def make_layer(request, backend):
             url = "memory://"
         elif backend == "redis":
             url = request.getfixturevalue("redis_server").url
+        elif backend == "redis-sentinel":
+            url = request.getfixturevalue("redis_sentinel")
         elif backend == "redis-local":
             url = request.getfixturevalue("redis_server").url
             options.setdefault("local", True)
