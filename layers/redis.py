@@ -17,9 +17,11 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
+from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -71,12 +73,14 @@ async def _gather(calls: list[Coroutine[Any, Any, T]]) -> list[T | BaseException
 
 
 def _connect(url: str, socket_timeout: float, connect_timeout: float) -> aioredis.Redis:
-    """A client for a ``redis://``, ``rediss://``, ``unix://`` or ``redis+sentinel://`` URL.
+    """A client for a ``redis://``, ``rediss://``, ``unix://``, ``redis+sentinel://`` or
+    ``redis+cluster://`` URL.
 
     A Sentinel URL lists sentinels and names the service:
     ``redis+sentinel://[:password@]host:port,host:port/service?db=0``. Its client asks the
     sentinels for the current master whenever it opens a connection, so it follows a
-    failover; calls made while no master answers raise LayerUnavailable.
+    failover; calls made while no master answers raise LayerUnavailable. A Cluster URL
+    lists some of the cluster's nodes: ``redis+cluster://[:password@]host:port,host:port``.
     """
     options: dict[str, Any] = {
         "socket_timeout": socket_timeout,
@@ -85,15 +89,23 @@ def _connect(url: str, socket_timeout: float, connect_timeout: float) -> aioredi
         "decode_responses": False,
     }
     parts = urlsplit(url)
-    if not parts.scheme.endswith("+sentinel"):
+    if not parts.scheme.endswith(("+sentinel", "+cluster")):
         return aioredis.Redis.from_url(url, **options)
     credentials, _, hosts = parts.netloc.rpartition("@")
-    sentinels = []
+    nodes = []
     for host in hosts.split(","):
         name, _, port = host.rpartition(":")
-        sentinels.append((name, int(port or 26379)))
+        nodes.append((name, int(port or (26379 if parts.scheme.endswith("+sentinel") else 6379))))
     query = dict(parse_qsl(parts.query))
     password = unquote(credentials.partition(":")[2]) or None if credentials else None
+    if parts.scheme.endswith("+cluster"):
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+            password=password,
+            ssl=parts.scheme.startswith("rediss"),
+            **options,
+        )
+    sentinels = nodes
     sentinel = Sentinel(
         sentinels,
         sentinel_kwargs={"socket_timeout": socket_timeout, "socket_connect_timeout": connect_timeout},
@@ -141,6 +153,9 @@ class RedisLayer(BaseLayer):
         if block_timeout >= socket_timeout:
             raise ValueError("block_timeout must be shorter than socket_timeout")
         self.urls = list(urls)
+        self.cluster = any(urlsplit(u).scheme.endswith("+cluster") for u in self.urls)
+        if self.cluster and len(self.urls) > 1:
+            raise ValueError("a Redis Cluster layer takes one redis+cluster:// URL listing its nodes")
         self.prefix = prefix + ":"
         self._queue_prefix = self.prefix + "q:"
         self._group_prefix = self.prefix + "g:"
@@ -157,7 +172,18 @@ class RedisLayer(BaseLayer):
         self._rotation = 0
 
     def _shard_of(self, queue: str) -> int:
+        """Where a queue lives: a shard index, or in a cluster its hash slot."""
+        if self.cluster:
+            return key_slot(shard_key(queue).encode())
         return self._ring.shard(shard_key(queue))
+
+    def _shard(self, route: int) -> "_Shard":
+        """The client serving a route from ``_shard_of``."""
+        return self._shards[0] if self.cluster else self._shards[route]
+
+    def _queue_key(self, queue: str) -> bytes:
+        """The Redis key of a queue; the ``{tag}`` keeps a process's queues in one cluster slot."""
+        return f"{self._queue_prefix}{{{shard_key(queue)}}}:{queue}".encode()
 
     def _is_local(self, queue: str) -> bool:
         """True when ``local`` is on and ``queue`` is one of this process's ``!`` queues."""
@@ -185,7 +211,7 @@ class RedisLayer(BaseLayer):
                 continue
             positions, keys, argv = batches.setdefault(self._shard_of(queue), ([], [], []))
             positions.append(index)
-            keys.append((self._queue_prefix + queue).encode())
+            keys.append(self._queue_key(queue))
             argv.append(self.capacity_for(queue))
             argv.append(b"".join((head, channel.encode(), b"\n", payload)))
         if batches:
@@ -210,7 +236,7 @@ class RedisLayer(BaseLayer):
         return results
 
     async def _send_batch(self, shard_id: int, keys: list[bytes], argv: list[Any]) -> list[int]:
-        shard = self._shards[shard_id]
+        shard = self._shard(shard_id)
         with _unavailable(shard.label):
             return await shard.send(keys=keys, args=argv)
 
@@ -224,7 +250,7 @@ class RedisLayer(BaseLayer):
             return out
         by_shard: dict[int, list[bytes]] = {}
         for queue in queues:
-            by_shard.setdefault(self._shard_of(queue), []).append((self._queue_prefix + queue).encode())
+            by_shard.setdefault(self._shard_of(queue), []).append(self._queue_key(queue))
         self._rotation += 1
         for keys in by_shard.values():
             if len(keys) > 1:
@@ -272,7 +298,7 @@ class RedisLayer(BaseLayer):
         return out
 
     async def _pop(self, shard_id: int, keys: list[bytes], count: int) -> list[tuple[str, Message]]:
-        shard = self._shards[shard_id]
+        shard = self._shard(shard_id)
         with _unavailable(shard.label):
             entries = await shard.pop(keys=keys, args=[count])
         return self._decode_all(entries)
@@ -302,7 +328,7 @@ class RedisLayer(BaseLayer):
         )
 
     async def _blpop(self, shard_id: int, keys: list[bytes], block: float) -> list[tuple[str, Message]]:
-        shard = self._shards[shard_id]
+        shard = self._shard(shard_id)
         with _unavailable(shard.label):
             reply = await shard.client.blpop(keys, timeout=block)
         return self._decode_all([reply[1]]) if reply else []
@@ -373,21 +399,39 @@ class RedisLayer(BaseLayer):
 
     # -- groups ----------------------------------------------------------------------
 
-    def _group_key(self, group: str) -> bytes:
-        return (self._group_prefix + group).encode()
+    def _group_key(self, group: str, tag: str | None = None) -> bytes:
+        """A group's member set: one per shard, or in a cluster one per member tag (slot)."""
+        if tag is None:
+            return (self._group_prefix + group).encode()
+        return f"{self._group_prefix}{{{tag}}}:{group}".encode()
+
+    def _group_index_key(self, group: str) -> bytes:
+        """Cluster only: the set of member tags that have a member set for ``group``."""
+        return f"{self.prefix}gi:{{{group}}}".encode()
+
+    async def _group_tags(self, shard: "_Shard", group: str) -> list[str]:
+        with _unavailable(shard.label):
+            return [t.decode() for t in await shard.client.smembers(self._group_index_key(group))]
 
     async def group_add(self, group: str, channel: str) -> None:
         self._check_group(group, channel)
         queue = queue_name(channel)
-        shard = self._shards[self._shard_of(queue)]
-        key = self._group_key(group)
+        shard = self._shard(self._shard_of(queue))
+        tag = shard_key(queue) if self.cluster else None
+        key = self._group_key(group, tag)
+        ttl = int(self.group_expiry * 1000)
         if self._is_local(queue):
             self._local_groups.setdefault(group, {})[channel] = time.time()
         with _unavailable(shard.label):
             async with shard.client.pipeline(transaction=False) as pipe:
                 pipe.zadd(key, {channel: int(time.time() * 1000)})
-                pipe.pexpire(key, int(self.group_expiry * 1000))
+                pipe.pexpire(key, ttl)
                 await pipe.execute()
+            if tag is not None:
+                async with shard.client.pipeline(transaction=False) as pipe:
+                    pipe.sadd(self._group_index_key(group), tag)
+                    pipe.pexpire(self._group_index_key(group), ttl)
+                    await pipe.execute()
 
     async def group_discard(self, group: str, channel: str) -> None:
         self._check_group(group, channel)
@@ -396,23 +440,31 @@ class RedisLayer(BaseLayer):
             members.pop(channel, None)
             if not members:
                 del self._local_groups[group]
-        shard = self._shards[self._shard_of(queue_name(channel))]
+        queue = queue_name(channel)
+        shard = self._shard(self._shard_of(queue))
+        key = self._group_key(group, shard_key(queue) if self.cluster else None)
         with _unavailable(shard.label):
-            await shard.client.zrem(self._group_key(group), channel)
+            await shard.client.zrem(key, channel)
+
+    def _group_targets(self, group: str, tags: list[str] | None) -> list[tuple["_Shard", bytes]]:
+        """Every (client, member set) of a group: one per shard, or one per tag in a cluster."""
+        if tags is None:
+            return [(shard, self._group_key(group)) for shard in self._shards]
+        return [(self._shards[0], self._group_key(group, tag)) for tag in tags]
 
     async def group_channels(self, group: str) -> list[str]:
         self._check_group(group)
-        key = self._group_key(group)
         cutoff = int((time.time() - self.group_expiry) * 1000)
+        tags = await self._group_tags(self._shards[0], group) if self.cluster else None
 
-        async def members(shard: _Shard) -> list[bytes]:
+        async def members(shard: _Shard, key: bytes) -> list[bytes]:
             with _unavailable(shard.label):
                 async with shard.client.pipeline(transaction=False) as pipe:
                     pipe.zremrangebyscore(key, "-inf", cutoff)
                     pipe.zrange(key, 0, -1)
                     return (await pipe.execute())[1]
 
-        replies = await asyncio.gather(*(members(s) for s in self._shards))
+        replies = await asyncio.gather(*(members(s, k) for s, k in self._group_targets(group, tags)))
         return [m.decode() for reply in replies for m in reply]
 
     async def group_send(self, group: str, message: Message) -> int:
@@ -432,13 +484,13 @@ class RedisLayer(BaseLayer):
         ]
         for pattern, cap in self._lua_patterns:
             argv += [pattern, cap]
-        key = self._group_key(group)
+        tags = await self._group_tags(self._shards[0], group) if self.cluster else None
 
-        async def send(shard: _Shard) -> int:
+        async def send(shard: _Shard, key: bytes) -> int:
             with _unavailable(shard.label):
                 return await shard.group_send(keys=[key], args=argv)
 
-        reached = sum(await asyncio.gather(*(send(s) for s in self._shards)))
+        reached = sum(await asyncio.gather(*(send(s, k) for s, k in self._group_targets(group, tags))))
         return reached + self._group_send_local(group, payload, now)
 
     def _group_send_local(self, group: str, payload: bytes, now: float) -> int:

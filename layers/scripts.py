@@ -59,9 +59,11 @@ return out
 """
 
 # KEYS[1]: the group's sorted set. ARGV: now_ms, ttl_ms, membership cutoff ms, queue key
-# prefix, entry head (deadline), payload, default capacity, process capacity, a marker
-# of process queues to skip ("" for none; the sender delivers to those itself), then
-# pairs of (Lua pattern, capacity) checked in order. Returns how many members got it.
+# prefix (keys are ``<prefix>{<tag>}:<queue>``, the tag being the process id of a ``!``
+# queue and the name of any other), entry head (deadline), payload, default capacity,
+# process capacity, a marker of process queues to skip ("" for none; the sender delivers
+# to those itself), then pairs of (Lua pattern, capacity) checked in order.
+# Returns how many members got it.
 GROUP_SEND = (
     _TRIM
     + """
@@ -80,8 +82,10 @@ for _, channel in ipairs(members) do
   local bang = string.find(channel, '!', 1, true)
   local queue = channel
   local cap = default_cap
+  local tag = channel
   if bang then
     queue = string.sub(channel, 1, bang)
+    tag = string.match(queue, '([^.]*)!$')
     cap = process_cap
   end
   if not (bang and skip ~= '' and string.find(queue, skip, 1, true)) then
@@ -91,7 +95,7 @@ for _, channel in ipairs(members) do
         break
       end
     end
-    local key = qprefix .. queue
+    local key = qprefix .. '{' .. tag .. '}:' .. queue
     local n = redis.call('LLEN', key)
     if n >= cap then n = trim(key, n, now) end
     if n < cap then

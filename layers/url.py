@@ -2,8 +2,9 @@
 
 ``memory://`` is the in-process layer; ``redis://``, ``rediss://`` and ``unix://`` URLs
 are Redis servers, several of them shards; ``redis+sentinel://h:p,h:p/service`` is a
-master found through Sentinel. Layer options may ride in the query string
-of the first URL (``redis://h:6379/0?capacity=200&expiry=30``) or be passed as keywords.
+master found through Sentinel; ``redis+cluster://h:p,h:p`` is a Redis Cluster. Layer
+options may ride in the query string of the first URL
+(``redis://h:6379/0?capacity=200&expiry=30``) or be passed as keywords.
 """
 
 from collections.abc import Sequence
@@ -26,7 +27,15 @@ _OPTIONS = {
     "block_timeout": float,
     "local": lambda value: value.lower() in ("1", "true", "yes", "on"),
 }
-_REDIS_SCHEMES = {"redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel"}
+_REDIS_SCHEMES = {
+    "redis",
+    "rediss",
+    "unix",
+    "redis+sentinel",
+    "rediss+sentinel",
+    "redis+cluster",
+    "rediss+cluster",
+}
 
 
 def split_urls(url_or_urls: str | Sequence[str]) -> list[str]:

@@ -6,7 +6,13 @@ import time
 import pytest
 
 from switchroom.layers import get_layer
-from switchroom.shared.redisproc import RedisProcess, find_redis_server, free_port
+from switchroom.shared.redisproc import (
+    RedisProcess,
+    find_redis_cli,
+    find_redis_server,
+    free_cluster_port,
+    free_port,
+)
 
 SENTINEL_CONF = """\
 port {port}
@@ -75,6 +81,40 @@ def redis_sentinel(tmp_path_factory):
             stop_sentinels(sentinels)
 
 
+def start_cluster(masters: int = 3) -> list[RedisProcess]:
+    """Start ``masters`` cluster-enabled servers and join them into one cluster."""
+    nodes = [
+        RedisProcess(
+            free_cluster_port(), extra_args=("--cluster-enabled", "yes", "--cluster-node-timeout", "2000")
+        ).start()
+        for _ in range(masters)
+    ]
+    create = [find_redis_cli(), "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes)]
+    subprocess.run(
+        [*create, "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=60
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        info = subprocess.run(
+            [find_redis_cli(), "-p", str(nodes[0].port), "cluster", "info"], capture_output=True, text=True
+        ).stdout
+        if "cluster_state:ok" in info:
+            return nodes
+        assert time.monotonic() < deadline, f"the cluster did not come up: {info}"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster():
+    """A three-master Redis Cluster; yields the layer URL that reaches it."""
+    nodes = start_cluster()
+    try:
+        yield "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in nodes)
+    finally:
+        for node in nodes:
+            node.close()
+
+
 @pytest.fixture
 def redis_process():
     """A redis-server of this test's own, free to be killed and restarted."""
@@ -82,7 +122,7 @@ def redis_process():
         yield server
 
 
-BACKENDS = ["memory", "redis", "redis-shards", "redis-local", "redis-sentinel"]
+BACKENDS = ["memory", "redis", "redis-shards", "redis-local", "redis-sentinel", "redis-cluster"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -100,6 +140,8 @@ async def make_layer(request, backend):
             url = "memory://"
         elif backend == "redis":
             url = request.getfixturevalue("redis_server").url
+        elif backend == "redis-cluster":
+            url = request.getfixturevalue("redis_cluster")
         elif backend == "redis-sentinel":
             url = request.getfixturevalue("redis_sentinel")
         elif backend == "redis-local":

@@ -210,3 +210,26 @@ async def test_local_mode_keeps_own_messages_off_redis(redis_server):
         await here.flush()
         await here.close()
         await there.close()
+
+
+async def test_cluster_group_send_reaches_members_on_every_master(redis_cluster):
+    layers, members, owners = [], [], set()
+    try:
+        while len(owners) < 3 and len(layers) < 60:
+            layer = get_layer(redis_cluster, prefix="cl")
+            member = await layer.new_channel("cl.sock!")
+            client = layer._shards[0].client
+            await client.initialize()
+            owners.add(client.nodes_manager.get_node_from_slot(layer._shard_of(queue_name(member))).name)
+            layers.append(layer)
+            members.append(member)
+        assert len(owners) == 3, "members should be spread over all three masters"
+        for member in members:
+            await layers[0].group_add("cluster-room", member)
+        assert await layers[0].group_send("cluster-room", {"hi": 1}) == len(members)
+        for layer, member in zip(layers, members, strict=True):
+            assert await layer.receive([member], timeout=2) == (member, {"hi": 1})
+    finally:
+        await layers[0].flush()
+        for layer in layers:
+            await layer.close()
