@@ -11,7 +11,7 @@ import asyncio
 import functools
 import time
 from collections import deque
-from collections.abc import Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -40,14 +40,21 @@ T = TypeVar("T")
 
 
 @contextmanager
-def _unavailable(url: str) -> Iterator[None]:
-    """Turn connection-level failures into LayerUnavailable naming the shard."""
+def _unavailable(label: str, on_moved: Callable[[], None] | None = None) -> Iterator[None]:
+    """Turn connection-level failures into LayerUnavailable naming the shard.
+
+    A cluster node answering MOVED/ASK/CLUSTERDOWN marks the topology stale, so the next
+    call re-reads the slot map; the refused command was not run, so nothing is lost.
+    """
     try:
         yield
     except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
-        raise LayerUnavailable(f"redis at {url} is unavailable: {exc}") from exc
+        raise LayerUnavailable(f"redis at {label} is unavailable: {exc}") from exc
     except RedisError as exc:
-        raise LayerUnavailable(f"redis at {url} failed: {exc}") from exc
+        if on_moved is not None and str(exc).startswith(("MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN")):
+            on_moved()
+            raise LayerUnavailable(f"redis cluster topology changed at {label}: {exc}") from exc
+        raise LayerUnavailable(f"redis at {label} failed: {exc}") from exc
 
 
 def _glob_escape(text: str) -> str:
@@ -73,14 +80,12 @@ async def _gather(calls: list[Coroutine[Any, Any, T]]) -> list[T | BaseException
 
 
 def _connect(url: str, socket_timeout: float, connect_timeout: float) -> aioredis.Redis:
-    """A client for a ``redis://``, ``rediss://``, ``unix://``, ``redis+sentinel://`` or
-    ``redis+cluster://`` URL.
+    """A client for a ``redis://``, ``rediss://``, ``unix://`` or ``redis+sentinel://`` URL.
 
     A Sentinel URL lists sentinels and names the service:
     ``redis+sentinel://[:password@]host:port,host:port/service?db=0``. Its client asks the
     sentinels for the current master whenever it opens a connection, so it follows a
-    failover; calls made while no master answers raise LayerUnavailable. A Cluster URL
-    lists some of the cluster's nodes: ``redis+cluster://[:password@]host:port,host:port``.
+    failover; calls made while no master answers raise LayerUnavailable.
     """
     options: dict[str, Any] = {
         "socket_timeout": socket_timeout,
@@ -89,22 +94,15 @@ def _connect(url: str, socket_timeout: float, connect_timeout: float) -> aioredi
         "decode_responses": False,
     }
     parts = urlsplit(url)
-    if not parts.scheme.endswith(("+sentinel", "+cluster")):
+    if not parts.scheme.endswith("+sentinel"):
         return aioredis.Redis.from_url(url, **options)
     credentials, _, hosts = parts.netloc.rpartition("@")
     nodes = []
     for host in hosts.split(","):
         name, _, port = host.rpartition(":")
-        nodes.append((name, int(port or (26379 if parts.scheme.endswith("+sentinel") else 6379))))
+        nodes.append((name, int(port or 26379)))
     query = dict(parse_qsl(parts.query))
     password = unquote(credentials.partition(":")[2]) or None if credentials else None
-    if parts.scheme.endswith("+cluster"):
-        return RedisCluster(
-            startup_nodes=[ClusterNode(host, port) for host, port in nodes],
-            password=password,
-            ssl=parts.scheme.startswith("rediss"),
-            **options,
-        )
     sentinels = nodes
     sentinel = Sentinel(
         sentinels,
@@ -119,12 +117,32 @@ def _connect(url: str, socket_timeout: float, connect_timeout: float) -> aioredi
     )
 
 
+REDIS_CLUSTER_SLOTS = 16384
+
+
+def _cluster_startup_nodes(url: str) -> list[tuple[str, int]]:
+    """The ``host:port`` list of a ``redis+cluster://[:password@]h:p,h:p`` URL."""
+    hosts = urlsplit(url).netloc.rpartition("@")[2]
+    nodes = []
+    for host in hosts.split(","):
+        name, _, port = host.rpartition(":")
+        nodes.append((name, int(port or 6379)))
+    return nodes
+
+
 class _Shard:
     """One Redis server (or Sentinel-managed master): its client, scripts and a label for errors."""
 
-    def __init__(self, url: str, socket_timeout: float, connect_timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        socket_timeout: float,
+        connect_timeout: float,
+        on_moved: Callable[[], None] | None = None,
+    ) -> None:
         self.url = url
         self.label = url.split("@")[-1]
+        self.on_moved = on_moved
         self.client = _connect(url, socket_timeout, connect_timeout)
         self.send = self.client.register_script(scripts.SEND)
         self.pop = self.client.register_script(scripts.POP)
@@ -160,8 +178,16 @@ class RedisLayer(BaseLayer):
         self._queue_prefix = self.prefix + "q:"
         self._group_prefix = self.prefix + "g:"
         self.block_timeout = block_timeout
-        self._shards = [_Shard(u, socket_timeout, connect_timeout) for u in self.urls]
-        self._ring = HashRing([s.label for s in self._shards])
+        self._timeouts = (socket_timeout, connect_timeout)
+        self._slot_owner: list[int] = []
+        self._stale = True
+        if self.cluster:
+            self._shards: list[_Shard] = []
+            self._cluster_nodes = _cluster_startup_nodes(self.urls[0])
+            self._topology_lock = asyncio.Lock()
+        else:
+            self._shards = [_Shard(u, socket_timeout, connect_timeout) for u in self.urls]
+            self._ring = HashRing([s.label for s in self._shards])
         self._lua_patterns = [(scripts.glob_to_lua(p), c) for p, c in self.capacities.items()]
         self.local = local
         self._local_marker = f".{self.client_id}!"
@@ -179,7 +205,55 @@ class RedisLayer(BaseLayer):
 
     def _shard(self, route: int) -> "_Shard":
         """The client serving a route from ``_shard_of``."""
-        return self._shards[0] if self.cluster else self._shards[route]
+        return self._shards[self._slot_owner[route]] if self.cluster else self._shards[route]
+
+    async def _ready(self) -> None:
+        """Cluster only: read the slot map (again, after a MOVED) and connect to each master."""
+        if not self.cluster or not self._stale:
+            return
+        async with self._topology_lock:
+            if self._stale:
+                await self._read_topology()
+
+    async def _read_topology(self) -> None:
+        url = urlsplit(self.urls[0])
+        credentials = url.netloc.rpartition("@")[0]
+        scheme = "rediss" if url.scheme.startswith("rediss") else "redis"
+        topology = RedisCluster(
+            startup_nodes=[ClusterNode(h, p) for h, p in self._cluster_nodes],
+            password=unquote(credentials.partition(":")[2]) or None,
+            ssl=scheme == "rediss",
+            socket_connect_timeout=self._timeouts[1],
+            socket_timeout=self._timeouts[0],
+        )
+        try:
+            with _unavailable(self.urls[0].split("@")[-1]):
+                await topology.initialize()
+            masters: dict[str, int] = {}
+            owners = []
+            for slot in range(REDIS_CLUSTER_SLOTS):
+                node = topology.nodes_manager.get_node_from_slot(slot)
+                owners.append(masters.setdefault(node.name, len(masters)))
+        finally:
+            await topology.aclose()
+        old, self._shards = (
+            self._shards,
+            [
+                _Shard(
+                    f"{scheme}://{credentials + '@' if credentials else ''}{name}/0",
+                    *self._timeouts,
+                    on_moved=self._topology_changed,
+                )
+                for name in masters
+            ],
+        )
+        self._slot_owner = owners
+        self._stale = False
+        for shard in old:
+            await shard.client.aclose()
+
+    def _topology_changed(self) -> None:
+        self._stale = True
 
     def _queue_key(self, queue: str) -> bytes:
         """The Redis key of a queue; the ``{tag}`` keeps a process's queues in one cluster slot."""
@@ -192,6 +266,7 @@ class RedisLayer(BaseLayer):
     # -- send ------------------------------------------------------------------------
 
     async def send_many(self, items: Iterable[tuple[str, Message]]) -> list[LayerError | None]:
+        await self._ready()
         results: list[LayerError | None] = []
         channels: list[str] = []
         batches: dict[int, tuple[list[int], list[bytes], list[Any]]] = {}
@@ -237,7 +312,7 @@ class RedisLayer(BaseLayer):
 
     async def _send_batch(self, shard_id: int, keys: list[bytes], argv: list[Any]) -> list[int]:
         shard = self._shard(shard_id)
-        with _unavailable(shard.label):
+        with _unavailable(shard.label, shard.on_moved):
             return await shard.send(keys=keys, args=argv)
 
     # -- receive ---------------------------------------------------------------------
@@ -248,6 +323,7 @@ class RedisLayer(BaseLayer):
         out = self._take_stash(queues, max_messages)
         if out:
             return out
+        await self._ready()
         by_shard: dict[int, list[bytes]] = {}
         for queue in queues:
             by_shard.setdefault(self._shard_of(queue), []).append(self._queue_key(queue))
@@ -299,7 +375,7 @@ class RedisLayer(BaseLayer):
 
     async def _pop(self, shard_id: int, keys: list[bytes], count: int) -> list[tuple[str, Message]]:
         shard = self._shard(shard_id)
-        with _unavailable(shard.label):
+        with _unavailable(shard.label, shard.on_moved):
             entries = await shard.pop(keys=keys, args=[count])
         return self._decode_all(entries)
 
@@ -329,7 +405,7 @@ class RedisLayer(BaseLayer):
 
     async def _blpop(self, shard_id: int, keys: list[bytes], block: float) -> list[tuple[str, Message]]:
         shard = self._shard(shard_id)
-        with _unavailable(shard.label):
+        with _unavailable(shard.label, shard.on_moved):
             reply = await shard.client.blpop(keys, timeout=block)
         return self._decode_all([reply[1]]) if reply else []
 
@@ -409,12 +485,14 @@ class RedisLayer(BaseLayer):
         """Cluster only: the set of member tags that have a member set for ``group``."""
         return f"{self.prefix}gi:{{{group}}}".encode()
 
-    async def _group_tags(self, shard: "_Shard", group: str) -> list[str]:
-        with _unavailable(shard.label):
+    async def _group_tags(self, group: str) -> list[str]:
+        shard = self._shard(key_slot(group.encode()))
+        with _unavailable(shard.label, shard.on_moved):
             return [t.decode() for t in await shard.client.smembers(self._group_index_key(group))]
 
     async def group_add(self, group: str, channel: str) -> None:
         self._check_group(group, channel)
+        await self._ready()
         queue = queue_name(channel)
         shard = self._shard(self._shard_of(queue))
         tag = shard_key(queue) if self.cluster else None
@@ -422,19 +500,22 @@ class RedisLayer(BaseLayer):
         ttl = int(self.group_expiry * 1000)
         if self._is_local(queue):
             self._local_groups.setdefault(group, {})[channel] = time.time()
-        with _unavailable(shard.label):
+        with _unavailable(shard.label, shard.on_moved):
             async with shard.client.pipeline(transaction=False) as pipe:
                 pipe.zadd(key, {channel: int(time.time() * 1000)})
                 pipe.pexpire(key, ttl)
                 await pipe.execute()
-            if tag is not None:
-                async with shard.client.pipeline(transaction=False) as pipe:
+        if tag is not None:
+            index = self._shard(key_slot(group.encode()))
+            with _unavailable(index.label, index.on_moved):
+                async with index.client.pipeline(transaction=False) as pipe:
                     pipe.sadd(self._group_index_key(group), tag)
                     pipe.pexpire(self._group_index_key(group), ttl)
                     await pipe.execute()
 
     async def group_discard(self, group: str, channel: str) -> None:
         self._check_group(group, channel)
+        await self._ready()
         members = self._local_groups.get(group)
         if members is not None:
             members.pop(channel, None)
@@ -443,22 +524,23 @@ class RedisLayer(BaseLayer):
         queue = queue_name(channel)
         shard = self._shard(self._shard_of(queue))
         key = self._group_key(group, shard_key(queue) if self.cluster else None)
-        with _unavailable(shard.label):
+        with _unavailable(shard.label, shard.on_moved):
             await shard.client.zrem(key, channel)
 
     def _group_targets(self, group: str, tags: list[str] | None) -> list[tuple["_Shard", bytes]]:
         """Every (client, member set) of a group: one per shard, or one per tag in a cluster."""
         if tags is None:
             return [(shard, self._group_key(group)) for shard in self._shards]
-        return [(self._shards[0], self._group_key(group, tag)) for tag in tags]
+        return [(self._shard(key_slot(tag.encode())), self._group_key(group, tag)) for tag in tags]
 
     async def group_channels(self, group: str) -> list[str]:
         self._check_group(group)
+        await self._ready()
         cutoff = int((time.time() - self.group_expiry) * 1000)
-        tags = await self._group_tags(self._shards[0], group) if self.cluster else None
+        tags = await self._group_tags(group) if self.cluster else None
 
         async def members(shard: _Shard, key: bytes) -> list[bytes]:
-            with _unavailable(shard.label):
+            with _unavailable(shard.label, shard.on_moved):
                 async with shard.client.pipeline(transaction=False) as pipe:
                     pipe.zremrangebyscore(key, "-inf", cutoff)
                     pipe.zrange(key, 0, -1)
@@ -469,6 +551,7 @@ class RedisLayer(BaseLayer):
 
     async def group_send(self, group: str, message: Message) -> int:
         self._check_group(group)
+        await self._ready()
         payload = self.encode(message, f"group {group}")
         now = time.time()
         argv: list[Any] = [
@@ -484,10 +567,10 @@ class RedisLayer(BaseLayer):
         ]
         for pattern, cap in self._lua_patterns:
             argv += [pattern, cap]
-        tags = await self._group_tags(self._shards[0], group) if self.cluster else None
+        tags = await self._group_tags(group) if self.cluster else None
 
         async def send(shard: _Shard, key: bytes) -> int:
-            with _unavailable(shard.label):
+            with _unavailable(shard.label, shard.on_moved):
                 return await shard.group_send(keys=[key], args=argv)
 
         reached = sum(await asyncio.gather(*(send(s, k) for s, k in self._group_targets(group, tags))))
@@ -509,19 +592,30 @@ class RedisLayer(BaseLayer):
     # -- housekeeping ----------------------------------------------------------------
 
     async def flush(self) -> None:
+        await self._ready()
         for shard in self._shards:
-            with _unavailable(shard.label):
+            with _unavailable(shard.label, shard.on_moved):
                 batch = []
                 async for key in shard.client.scan_iter(match=_glob_escape(self.prefix) + "*", count=1000):
                     batch.append(key)
                     if len(batch) >= 1000:
-                        await shard.client.unlink(*batch)
+                        await self._unlink(shard, batch)
                         batch = []
                 if batch:
-                    await shard.client.unlink(*batch)
+                    await self._unlink(shard, batch)
         self._stash.clear()
         self._local_groups.clear()
         self._clear_local()
+
+    async def _unlink(self, shard: _Shard, keys: list[bytes]) -> None:
+        """Delete keys; a cluster node takes one key per command (they span slots)."""
+        if not self.cluster:
+            await shard.client.unlink(*keys)
+            return
+        async with shard.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.unlink(key)
+            await pipe.execute()
 
     async def close(self) -> None:
         await super().close()

@@ -218,9 +218,8 @@ async def test_cluster_group_send_reaches_members_on_every_master(redis_cluster)
         while len(owners) < 3 and len(layers) < 60:
             layer = get_layer(redis_cluster, prefix="cl")
             member = await layer.new_channel("cl.sock!")
-            client = layer._shards[0].client
-            await client.initialize()
-            owners.add(client.nodes_manager.get_node_from_slot(layer._shard_of(queue_name(member))).name)
+            await layer._ready()
+            owners.add(layer._slot_owner[layer._shard_of(queue_name(member))])
             layers.append(layer)
             members.append(member)
         assert len(owners) == 3, "members should be spread over all three masters"
