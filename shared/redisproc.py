@@ -63,7 +63,7 @@ class RedisProcess:
         self.port = port or free_port()
         self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
-        self._dir = tempfile.mkdtemp(prefix="switchroom-redis-")
+        self._dir = ""
 
     @property
     def url(self) -> str:
@@ -75,6 +75,8 @@ class RedisProcess:
 
     def start(self, timeout: float = 10.0) -> "RedisProcess":
         """Start the server and wait until it answers PING."""
+        if not self._dir:
+            self._dir = tempfile.mkdtemp(prefix="switchroom-redis-")
         args = [
             self.binary,
             "--port",
@@ -136,12 +138,14 @@ class RedisProcess:
 
     def log_tail(self) -> str:
         path = Path(self._dir, "redis.log")
-        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+        return path.read_text(errors="replace")[-2000:] if self._dir and path.exists() else ""
 
     def close(self) -> None:
         """Stop the server and remove its scratch folder."""
         self.stop()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if self._dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = ""
 
     def __enter__(self) -> Self:
         return self.start()
