@@ -1,0 +1,84 @@
+"""Redis killed under load and restarted: every call fails fast, then everything flows again.
+
+The figures (calls refused, longest call, time to recover) are printed and written to
+``test-artifacts/layer-faults.json`` for docs/reliability.md.
+"""
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from switchroom.layers import LayerUnavailable, get_layer
+
+pytestmark = pytest.mark.slow
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+async def test_layer_survives_redis_restart_under_load(redis_process):
+    sender = get_layer(
+        redis_process.url, prefix="faults", socket_timeout=2, connect_timeout=1, block_timeout=1
+    )
+    reader = get_layer(
+        redis_process.url, prefix="faults", socket_timeout=2, connect_timeout=1, block_timeout=1
+    )
+    figures = {"sent": 0, "refused": 0, "received": 0, "receive_errors": 0, "longest_call_s": 0.0}
+    stop = asyncio.Event()
+    restarted_at: list[float] = []
+    first_success_after_restart: list[float] = []
+
+    async def send_loop():
+        n = 0
+        while not stop.is_set():
+            start = time.monotonic()
+            try:
+                await sender.send("faults.q", {"n": n})
+                figures["sent"] += 1
+                if restarted_at and not first_success_after_restart:
+                    first_success_after_restart.append(time.monotonic() - restarted_at[0])
+            except LayerUnavailable:
+                figures["refused"] += 1
+                await asyncio.sleep(0.05)
+            figures["longest_call_s"] = max(figures["longest_call_s"], time.monotonic() - start)
+            n += 1
+            await asyncio.sleep(0.002)
+
+    async def receive_loop():
+        while not stop.is_set():
+            try:
+                figures["received"] += len(await reader.receive_many(["faults.q"], 100, timeout=0.5))
+            except LayerUnavailable:
+                figures["receive_errors"] += 1
+                await asyncio.sleep(0.05)
+
+    tasks = [asyncio.ensure_future(send_loop()), asyncio.ensure_future(receive_loop())]
+    try:
+        await asyncio.sleep(1.0)
+        before_kill = figures["sent"]
+        redis_process.stop(kill=True)
+        await asyncio.sleep(1.5)
+        assert figures["refused"] > 0, "sends should be refused while Redis is down"
+        redis_process.start()
+        restarted_at.append(time.monotonic())
+        deadline = time.monotonic() + 10
+        while figures["sent"] < before_kill + 200 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await sender.close()
+        await reader.close()
+    assert first_success_after_restart, "the layer never recovered"
+    assert first_success_after_restart[0] < 5.0
+    assert figures["longest_call_s"] < 5.0, "a call hung while Redis was down"
+    figures["recovered_after_s"] = round(first_success_after_restart[0], 3)
+    figures["longest_call_s"] = round(figures["longest_call_s"], 3)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "layer-faults.json").write_text(json.dumps(figures, indent=2))
+    print("layer under a Redis restart:", figures)
