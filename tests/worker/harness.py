@@ -1,0 +1,109 @@
+"""Runs real ``switchroom worker`` processes and plays the interface server on the layer."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+from switchroom.layers import get_layer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class WorkerProcess:
+    """A ``switchroom worker`` subprocess on its own key prefix; collects its log lines."""
+
+    def __init__(self, redis_url: str, target: str, *args: str, env: dict[str, str] | None = None) -> None:
+        self.url = f"{redis_url}?prefix=wt{uuid.uuid4().hex[:10]}"
+        command = [
+            sys.executable,
+            "-m",
+            "switchroom.shared.cli",
+            "worker",
+            target,
+            "--layer",
+            self.url,
+            *args,
+        ]
+        full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+        self.proc = subprocess.Popen(
+            command, cwd=ROOT, env=full_env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+        )
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        self.changed = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self.ready.wait(30):
+            self.stop()
+            raise RuntimeError("worker did not start:\n" + "".join(self.lines))
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            with self.changed:
+                self.lines.append(line)
+                self.changed.notify_all()
+            if "worker reading" in line:
+                self.ready.set()
+
+    def wait_for_log(self, text: str, timeout: float = 10) -> bool:
+        """Whether a log line containing ``text`` appears within ``timeout`` seconds."""
+        with self.changed:
+            return self.changed.wait_for(lambda: any(text in line for line in self.lines), timeout)
+
+    def layer(self):
+        """A layer on the same Redis and prefix as the worker."""
+        return get_layer(self.url)
+
+    def terminate(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+async def http(layer, path, method="GET", body=b"", headers=(), query=b"", body_channel=None, timeout=10):
+    """Send an ``http.request`` and collect the whole response: (status, headers dict, body, parts)."""
+    reply = await layer.new_channel("http.response!")
+    message = {
+        "reply_channel": reply,
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "query_string": query,
+        "root_path": "",
+        "headers": [[b"host", b"test"], *[[k, v] for k, v in headers]],
+        "body": body,
+        "client": ["127.0.0.1", 5555],
+        "server": ["127.0.0.1", 80],
+    }
+    if body_channel:
+        message["body_channel"] = body_channel
+    await layer.send("http.request", message)
+    return await read_response(layer, reply, timeout)
+
+
+async def read_response(layer, reply, timeout=10):
+    _, first = await layer.receive([reply], timeout=timeout)
+    assert first is not None, "no response"
+    parts = [first]
+    while parts[-1].get("more_content"):
+        _, chunk = await layer.receive([reply], timeout=timeout)
+        assert chunk is not None, "response stopped mid-way"
+        parts.append(chunk)
+    body = b"".join(p.get("content", b"") for p in parts)
+    return first["status"], {bytes(k): bytes(v) for k, v in first["headers"]}, body, parts
+
+
+def ws_message(reply, path, order=0, **fields):
+    return {"reply_channel": reply, "path": path, "order": order, **fields}

@@ -1,0 +1,83 @@
+"""Reply builders without I/O: response chunking, frames, email replies and bounces, Slack posts."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from switchroom.shared.messages import validate
+from switchroom.worker import replies
+
+
+@given(st.binary(max_size=20_000), st.integers(min_value=5000, max_value=9000))
+def test_http_response_chunks_reassemble(body, limit):
+    parts = replies.http_response(200, body, [(b"a", b"b")], limit)
+    assert b"".join(p["content"] for p in parts) == body
+    assert [p["more_content"] for p in parts] == [True] * (len(parts) - 1) + [False]
+    assert all(len(p["content"]) <= limit - replies.ENVELOPE_ROOM for p in parts)
+    validate("http.response", parts[0])
+    for part in parts[1:]:
+        validate("http.response.chunk", part)
+
+
+@pytest.mark.parametrize(
+    "body, content_type, expected",
+    [
+        (b"\x00", None, (b"\x00", "application/octet-stream")),
+        ("é", None, ("é".encode(), "text/plain; charset=utf-8")),
+        ({"a": 1}, None, (b'{"a": 1}', "application/json")),
+        ("<p>", "text/html", (b"<p>", "text/html")),
+    ],
+)
+def test_encode_body(body, content_type, expected):
+    assert replies.encode_body(body, content_type) == expected
+
+
+def test_websocket_frames_carry_only_set_fields():
+    assert replies.websocket_frame(accept=True) == {"accept": True}
+    assert replies.websocket_frame(close=1011, reason="x") == {"close": 1011, "reason": "x"}
+    validate("websocket.send", replies.websocket_frame(text="hi"))
+
+
+ORIGINAL = {
+    "mail_from": "bounce-1@lists.remote",
+    "from": "Alice <alice@remote.example>",
+    "reply_to": [],
+    "subject": "Hello",
+    "message_id": "<2@remote>",
+    "headers": [["References", "<0@remote> <1@remote>"]],
+}
+
+
+def test_email_reply_threads_and_addresses():
+    reply = replies.email_reply(ORIGINAL, text="hi")
+    assert reply["to"] == ["alice@remote.example"]
+    assert reply["subject"] == "Re: Hello"
+    assert reply["in_reply_to"] == "<2@remote>"
+    assert reply["references"] == ["<0@remote>", "<1@remote>", "<2@remote>"]
+    validate("email.send", reply)
+    again = replies.email_reply({**ORIGINAL, "subject": "RE: Hello", "reply_to": ["x@y.z"]}, text="")
+    assert again["to"] == ["x@y.z"] and again["subject"] == "RE: Hello"
+
+
+def test_email_reply_falls_back_to_envelope_sender_and_refuses_none():
+    assert replies.email_reply({"mail_from": "m@x.y", "from": None}, text="t")["to"] == ["m@x.y"]
+    with pytest.raises(ValueError):
+        replies.email_reply({"mail_from": "", "from": None}, text="t")
+
+
+def test_bounce():
+    bounce = replies.email_bounce(ORIGINAL, ["a@x.com", "b@x.com"], "postmaster@x.com")
+    assert bounce["to"] == ["bounce-1@lists.remote"]
+    assert bounce["from"] == "postmaster@x.com"
+    assert "a@x.com: 550 5.1.1" in bounce["text"] and "b@x.com: 550 5.1.1" in bounce["text"]
+    validate("email.send", bounce)
+    assert replies.email_bounce({**ORIGINAL, "mail_from": ""}, ["a@x.com"], None) is None
+    assert "from" not in replies.email_bounce(ORIGINAL, ["a@x.com"], None)
+
+
+def test_slack_post():
+    event = {"channel": "C1", "team": "T", "ts": "1.2", "thread_ts": None}
+    assert replies.slack_post(event, "hi", False) == {"channel": "C1", "team": "T", "text": "hi"}
+    assert replies.slack_post(event, "hi", True)["thread_ts"] == "1.2"
+    assert replies.slack_post({**event, "thread_ts": "0.9"}, "hi", True)["thread_ts"] == "0.9"
+    validate("slack.send", replies.slack_post(event, None, False, blocks=[{"type": "divider"}]))

@@ -1,0 +1,94 @@
+"""``App``: the registry a user writes routes against, by decorator, for every protocol."""
+
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .routing import AddressPattern, PathPattern, Route
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+WEBSOCKET_EVENTS = ("connect", "receive", "disconnect")
+
+
+class App:
+    """Consumers by channel and pattern, plus an optional ASGI 3 app for HTTP."""
+
+    def __init__(self, bounce_sender: str | None = None) -> None:
+        self.http_routes: list[Route] = []
+        self.websocket_routes: dict[str, list[Route]] = {event: [] for event in WEBSOCKET_EVENTS}
+        self.email_routes: list[Route] = []
+        self.slack_routes: list[Route] = []
+        self.asgi_app: Callable[..., Any] | None = None
+        self.asgi_prefix = "/"
+        self.bounce_sender = bounce_sender
+
+    def http(self, path: str, methods: list[str] | None = None) -> Callable[[F], F]:
+        """Route ``http.request`` messages whose path fits ``path`` (and method, if given)."""
+        pattern = PathPattern(path)
+        allowed = frozenset(m.upper() for m in methods) if methods else None
+
+        def register(consumer: F) -> F:
+            self.http_routes.append(Route(consumer, path=pattern, methods=allowed))
+            return consumer
+
+        return register
+
+    def websocket(self, path: str, on: str = "receive") -> Callable[[F], F]:
+        """Route a socket's ``connect``, ``receive`` or ``disconnect`` messages for ``path``;
+        a socket with no connect consumer is accepted automatically."""
+        if on not in WEBSOCKET_EVENTS:
+            raise ValueError(f"on= must be one of {', '.join(WEBSOCKET_EVENTS)}, not {on!r}")
+        pattern = PathPattern(path)
+
+        def register(consumer: F) -> F:
+            self.websocket_routes[on].append(Route(consumer, path=pattern))
+            return consumer
+
+        return register
+
+    def email(self, address: "str | re.Pattern[str]") -> Callable[[F], F]:
+        """Route ``email.receive`` by recipient: ``a@b.c``, ``*@b.c`` / ``@b.c``, a glob or a regex."""
+        pattern = AddressPattern(address)
+
+        def register(consumer: F) -> F:
+            self.email_routes.append(Route(consumer, address=pattern))
+            return consumer
+
+        return register
+
+    def slack(self, event_type: str | None = "message", channel: str | None = None) -> Callable[[F], F]:
+        """Route ``slack.event`` by event type (None or ``*`` = any) and Slack channel id."""
+
+        def register(consumer: F) -> F:
+            self.slack_routes.append(Route(consumer, event_type=event_type, slack_channel=channel))
+            return consumer
+
+        return register
+
+    def mount_asgi(self, asgi_app: Callable[..., Any], prefix: str = "/") -> None:
+        """Serve HTTP requests under ``prefix`` that no native route matched with an ASGI 3 app."""
+        if not prefix.startswith("/"):
+            raise ValueError("prefix must start with '/'")
+        self.asgi_app = asgi_app
+        self.asgi_prefix = prefix
+
+    def asgi_serves(self, path: str) -> bool:
+        """Whether the mounted ASGI app (if any) answers ``path``."""
+        if self.asgi_app is None:
+            return False
+        prefix = self.asgi_prefix.rstrip("/")
+        return path == prefix or path.startswith(prefix + "/") or not prefix
+
+    def channels(self) -> list[str]:
+        """The channels this app has consumers for, i.e. the ones a worker reads."""
+        channels = []
+        if self.http_routes or self.asgi_app is not None:
+            channels += ["http.request", "http.disconnect"]
+        if any(self.websocket_routes.values()):
+            channels += ["websocket.connect", "websocket.receive", "websocket.disconnect"]
+        if self.email_routes:
+            channels.append("email.receive")
+        if self.slack_routes:
+            channels.append("slack.event")
+        return channels

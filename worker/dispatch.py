@@ -1,0 +1,184 @@
+"""Handling one message: validate it, find its consumer, run it (sync ones on the thread
+pool), and give the protocol's natural answer when nothing matches or the consumer fails."""
+
+import asyncio
+import functools
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from switchroom.layers import BaseLayer, LayerError
+from switchroom.shared.messages import MessageFormatError, apply_defaults, validate
+
+from . import asgi, replies, routing
+from .app import App
+from .context import Context, SyncContext
+
+log = logging.getLogger("switchroom.worker")
+
+
+def message_id(channel: str, message: dict[str, Any]) -> str:
+    """The id a log line names a message by: its reply channel, Message-ID or Slack event id."""
+    return str(message.get("reply_channel") or message.get("message_id") or message.get("event_id") or "-")
+
+
+class Dispatcher:
+    """Routes messages of an ``App`` to consumers and answers for them when they cannot."""
+
+    def __init__(
+        self,
+        app: App,
+        layer: BaseLayer,
+        pool: ThreadPoolExecutor,
+        lifespan_state: dict[str, Any] | None = None,
+        body_timeout: float = 30.0,
+    ) -> None:
+        self.app = app
+        self.layer = layer
+        self.pool = pool
+        self.lifespan_state = lifespan_state
+        self.body_timeout = body_timeout
+        self.in_flight: dict[str, asyncio.Event] = {}
+
+    async def handle(self, channel: str, raw: dict[str, Any]) -> None:
+        """Handle one message end to end; never raises (errors are logged and answered)."""
+        try:
+            message = apply_defaults(channel, validate(channel, raw))
+        except MessageFormatError as exc:
+            log.warning("dropping a malformed %s message %s: %s", channel, message_id(channel, raw), exc)
+            await self._answer_malformed(channel, raw)
+            return
+        ctx = Context(self.layer, channel, message, self.app.bounce_sender)
+        try:
+            await getattr(self, "_" + channel.replace(".", "_"))(message, ctx)
+        except Exception:
+            log.exception("consumer failed on %s message %s", channel, message_id(channel, message))
+            await self._answer_failure(channel, ctx)
+
+    async def _call(self, route: routing.Route, message: dict[str, Any], ctx: Context, params: dict) -> None:
+        consumer = route.consumer
+        if asyncio.iscoroutinefunction(consumer):
+            await consumer(message, ctx, **params)
+            return
+        loop = asyncio.get_running_loop()
+        call = functools.partial(consumer, message, SyncContext(ctx, loop), **params)
+        result = await loop.run_in_executor(self.pool, call)
+        if asyncio.iscoroutine(result):
+            await result
+
+    async def _http_request(self, message: dict[str, Any], ctx: Context) -> None:
+        found = routing.match_path(self.app.http_routes, message["path"], message["method"])
+        if found.route is not None:
+            await self._call(found.route, message, ctx, found.params)
+            if not ctx.response_started:
+                raise RuntimeError("the consumer returned without responding")
+            return
+        if self.app.asgi_serves(message["path"]):
+            await self._asgi(message, ctx)
+            return
+        status = 405 if found.method_not_allowed else 404
+        log.info("%s %s %s: no route", status, message["method"], message["path"])
+        text = "Method Not Allowed" if status == 405 else "Not Found"
+        await ctx.send_response(replies.plain_response(status, text, self.layer.max_message_size))
+
+    async def _asgi(self, message: dict[str, Any], ctx: Context) -> None:
+        disconnected = asyncio.Event()
+        reply = ctx.reply_channel
+        self.in_flight[reply] = disconnected
+        try:
+            await asgi.call_http(
+                self.app.asgi_app,
+                self.layer,
+                message,
+                ctx.send_response,
+                disconnected,
+                self.lifespan_state,
+                self.body_timeout,
+            )
+        finally:
+            self.in_flight.pop(reply, None)
+
+    async def _http_disconnect(self, message: dict[str, Any], ctx: Context) -> None:
+        event = self.in_flight.get(message["reply_channel"])
+        if event is not None:
+            event.set()
+
+    async def _websocket_connect(self, message: dict[str, Any], ctx: Context) -> None:
+        routes = self.app.websocket_routes
+        found = routing.match_path(routes["connect"], message["path"])
+        if found.route is not None:
+            await self._call(found.route, message, ctx, found.params)
+            return
+        if any(routing.match_path(routes[e], message["path"]).route for e in ("receive", "disconnect")):
+            await ctx.accept()
+            return
+        log.info("WebSocket %s rejected: no route", message["path"])
+        await ctx.reject()
+
+    async def _websocket_receive(self, message: dict[str, Any], ctx: Context) -> None:
+        await self._websocket_event("receive", message, ctx)
+
+    async def _websocket_disconnect(self, message: dict[str, Any], ctx: Context) -> None:
+        await self._websocket_event("disconnect", message, ctx)
+
+    async def _websocket_event(self, event: str, message: dict[str, Any], ctx: Context) -> None:
+        found = routing.match_path(self.app.websocket_routes[event], message["path"])
+        if found.route is None:
+            log.debug("WebSocket %s on %s: no consumer", event, message["path"])
+            return
+        await self._call(found.route, message, ctx, found.params)
+
+    async def _email_receive(self, message: dict[str, Any], ctx: Context) -> None:
+        matched: dict[int, routing.Route] = {}
+        unknown = []
+        for address in message["rcpt_to"]:
+            route = routing.match_address(self.app.email_routes, address)
+            if route is None:
+                unknown.append(address)
+            else:
+                matched.setdefault(id(route), route)
+        if unknown:
+            await self._bounce(message, unknown)
+        for route in matched.values():
+            await self._call(route, message, ctx, {})
+
+    async def _bounce(self, message: dict[str, Any], unknown: list[str]) -> None:
+        bounce = replies.email_bounce(message, unknown, self.app.bounce_sender)
+        if bounce is None:
+            log.warning("no route for %s; not bouncing a message with an empty sender", ", ".join(unknown))
+            return
+        log.warning("no route for %s; bouncing to %s", ", ".join(unknown), message["mail_from"])
+        await self.layer.send("email.send", bounce)
+
+    async def _slack_event(self, message: dict[str, Any], ctx: Context) -> None:
+        route = routing.match_slack(self.app.slack_routes, message)
+        if route is None:
+            log.debug("Slack %s event in %s ignored: no route", message.get("type"), message.get("channel"))
+            return
+        await self._call(route, message, ctx, {})
+
+    async def _answer_failure(self, channel: str, ctx: Context) -> None:
+        if ctx.response_started or not ctx.reply_channel:
+            return
+        try:
+            if channel == "http.request":
+                await ctx.send_response(
+                    replies.plain_response(500, "Internal Server Error", self.layer.max_message_size)
+                )
+            elif channel in ("websocket.connect", "websocket.receive"):
+                await ctx.close(1011)
+        except LayerError as exc:
+            log.warning("could not send the error answer to %s: %s", ctx.reply_channel, exc)
+
+    async def _answer_malformed(self, channel: str, raw: dict[str, Any]) -> None:
+        reply = raw.get("reply_channel")
+        if not isinstance(reply, str) or not reply:
+            return
+        try:
+            if channel == "http.request":
+                for part in replies.plain_response(400, "Bad Request", self.layer.max_message_size):
+                    await self.layer.send(reply, part)
+            elif channel.startswith("websocket."):
+                await self.layer.send(reply, replies.websocket_frame(close=1011))
+        except LayerError as exc:
+            log.warning("could not answer a malformed message on %s: %s", reply, exc)
