@@ -153,16 +153,17 @@ def _one_of_text_bytes(message: Mapping[str, Any]) -> str | None:
     return None
 
 
+SENDABLE_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1011, 1012, 1013, 1014)) | frozenset(
+    range(3000, 5000)
+)
+
+
 def _websocket_send(message: Mapping[str, Any]) -> str | None:
     if message.get("text") is not None and message.get("bytes") is not None:
         return "'text' and 'bytes' cannot both be set"
     close = message.get("close")
-    if (
-        isinstance(close, int)
-        and not isinstance(close, bool)
-        and not (close == 1000 or 3000 <= close <= 4999)
-    ):
-        return "a 'close' code must be 1000 or 3000-4999"
+    if isinstance(close, int) and not isinstance(close, bool) and close not in SENDABLE_CLOSE_CODES:
+        return "a 'close' code must be one a server may send: 1000-1003, 1007-1009, 1011-1014 or 3000-4999"
     return None
 
 
@@ -324,7 +325,7 @@ _SPECS = (
             Field("text", OPT_STR, doc="text frame to send (sending also accepts)"),
             Field("bytes", OPT_BYTES, doc="binary frame to send (sending also accepts)"),
             Field(
-                "close", (bool, int, NONE), doc="True, or a close code (1000 or 3000-4999), closes the socket"
+                "close", (bool, int, NONE), doc="True, or a close code a server may send (1000-1003, 1007-1009, 1011-1014, 3000-4999), closes the socket"
             ),
             Field("subprotocol", OPT_STR, doc="with `accept`: the chosen subprotocol", extension=True),
             Field("reason", OPT_STR, doc="with `close`: the close reason", extension=True),
