@@ -44,6 +44,17 @@ SWEEP_INTERVAL = 1.0
 log = logging.getLogger("switchroom.layers")
 
 
+def raise_if_cancelled() -> None:
+    """Re-raise a cancellation the client library swallowed.
+
+    A client library (redis-py) can absorb a task's cancellation when it races with a command finishing; a
+    receive loop that went on waiting would then never end, so it checks on each turn.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class BaseLayer(ABC):
     """An asynchronous channel layer; see the module docstring for the demux model."""
 
@@ -230,6 +241,7 @@ class BaseLayer(ABC):
         deadline = None if timeout is None else loop.time() + timeout
         prefixes = {queue_name(n) for n in names}
         while True:
+            raise_if_cancelled()
             out = self._take_mail(names, max_messages)
             if out:
                 return out

@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import scripts
-from .base import BaseLayer, Message
+from .base import BaseLayer, Message, raise_if_cancelled
 from .errors import ChannelFull, LayerError, LayerUnavailable
 from .hashring import HashRing
 from .names import queue_name
@@ -336,6 +336,7 @@ class RedisLayer(BaseLayer):
         deadline = None if timeout is None else loop.time() + timeout
         refill = False
         while True:
+            raise_if_cancelled()
             arrival = loop.create_future()
             self._arrival_waiters.append(arrival)
             try:

@@ -232,3 +232,26 @@ async def test_cluster_group_send_reaches_members_on_every_master(redis_cluster)
         await layers[0].flush()
         for layer in layers:
             await layer.close()
+
+
+async def test_a_cancelled_receive_always_ends(redis_server):
+    """Cancelling a reader while messages arrive must end it, every time (no swallowed cancel)."""
+    layer = get_layer(f"{redis_server.url}?prefix=cancel")
+
+    async def reader():
+        while True:
+            await layer.receive(["cancel-a", "cancel-b"], timeout=1)
+
+    try:
+        for i in range(150):
+            task = asyncio.create_task(reader())
+            await asyncio.sleep((i % 7) * 0.003)
+            if i % 2:
+                await layer.send("cancel-a", {"i": i})
+                await asyncio.sleep((i % 3) * 0.0005)
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=5)
+            assert done, f"receive ignored its cancellation on round {i}"
+    finally:
+        await layer.flush()
+        await layer.close()
