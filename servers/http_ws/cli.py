@@ -1,0 +1,100 @@
+"""``switchroom http``: run the HTTP/WebSocket interface server until SIGTERM or SIGINT."""
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import signal
+
+from switchroom.shared.config import add_common_arguments, env, layer_from_args
+from switchroom.shared.logs import setup_logging
+
+from .server import HttpServer
+from .settings import Settings
+
+log = logging.getLogger("switchroom.http")
+
+HELP = {
+    "bind": "address to listen on",
+    "port": "TCP port to listen on (0 = any free port)",
+    "unix_socket": "listen on this Unix socket path instead of TCP",
+    "fd": "serve an already-listening socket passed as this file descriptor",
+    "root_path": "path prefix the application is mounted at (the scope's root_path)",
+    "request_timeout": "seconds to wait for the worker's response (then each chunk) before 503",
+    "connect_timeout": "seconds a WebSocket handshake waits for accept before 503",
+    "keepalive_timeout": "seconds an idle keep-alive connection stays open",
+    "ping_interval": "seconds between WebSocket pings (0 = off)",
+    "ping_timeout": "seconds to wait for a pong before closing the socket",
+    "max_header_count": "request headers allowed (more: 431)",
+    "max_header_bytes": "total size of request headers (more: 431)",
+    "max_body_size": "request body bytes (more: 413)",
+    "max_frame_size": "WebSocket frame payload bytes (more: close 1009)",
+    "max_ws_message_size": "WebSocket message bytes (more: close 1009)",
+    "max_connections": "open WebSocket connections (more: 503 at the handshake)",
+    "allowed_origins": "comma-separated WebSocket Origin patterns (empty = any)",
+    "allowed_hosts": "comma-separated Host names allowed (empty = any; *.example.com works)",
+    "proxy_headers": "trust X-Forwarded-For and X-Forwarded-Proto",
+    "retry_after": "Retry-After seconds sent with 503 answers",
+    "shutdown_grace": "seconds in-flight requests get on shutdown",
+    "access_log": "log a line per request and per socket",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """One flag per setting, each with a SWITCHROOM_HTTP_* environment variable."""
+    parser = argparse.ArgumentParser(prog="switchroom http", description=__doc__)
+    add_common_arguments(parser)
+    for f in dataclasses.fields(Settings):
+        flag = "--" + f.name.replace("_", "-")
+        default = env("http_" + f.name, f.default)
+        text = f"{HELP[f.name]} [env SWITCHROOM_HTTP_{f.name.upper()}, default {f.default!r}]"
+        if isinstance(f.default, bool):
+            value = default if isinstance(default, bool) else str(default).lower() in ("1", "true", "yes")
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value, help=text)
+        elif isinstance(f.default, tuple):
+            value = default if isinstance(default, tuple) else _csv(default)
+            parser.add_argument(flag, type=_csv, default=value, help=text)
+        elif f.name in ("unix_socket", "fd"):
+            parser.add_argument(flag, type=int if f.name == "fd" else str, default=default, help=text)
+        else:
+            parser.add_argument(flag, type=type(f.default), default=type(f.default)(default), help=text)
+    return parser
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The ``Settings`` the parsed flags describe."""
+    return Settings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)})
+
+
+async def serve(args: argparse.Namespace) -> None:
+    """Start the server, wait for a signal, shut down gracefully."""
+    layer = layer_from_args(args)
+    server = HttpServer(layer, settings_from_args(args))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start()
+        await stop.wait()
+        log.info("stopping")
+        await server.stop()
+    finally:
+        await layer.close()
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of ``switchroom http``."""
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level, "http")
+    try:
+        asyncio.run(serve(args))
+    except OSError as exc:
+        log.error("cannot listen: %s", exc)
+        return 2
+    log.info("stopped")
+    return 0

@@ -1,0 +1,118 @@
+"""``HttpServer``: listening sockets, the reply reader and graceful shutdown, on the
+asyncio loop it is started from (Twisted runs on that loop through its asyncio reactor)."""
+
+import asyncio
+import logging
+import socket
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from switchroom.layers import BaseLayer
+
+from .replies import ReplyRouter
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .http import LayerRequest
+    from .websocket import LayerSocket
+
+log = logging.getLogger("switchroom.http")
+
+
+def install_reactor() -> Any:
+    """Run Twisted on the running asyncio loop; returns the reactor.
+
+    Call it from inside the loop before anything imports ``twisted.internet.reactor``.
+    """
+    loop = asyncio.get_running_loop()
+    if "twisted.internet.reactor" not in sys.modules:
+        from twisted.internet import asyncioreactor
+
+        asyncioreactor.install(loop)
+    from twisted.internet import reactor
+
+    if getattr(reactor, "_asyncioEventloop", None) is not loop:
+        raise RuntimeError("Twisted's reactor is already installed and does not run on this asyncio loop")
+    return reactor
+
+
+class HttpServer:
+    """The HTTP/WebSocket interface server, embeddable in any asyncio program."""
+
+    def __init__(self, layer: BaseLayer, settings: Settings | None = None) -> None:
+        self.layer = layer
+        self.settings = settings or Settings()
+        self.router = ReplyRouter(layer)
+        self.in_flight: set[LayerRequest] = set()
+        self.sockets: set[LayerSocket] = set()
+        self.ports: list[Any] = []
+        self.http_factory: Any = None
+        self.ws_factory: Any = None
+
+    async def start(self) -> None:
+        """Listen where the settings say and start reading replies."""
+        reactor = install_reactor()
+        from .http import HttpFactory
+        from .websocket import SocketFactory
+
+        self.ws_factory = SocketFactory(self)
+        self.http_factory = HttpFactory(self)
+        await self.router.start()
+        s = self.settings
+        if s.fd is not None:
+            family = socket.AF_UNIX if _is_unix(s.fd) else socket.AF_INET
+            self.ports.append(reactor.adoptStreamPort(s.fd, family, self.http_factory))
+        elif s.unix_socket:
+            self.ports.append(reactor.listenUNIX(s.unix_socket, self.http_factory))
+        else:
+            self.ports.append(reactor.listenTCP(s.port, self.http_factory, backlog=2048, interface=s.bind))
+        for where in self.addresses():
+            log.info("listening on %s", where)
+
+    def addresses(self) -> list[str]:
+        """Human-readable listening addresses (``http://host:port`` or the socket path)."""
+        out = []
+        for port in self.ports:
+            host = port.getHost()
+            if hasattr(host, "port"):
+                out.append(f"http://{host.host}:{host.port}")
+            else:
+                out.append(f"unix:{getattr(host, 'name', self.settings.unix_socket)}")
+        return out
+
+    @property
+    def port(self) -> int:
+        """The TCP port of the first listener (useful with ``port=0``)."""
+        return self.ports[0].getHost().port
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish, close sockets with 1001."""
+        for port in self.ports:
+            await asyncio.ensure_future(port.stopListening().asFuture(asyncio.get_running_loop()))
+        self.ports.clear()
+        grace = self.settings.shutdown_grace
+        if self.in_flight or self.sockets:
+            log.info(
+                "shutting down: %d requests in flight, %d sockets open",
+                len(self.in_flight),
+                len(self.sockets),
+            )
+        for sock in list(self.sockets):
+            sock.give_up(1001, "server shutting down")
+        deadline = time.monotonic() + grace
+        while (self.in_flight or self.sockets) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for request in list(self.in_flight):
+            request.unavailable("the server is shutting down")
+        for sock in list(self.sockets):
+            sock.dropConnection(abort=True)
+        await self.router.stop()
+
+
+def _is_unix(fd: int) -> bool:
+    sock = socket.socket(fileno=fd)
+    try:
+        return sock.family == socket.AF_UNIX
+    finally:
+        sock.detach()

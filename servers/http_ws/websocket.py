@@ -1,0 +1,286 @@
+"""The Autobahn driver for WebSocket: the handshake waits for the worker's accept, client
+messages go out as ``websocket.receive`` in order, and the reply channel's frames come back.
+
+Connections arrive from ``http.py`` already parsed once; the ``handoff`` dict the factory
+carries gives the raw target, headers (order and duplicates kept), client and scheme.
+"""
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionDeny
+from twisted.internet.defer import Deferred
+
+from switchroom.layers import ChannelFull, LayerError
+
+from . import translate
+
+if TYPE_CHECKING:
+    from .server import HttpServer
+
+log = logging.getLogger("switchroom.http")
+access_log = logging.getLogger("switchroom.http.access")
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_INTERNAL_ERROR = 1011
+CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_ABNORMAL = 1006
+
+
+class LayerSocket(WebSocketServerProtocol):
+    """One WebSocket connection bridged to the layer."""
+
+    factory: "SocketFactory"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.info: dict[str, Any] = {}
+        self.reply_channel: str | None = None
+        self.path_text = ""
+        self.order = 0
+        self.handshake: Deferred | None = None
+        self.offered: list[str] = []
+        self.after_open: list[translate.SocketReply] = []
+        self.outbox: list[tuple[str, dict[str, Any]]] = []
+        self.sender: asyncio.Task[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.opened_at = 0.0
+        self.socket_open = False
+        self.closed = False
+
+    # -- handshake -------------------------------------------------------------------
+
+    def onConnect(self, request: Any) -> Deferred:
+        """Send ``websocket.connect``; the handshake completes when the worker answers."""
+        server = self.factory.server
+        settings = server.settings
+        self.info = self.factory.handoff or {}
+        origin = translate.header(self.info.get("headers", []), b"origin")
+        if not translate.origin_allowed(origin and origin.decode("latin-1"), settings.allowed_origins):
+            access_log.info(
+                "%s WebSocket %s refused: origin %r not allowed", self.client_text(), request.path, origin
+            )
+            raise ConnectionDeny(403, "origin not allowed")
+        self.offered = list(request.protocols)
+        self.reply_channel = server.router.new_channel(True, self.on_reply)
+        try:
+            message = translate.connect_message(
+                reply_channel=self.reply_channel,
+                target=self.info.get("target", request.path.encode()),
+                headers=self.info.get("headers", []),
+                scheme=self.info.get("scheme", "ws"),
+                client=self.info.get("client"),
+                server=self.info.get("server"),
+                subprotocols=self.offered,
+                root_path=settings.root_path,
+            )
+        except translate.BadRequest as exc:
+            self.forget()
+            raise ConnectionDeny(exc.status, exc.reason) from None
+        self.path_text = message["path"]
+        server.sockets.add(self)
+        self.handshake = Deferred()
+        self.queue("websocket.connect", message)
+        self.timer = asyncio.get_running_loop().call_later(settings.connect_timeout, self.connect_timed_out)
+        return self.handshake
+
+    def connect_timed_out(self) -> None:
+        self.timer = None
+        log.warning("WebSocket %s: no worker accepted within the connect timeout", self.path_text)
+        self.deny(503, "no worker accepted the connection in time")
+
+    def deny(self, status: int, reason: str) -> None:
+        """Refuse a handshake still waiting for its answer."""
+        handshake, self.handshake = self.handshake, None
+        if handshake is not None:
+            self.cancel_timer()
+            handshake.errback(ConnectionDeny(status, reason))
+
+    def onOpen(self) -> None:
+        """The handshake went through: carry out frames that came with the accept."""
+        self.socket_open = True
+        self.opened_at = time.monotonic()
+        access_log.info("%s WebSocket %s open", self.client_text(), self.path_text)
+        pending, self.after_open = self.after_open, []
+        for reply in pending:
+            self.carry_out(reply)
+
+    # -- client to worker ------------------------------------------------------------
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        """Forward one client message as ``websocket.receive``, keeping the socket's order."""
+        if self.reply_channel is None:
+            return
+        self.order += 1
+        self.queue(
+            "websocket.receive",
+            translate.receive_message(self.reply_channel, self.path_text, payload, isBinary, self.order),
+        )
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        """Tell the worker the socket is gone (also when it closed during the handshake)."""
+        self.cancel_timer()
+        self.factory.server.sockets.discard(self)
+        if self.handshake is not None:
+            self.handshake = None
+        if self.reply_channel is None:
+            return
+        self.order += 1
+        self.queue(
+            "websocket.disconnect",
+            translate.socket_disconnect_message(
+                self.reply_channel, self.path_text, code or CLOSE_ABNORMAL, self.order
+            ),
+        )
+        if self.socket_open:
+            took = time.monotonic() - self.opened_at
+            access_log.info(
+                "%s WebSocket %s closed %s after %.1fs",
+                self.client_text(),
+                self.path_text,
+                code or CLOSE_ABNORMAL,
+                took,
+            )
+
+    def queue(self, channel: str, message: dict[str, Any]) -> None:
+        """Send in order: one sender per socket drains its outbox in batches."""
+        self.outbox.append((channel, message))
+        if len(self.outbox) > self.factory.server.layer.capacity_for(channel):
+            self.outbox.clear()
+            self.give_up(CLOSE_TRY_AGAIN_LATER, "the workers are not keeping up")
+            return
+        if self.sender is None:
+            self.sender = asyncio.get_running_loop().create_task(self.send_outbox())
+
+    async def send_outbox(self) -> None:
+        layer = self.factory.server.layer
+        try:
+            while self.outbox:
+                batch, self.outbox = self.outbox, []
+                try:
+                    results = await layer.send_many(batch)
+                except LayerError as exc:
+                    results = [exc] * len(batch)
+                for (channel, _), error in zip(batch, results, strict=True):
+                    if error is not None:
+                        self.send_failed(channel, error)
+                        return
+        finally:
+            self.sender = None
+            if self.closed:
+                self.forget()
+
+    def send_failed(self, channel: str, error: LayerError) -> None:
+        self.outbox.clear()
+        if channel == "websocket.disconnect":
+            log.info("could not send websocket.disconnect for %s: %s", self.path_text, error)
+            return
+        full = isinstance(error, ChannelFull)
+        state = "is full" if full else "failed"
+        log.warning("WebSocket %s: %s %s: %s", self.path_text, channel, state, error)
+        if full:
+            self.give_up(CLOSE_TRY_AGAIN_LATER, "server busy, try again later")
+        else:
+            self.give_up(CLOSE_INTERNAL_ERROR, "channel layer unavailable")
+
+    def give_up(self, code: int, reason: str) -> None:
+        """Refuse the handshake (503) or close an open socket with ``code``."""
+        if self.handshake is not None:
+            self.deny(503, reason)
+        else:
+            self.close_with(code, reason)
+
+    # -- worker to client ------------------------------------------------------------
+
+    def on_reply(self, message: dict[str, Any]) -> None:
+        """Carry out one ``websocket.send`` message from the worker."""
+        try:
+            reply = translate.parse_socket_reply(message)
+            if self.handshake is not None:
+                self.answer_handshake(reply)
+                return
+        except translate.BadReply as exc:
+            log.error("bad reply to WebSocket %s: %s", self.path_text, exc)
+            self.give_up(CLOSE_INTERNAL_ERROR, "the application sent an invalid message")
+            return
+        if self.socket_open:
+            self.carry_out(reply)
+        else:
+            self.after_open.append(reply)
+
+    def answer_handshake(self, reply: translate.SocketReply) -> None:
+        if reply.accept is False or (reply.accept is None and reply.close is not None):
+            access_log.info("%s WebSocket %s rejected", self.client_text(), self.path_text)
+            self.deny(403, "rejected by the application")
+            return
+        if reply.accept is None:
+            return
+        subprotocol = translate.choose_subprotocol(self.offered, reply.subprotocol)
+        handshake, self.handshake = self.handshake, None
+        self.cancel_timer()
+        if reply.text is not None or reply.data is not None or reply.close is not None:
+            self.after_open.append(reply)
+        handshake.callback(subprotocol)
+
+    def carry_out(self, reply: translate.SocketReply) -> None:
+        if reply.text is not None:
+            self.sendMessage(reply.text.encode("utf-8"), isBinary=False)
+        elif reply.data is not None:
+            self.sendMessage(reply.data, isBinary=True)
+        if reply.close is not None:
+            self.close_with(reply.close, reply.reason or "")
+
+    def close_with(self, code: int, reason: str) -> None:
+        """Close an open socket with any code a server may send (Autobahn's sendClose allows fewer)."""
+        if self.state == self.STATE_OPEN:
+            self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8")[:123], isReply=False)
+        elif self.state in (self.STATE_CONNECTING, self.STATE_PROXY_CONNECTING):
+            self.dropConnection(abort=True)
+
+    # -- bookkeeping -----------------------------------------------------------------
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def forget(self) -> None:
+        if self.reply_channel is not None:
+            self.factory.server.router.forget(self.reply_channel)
+
+    def connectionLost(self, reason: Any) -> None:
+        super().connectionLost(reason)
+        self.closed = True
+        self.cancel_timer()
+        self.factory.server.sockets.discard(self)
+        if self.sender is None:
+            self.forget()
+
+    def client_text(self) -> str:
+        client = self.info.get("client")
+        return f"{client[0]}:{client[1]}" if client else "unix"
+
+
+class SocketFactory(WebSocketServerFactory):
+    """Builds ``LayerSocket``s with the server's limits and keepalive settings."""
+
+    protocol = LayerSocket
+
+    def __init__(self, server: "HttpServer") -> None:
+        super().__init__()
+        self.server = server
+        self.handoff: dict[str, Any] | None = None
+        settings = server.settings
+        self.setProtocolOptions(
+            maxFramePayloadSize=settings.max_frame_size,
+            maxMessagePayloadSize=settings.max_ws_message_size,
+            autoPingInterval=settings.ping_interval,
+            autoPingTimeout=settings.ping_timeout,
+            openHandshakeTimeout=settings.connect_timeout + 5,
+            closeHandshakeTimeout=5,
+            maxConnections=settings.max_connections,
+            failByDrop=False,
+        )
