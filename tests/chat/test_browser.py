@@ -1,0 +1,59 @@
+"""The chat page in a real headless Chromium: two pages, a line typed in one shows up in
+the other. A screenshot is kept in ``test-artifacts/chat.png``."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .harness import ROOT, UpProcess
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def chromium_path() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.fail("no Chromium on PATH: install Debian's chromium package (.ci/run does)")
+
+
+@pytest.fixture
+def up():
+    process = UpProcess("--processes", "--workers", "2")
+    yield process
+    process.stop()
+
+
+def test_two_pages_talk(up):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            alice, bob = browser.new_page(), browser.new_page()
+            for page in (alice, bob):
+                page.goto(up.url + "/")
+                expect(page.locator("#status")).to_have_text("connected", timeout=15_000)
+            alice.fill("#name", "alice")
+            alice.fill("#text", "hello from the browser")
+            alice.press("#text", "Enter")
+            expect(bob.locator("#log li").last).to_contain_text("alice: hello from the browser", timeout=10_000)
+            expect(alice.locator("#log li").last).to_contain_text("alice: hello from the browser")
+            artifacts = ROOT / "test-artifacts"
+            artifacts.mkdir(exist_ok=True)
+            bob.screenshot(path=str(artifacts / "chat.png"))
+        finally:
+            browser.close()
+    assert Path(ROOT / "test-artifacts" / "chat.png").stat().st_size > 0
