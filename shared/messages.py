@@ -153,9 +153,8 @@ def _one_of_text_bytes(message: Mapping[str, Any]) -> str | None:
     return None
 
 
-SENDABLE_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1011, 1012, 1013, 1014)) | frozenset(
-    range(3000, 5000)
-)
+SENDABLE_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1011, 1012, 1013, 1014))
+SENDABLE_CLOSE_CODES |= frozenset(range(3000, 5000))
 
 
 def _websocket_send(message: Mapping[str, Any]) -> str | None:
@@ -325,7 +324,10 @@ _SPECS = (
             Field("text", OPT_STR, doc="text frame to send (sending also accepts)"),
             Field("bytes", OPT_BYTES, doc="binary frame to send (sending also accepts)"),
             Field(
-                "close", (bool, int, NONE), doc="True, or a close code a server may send (1000-1003, 1007-1009, 1011-1014, 3000-4999), closes the socket"
+                "close",
+                (bool, int, NONE),
+                doc="True, or a close code a server may send (1000-1003, 1007-1009, 1011-1014, "
+                "3000-4999), closes the socket",
             ),
             Field("subprotocol", OPT_STR, doc="with `accept`: the chosen subprotocol", extension=True),
             Field("reason", OPT_STR, doc="with `close`: the close reason", extension=True),

@@ -95,7 +95,8 @@ async def slack(message, ctx):
     """A message in the bridged Slack channel (the server drops the bot's own)."""
     if message.get("subtype") or message.get("bot_id"):
         return
-    await ctx.group_send(ROOM, text=entry("slack", message.get("user") or "someone", message.get("text") or ""))
+    author = message.get("user") or "someone"
+    await ctx.group_send(ROOM, text=entry("slack", author, message.get("text") or ""))
 
 
 def _re(subject: str) -> str:

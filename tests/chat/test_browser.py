@@ -49,7 +49,8 @@ def test_two_pages_talk(up):
             alice.fill("#name", "alice")
             alice.fill("#text", "hello from the browser")
             alice.press("#text", "Enter")
-            expect(bob.locator("#log li").last).to_contain_text("alice: hello from the browser", timeout=10_000)
+            last_line = bob.locator("#log li").last
+            expect(last_line).to_contain_text("alice: hello from the browser", timeout=10_000)
             expect(alice.locator("#log li").last).to_contain_text("alice: hello from the browser")
             artifacts = ROOT / "test-artifacts"
             artifacts.mkdir(exist_ok=True)
