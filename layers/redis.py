@@ -12,7 +12,7 @@ import functools
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -40,8 +40,13 @@ T = TypeVar("T")
 
 
 @contextmanager
-def _unavailable(label: str, on_moved: Callable[[], None] | None = None) -> Iterator[None]:
+def _unavailable(
+    label: str, on_moved: Callable[[], None] | None = None, on_lost: Callable[[], None] | None = None
+) -> Iterator[None]:
     """Turn connection-level failures into LayerUnavailable naming the shard.
+
+    A lost connection calls ``on_lost`` (the shard then closes its idle pooled connections,
+    which a Redis restart has broken too, so none of them fails a command later).
 
     A cluster node answering MOVED/ASK/CLUSTERDOWN marks the topology stale, so the next
     call re-reads the slot map; the refused command was not run, so nothing is lost.
@@ -49,6 +54,8 @@ def _unavailable(label: str, on_moved: Callable[[], None] | None = None) -> Iter
     try:
         yield
     except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
+        if on_lost is not None:
+            on_lost()
         raise LayerUnavailable(f"redis at {label} is unavailable: {exc}") from exc
     except RedisError as exc:
         if on_moved is not None and str(exc).startswith(("MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN")):
@@ -79,6 +86,9 @@ async def _gather(calls: list[Coroutine[Any, Any, T]]) -> list[T | BaseException
     return await asyncio.gather(*calls, return_exceptions=True)
 
 
+HEALTH_CHECK_INTERVAL = 1.0
+
+
 def _connect(url: str, socket_timeout: float, connect_timeout: float) -> aioredis.Redis:
     """A client for a ``redis://``, ``rediss://``, ``unix://`` or ``redis+sentinel://`` URL.
 
@@ -92,6 +102,9 @@ def _connect(url: str, socket_timeout: float, connect_timeout: float) -> aioredi
         "socket_connect_timeout": connect_timeout,
         "retry": Retry(NoBackoff(), 0),
         "decode_responses": False,
+        # A pooled connection idle for this long is pinged before use, so one that a Redis
+        # restart broke is replaced instead of failing a send long after Redis came back.
+        "health_check_interval": HEALTH_CHECK_INTERVAL,
     }
     parts = urlsplit(url)
     if not parts.scheme.endswith("+sentinel"):
@@ -147,6 +160,17 @@ class _Shard:
         self.send = self.client.register_script(scripts.SEND)
         self.pop = self.client.register_script(scripts.POP)
         self.group_send = self.client.register_script(scripts.GROUP_SEND)
+        self._dropping: asyncio.Task[None] | None = None
+
+    def guard(self) -> AbstractContextManager[None]:
+        """The error translation for a command on this shard."""
+        return _unavailable(self.label, self.on_moved, self.drop_idle)
+
+    def drop_idle(self) -> None:
+        """Close the pool's idle connections (in the background): they are likely broken too."""
+        if self._dropping is None or self._dropping.done():
+            pool = self.client.connection_pool
+            self._dropping = asyncio.ensure_future(pool.disconnect(inuse_connections=False))
 
 
 class RedisLayer(BaseLayer):
@@ -312,7 +336,7 @@ class RedisLayer(BaseLayer):
 
     async def _send_batch(self, shard_id: int, keys: list[bytes], argv: list[Any]) -> list[int]:
         shard = self._shard(shard_id)
-        with _unavailable(shard.label, shard.on_moved):
+        with shard.guard():
             return await shard.send(keys=keys, args=argv)
 
     # -- receive ---------------------------------------------------------------------
@@ -376,7 +400,7 @@ class RedisLayer(BaseLayer):
 
     async def _pop(self, shard_id: int, keys: list[bytes], count: int) -> list[tuple[str, Message]]:
         shard = self._shard(shard_id)
-        with _unavailable(shard.label, shard.on_moved):
+        with shard.guard():
             entries = await shard.pop(keys=keys, args=[count])
         return self._decode_all(entries)
 
@@ -406,7 +430,7 @@ class RedisLayer(BaseLayer):
 
     async def _blpop(self, shard_id: int, keys: list[bytes], block: float) -> list[tuple[str, Message]]:
         shard = self._shard(shard_id)
-        with _unavailable(shard.label, shard.on_moved):
+        with shard.guard():
             reply = await shard.client.blpop(keys, timeout=block)
         return self._decode_all([reply[1]]) if reply else []
 
@@ -488,7 +512,7 @@ class RedisLayer(BaseLayer):
 
     async def _group_tags(self, group: str) -> list[str]:
         shard = self._shard(key_slot(group.encode()))
-        with _unavailable(shard.label, shard.on_moved):
+        with shard.guard():
             return [t.decode() for t in await shard.client.smembers(self._group_index_key(group))]
 
     async def group_add(self, group: str, channel: str) -> None:
@@ -501,14 +525,14 @@ class RedisLayer(BaseLayer):
         ttl = int(self.group_expiry * 1000)
         if self._is_local(queue):
             self._local_groups.setdefault(group, {})[channel] = time.time()
-        with _unavailable(shard.label, shard.on_moved):
+        with shard.guard():
             async with shard.client.pipeline(transaction=False) as pipe:
                 pipe.zadd(key, {channel: int(time.time() * 1000)})
                 pipe.pexpire(key, ttl)
                 await pipe.execute()
         if tag is not None:
             index = self._shard(key_slot(group.encode()))
-            with _unavailable(index.label, index.on_moved):
+            with index.guard():
                 async with index.client.pipeline(transaction=False) as pipe:
                     pipe.sadd(self._group_index_key(group), tag)
                     pipe.pexpire(self._group_index_key(group), ttl)
@@ -525,7 +549,7 @@ class RedisLayer(BaseLayer):
         queue = queue_name(channel)
         shard = self._shard(self._shard_of(queue))
         key = self._group_key(group, shard_key(queue) if self.cluster else None)
-        with _unavailable(shard.label, shard.on_moved):
+        with shard.guard():
             await shard.client.zrem(key, channel)
 
     def _group_targets(self, group: str, tags: list[str] | None) -> list[tuple["_Shard", bytes]]:
@@ -541,7 +565,7 @@ class RedisLayer(BaseLayer):
         tags = await self._group_tags(group) if self.cluster else None
 
         async def members(shard: _Shard, key: bytes) -> list[bytes]:
-            with _unavailable(shard.label, shard.on_moved):
+            with shard.guard():
                 async with shard.client.pipeline(transaction=False) as pipe:
                     pipe.zremrangebyscore(key, "-inf", cutoff)
                     pipe.zrange(key, 0, -1)
@@ -571,7 +595,7 @@ class RedisLayer(BaseLayer):
         tags = await self._group_tags(group) if self.cluster else None
 
         async def send(shard: _Shard, key: bytes) -> int:
-            with _unavailable(shard.label, shard.on_moved):
+            with shard.guard():
                 return await shard.group_send(keys=[key], args=argv)
 
         reached = sum(await asyncio.gather(*(send(s, k) for s, k in self._group_targets(group, tags))))
@@ -595,7 +619,7 @@ class RedisLayer(BaseLayer):
     async def flush(self) -> None:
         await self._ready()
         for shard in self._shards:
-            with _unavailable(shard.label, shard.on_moved):
+            with shard.guard():
                 batch = []
                 async for key in shard.client.scan_iter(match=_glob_escape(self.prefix) + "*", count=1000):
                     batch.append(key)

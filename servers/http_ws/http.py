@@ -25,6 +25,7 @@ access_log = logging.getLogger("switchroom.http.access")
 
 REASONS = {
     400: b"Bad Request",
+    408: b"Request Timeout",
     413: b"Payload Too Large",
     431: b"Request Header Fields Too Large",
     503: b"Service Unavailable",
@@ -41,6 +42,7 @@ class LayerRequest(http.Request):
 
     def __init__(self, channel: http.HTTPChannel, queued: Any = None) -> None:
         super().__init__(channel)
+        channel.request_seen = True
         self.server = channel.factory.server
         self.reply_channel: str | None = None
         self.path_text = ""
@@ -49,6 +51,9 @@ class LayerRequest(http.Request):
         self.rejected = False
         self.received = 0
         self.timer: asyncio.TimerHandle | None = None
+        self.read_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            self.server.settings.read_timeout, self.read_timed_out
+        )
 
     # -- reading ---------------------------------------------------------------------
 
@@ -68,8 +73,15 @@ class LayerRequest(http.Request):
             return
         super().handleContentChunk(data)
 
+    def read_timed_out(self) -> None:
+        """The client is sending its request too slowly (or not at all): 408 and close."""
+        self.read_timer = None
+        if not self.rejected:
+            self.reject_early(408, "the request did not arrive in time")
+
     def reject_early(self, status: int, why: str) -> None:
         """Answer before the request is complete, and close the connection."""
+        self.stop_read_timer()
         self.rejected = True
         body = why.encode() + b"\n"
         transport = self.channel.transport
@@ -82,8 +94,14 @@ class LayerRequest(http.Request):
         transport.loseConnection()
         access_log.info("%s - %d %s", self.client_text(), status, why)
 
+    def stop_read_timer(self) -> None:
+        if self.read_timer is not None:
+            self.read_timer.cancel()
+            self.read_timer = None
+
     def process(self) -> None:
         """All of the request is in: check it, then hand it to the layer or to Autobahn."""
+        self.stop_read_timer()
         if self.rejected:
             return
         settings = self.server.settings
@@ -265,6 +283,7 @@ class LayerRequest(http.Request):
     def connectionLost(self, reason: Any) -> None:
         """Tell the worker when the client leaves before the response is complete."""
         pending = self.reply_channel is not None and not self.finished and self in self.server.in_flight
+        self.stop_read_timer()
         super().connectionLost(reason)
         self.done()
         if pending:
@@ -299,7 +318,14 @@ class HttpFactory(http.HTTPFactory):
         channel = protocol._channel
         channel.maxHeaders = settings.max_header_count * TWISTED_HEADER_FACTOR
         channel.totalHeadersSize = settings.max_header_bytes * TWISTED_HEADER_FACTOR
+        asyncio.get_running_loop().call_later(settings.read_timeout, self.check_started, channel)
         return protocol
+
+    @staticmethod
+    def check_started(channel: http.HTTPChannel) -> None:
+        """Drop a connection that has not completed even a request line in ``read_timeout``."""
+        if channel.transport is not None and not getattr(channel, "request_seen", False):
+            channel.transport.abortConnection()
 
     def log(self, request: LayerRequest) -> None:
         """One access-log line per finished request."""

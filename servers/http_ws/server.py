@@ -108,6 +108,7 @@ class HttpServer:
         for sock in list(self.sockets):
             sock.dropConnection(abort=True)
         await self.router.stop()
+        log.info("stopped; %d reply channels left routed", len(self.router.handlers))
 
 
 def _is_unix(fd: int) -> bool:

@@ -20,6 +20,8 @@ class Settings:
     request_timeout: float = 60.0
     # How long a WebSocket handshake waits for the worker to accept or reject it.
     connect_timeout: float = 10.0
+    # The request line, headers and body must all arrive within this long (slow clients: 408).
+    read_timeout: float = 30.0
     # Idle keep-alive connections are closed after this long.
     keepalive_timeout: float = 75.0
     ping_interval: float = 20.0
@@ -30,6 +32,8 @@ class Settings:
     max_frame_size: int = 1024 * 1024
     max_ws_message_size: int = 1024 * 1024
     max_connections: int = 10_000
+    # Bytes queued for a WebSocket client that stopped reading before it is dropped.
+    max_send_buffer: int = 4 * 1024 * 1024
     # Empty means any; entries are fnmatch patterns such as ``https://*.example.com``.
     allowed_origins: tuple[str, ...] = ()
     # Empty means any; entries are host names (no port), ``*.example.com`` allowed.

@@ -50,6 +50,8 @@ class LayerSocket(WebSocketServerProtocol):
         self.opened_at = 0.0
         self.socket_open = False
         self.closed = False
+        self.write_paused = False
+        self.backlog = 0
 
     # -- handshake -------------------------------------------------------------------
 
@@ -101,6 +103,9 @@ class LayerSocket(WebSocketServerProtocol):
 
     def onOpen(self) -> None:
         """The handshake went through: carry out frames that came with the accept."""
+        # The HTTP channel that handed the connection over is still registered as producer.
+        self.transport.unregisterProducer()
+        self.transport.registerProducer(self, True)
         self.socket_open = True
         self.opened_at = time.monotonic()
         access_log.info("%s WebSocket %s open", self.client_text(), self.path_text)
@@ -226,10 +231,19 @@ class LayerSocket(WebSocketServerProtocol):
         handshake.callback(subprotocol)
 
     def carry_out(self, reply: translate.SocketReply) -> None:
-        if reply.text is not None:
-            self.sendMessage(reply.text.encode("utf-8"), isBinary=False)
-        elif reply.data is not None:
-            self.sendMessage(reply.data, isBinary=True)
+        payload = reply.text.encode("utf-8") if reply.text is not None else reply.data
+        if payload is not None:
+            if self.write_paused:
+                self.backlog += len(payload)
+                if self.backlog > self.factory.server.settings.max_send_buffer:
+                    log.warning(
+                        "WebSocket %s: the client stopped reading; dropped with %d bytes queued",
+                        self.path_text,
+                        self.backlog,
+                    )
+                    self.dropConnection(abort=True)
+                    return
+            self.sendMessage(payload, isBinary=reply.text is None)
         if reply.close is not None:
             self.close_with(reply.close, reply.reason or "")
 
@@ -239,6 +253,18 @@ class LayerSocket(WebSocketServerProtocol):
             self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8")[:123], isReply=False)
         elif self.state in (self.STATE_CONNECTING, self.STATE_PROXY_CONNECTING):
             self.dropConnection(abort=True)
+
+    # -- flow control: Twisted pauses us when the client stops reading ----------------
+
+    def pauseProducing(self) -> None:
+        self.write_paused = True
+
+    def resumeProducing(self) -> None:
+        self.write_paused = False
+        self.backlog = 0
+
+    def stopProducing(self) -> None:
+        self.write_paused = False
 
     # -- bookkeeping -----------------------------------------------------------------
 

@@ -22,6 +22,7 @@ class ServerProcess:
         self.port = free_port()
         where = ["--unix-socket", unix_socket] if unix_socket else ["--port", str(self.port)]
         self.log_file = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
+        self.stopped_log = ""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "switchroom.shared.cli", "http", *where, "--layer", self.layer_url, *args],
             cwd=ROOT,
@@ -63,6 +64,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        self.stopped_log = self.log_text()
         self.log_file.close()
         os.unlink(self.log_file.name)
         return self.proc.returncode
