@@ -1,0 +1,31 @@
+"""Reading back the parts of an email that travelled as ``email.chunk`` messages."""
+
+from typing import Any
+
+from switchroom.layers import BaseLayer, LayerError
+
+
+async def read_chunks(layer: BaseLayer, channel: str, timeout: float = 10.0) -> bytes:
+    """All the bytes sent on a ``raw_channel`` or ``content_channel``, in order."""
+    parts = []
+    while True:
+        name, piece = await layer.receive([channel], timeout=timeout)
+        if name is None:
+            raise LayerError(f"{channel}: a chunk did not arrive within {timeout} s")
+        parts.append(piece["content"])
+        if not piece.get("more_content"):
+            return b"".join(parts)
+
+
+async def raw_message(layer: BaseLayer, message: dict[str, Any]) -> bytes:
+    """The whole message of an ``email.receive``, wherever it travelled."""
+    if message.get("raw") is not None:
+        return message["raw"]
+    return await read_chunks(layer, message["raw_channel"])
+
+
+async def attachment_content(layer: BaseLayer, attachment: dict[str, Any]) -> bytes:
+    """One attachment's bytes, wherever they travelled."""
+    if attachment.get("content") is not None:
+        return attachment["content"]
+    return await read_chunks(layer, attachment["content_channel"])

@@ -1,0 +1,114 @@
+"""``switchroom email``: run the email server (inbound SMTP, outbound relay) until a signal."""
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import signal
+
+from switchroom.shared.config import add_common_arguments, env, layer_from_args
+from switchroom.shared.logs import setup_logging
+
+from .server import EmailServer
+from .settings import Settings
+
+log = logging.getLogger("switchroom.email")
+
+HELP = {
+    "bind": "address to listen on",
+    "port": "SMTP port (0 = any free port)",
+    "hostname": "name in the SMTP greeting",
+    "domains": "comma-separated domains to accept mail for",
+    "addresses": "comma-separated single addresses to accept mail for",
+    "max_message_size": "message bytes (more: 552)",
+    "max_recipients": "recipients per message (more: 452)",
+    "max_line_length": "bytes per line, CRLF included (more: 500)",
+    "command_timeout": "seconds a client may stay silent between commands",
+    "session_timeout": "seconds a whole SMTP session may last (then 421)",
+    "max_connections_per_ip": "simultaneous connections per client IP (more: 421)",
+    "tls_cert": "certificate (PEM) for STARTTLS",
+    "tls_key": "private key (PEM) for STARTTLS",
+    "require_starttls": "refuse mail until the client has started TLS",
+    "auth_file": "file of user:password lines; AUTH is then required [or env SWITCHROOM_SMTP_AUTH_FILE]",
+    "auth_without_tls": "allow AUTH before STARTTLS (not recommended)",
+    "relay_host": "SMTP relay for outbound mail (user/password from SWITCHROOM_RELAY_USER/_PASSWORD)",
+    "relay_port": "relay port",
+    "relay_tls": "connect to the relay with implicit TLS",
+    "relay_starttls": "STARTTLS with the relay",
+    "relay_timeout": "seconds per relay connection attempt",
+    "retry_for": "seconds to keep retrying a temporary delivery failure before the dead letter",
+    "retry_backoff": "first retry delay in seconds (doubles, up to 60)",
+    "sender": "From address when an email.send message names none",
+    "max_deliveries": "deliveries in progress at once",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """One flag per setting, each with a SWITCHROOM_EMAIL_* environment variable."""
+    parser = argparse.ArgumentParser(prog="switchroom email", description=__doc__)
+    add_common_arguments(parser)
+    for f in dataclasses.fields(Settings):
+        flag = "--" + f.name.replace("_", "-")
+        name = "domain" if f.name == "domains" else "address" if f.name == "addresses" else None
+        default = env("email_" + f.name, f.default)
+        text = f"{HELP[f.name]} [env SWITCHROOM_EMAIL_{f.name.upper()}, default {f.default!r}]"
+        if isinstance(f.default, bool):
+            value = default if isinstance(default, bool) else str(default).lower() in ("1", "true", "yes")
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value, help=text)
+        elif isinstance(f.default, tuple):
+            value = default if isinstance(default, tuple) else _csv(default)
+            flags = [flag, "--" + name] if name else [flag]
+            parser.add_argument(*flags, dest=f.name, type=_csv, action=_Extend, default=value, help=text)
+        elif f.default is None:
+            parser.add_argument(flag, type=str, default=default, help=text)
+        else:
+            parser.add_argument(flag, type=type(f.default), default=type(f.default)(default), help=text)
+    return parser
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+class _Extend(argparse.Action):
+    """Repeated ``--domain a --domain b`` (or comma lists) add up."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
+        current = getattr(namespace, self.dest)
+        fresh = getattr(namespace, "_seen_" + self.dest, False)
+        setattr(namespace, self.dest, (current if fresh else ()) + tuple(values))
+        setattr(namespace, "_seen_" + self.dest, True)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The ``Settings`` the parsed flags describe."""
+    return Settings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)})
+
+
+async def serve(args: argparse.Namespace) -> None:
+    layer = layer_from_args(args)
+    server = EmailServer(layer, settings_from_args(args))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start()
+        await stop.wait()
+        log.info("stopping")
+        await server.stop()
+    finally:
+        await layer.close()
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of ``switchroom email``."""
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level, "email")
+    try:
+        asyncio.run(serve(args))
+    except (OSError, ValueError) as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    log.info("stopped")
+    return 0

@@ -1,0 +1,49 @@
+"""An ``email.send`` message → a MIME message ready for a relay, as pure code."""
+
+import mimetypes
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+
+def compose(message: dict[str, Any], default_sender: str) -> tuple[EmailMessage, str, list[str]]:
+    """The MIME message, the envelope sender and the envelope recipients (To, Cc and Bcc)."""
+    sender = message.get("from") or default_sender
+    mime = EmailMessage()
+    mime["From"] = sender
+    mime["To"] = ", ".join(message["to"])
+    if message.get("cc"):
+        mime["Cc"] = ", ".join(message["cc"])
+    if message.get("reply_to"):
+        mime["Reply-To"] = message["reply_to"]
+    mime["Subject"] = message.get("subject") or ""
+    mime["Date"] = formatdate(localtime=False)
+    domain = sender.rpartition("@")[2].strip(">") or "localhost"
+    mime["Message-ID"] = make_msgid(domain=domain)
+    if message.get("in_reply_to"):
+        mime["In-Reply-To"] = message["in_reply_to"]
+    references = list(message.get("references") or [])
+    if message.get("in_reply_to") and message["in_reply_to"] not in references:
+        references.append(message["in_reply_to"])
+    if references:
+        mime["References"] = " ".join(references)
+    for name, value in message.get("headers") or []:
+        mime[name] = value
+    text, html = message.get("text"), message.get("html")
+    if text is not None:
+        mime.set_content(text)
+        if html is not None:
+            mime.add_alternative(html, subtype="html")
+    elif html is not None:
+        mime.set_content(html, subtype="html")
+    for item in message.get("attachments") or []:
+        ctype = item.get("content_type") or mimetypes.guess_type(item.get("filename") or "")[0]
+        maintype, _, subtype = (ctype or "application/octet-stream").partition("/")
+        mime.add_attachment(
+            item["content"],
+            maintype=maintype,
+            subtype=subtype or "octet-stream",
+            filename=item.get("filename"),
+        )
+    recipients = [*message["to"], *(message.get("cc") or []), *(message.get("bcc") or [])]
+    return mime, sender, recipients

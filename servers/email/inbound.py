@@ -1,0 +1,168 @@
+"""Inbound SMTP on aiosmtpd: accept mail for our domains only, and answer 250 only once
+the message is safely on the layer (451 otherwise, so the sending server retries)."""
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+from switchroom.layers import BaseLayer, ChannelFull, LayerError
+
+from . import parse
+from .settings import Settings
+
+log = logging.getLogger("switchroom.email")
+
+
+class Recipients:
+    """Which addresses this server accepts mail for: whole domains and single addresses."""
+
+    def __init__(self, domains: tuple[str, ...], addresses: tuple[str, ...]) -> None:
+        self.domains = {d.lower().lstrip("@") for d in domains}
+        self.addresses = {a.lower() for a in addresses}
+
+    def accepts(self, address: str) -> bool:
+        address = address.lower()
+        return address in self.addresses or address.rpartition("@")[2] in self.domains
+
+
+class LayerHandler:
+    """aiosmtpd hooks: recipient checks, then one ``email.receive`` per message."""
+
+    def __init__(self, layer: BaseLayer, settings: Settings) -> None:
+        self.layer = layer
+        self.settings = settings
+        self.recipients = Recipients(settings.domains, settings.addresses)
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list) -> str:
+        if not self.recipients.accepts(address):
+            log.info("550 for %s from %s: not a local address", address, session.peer[0])
+            return "550 5.1.1 No such user here"
+        if len(envelope.rcpt_tos) >= self.settings.max_recipients:
+            return "452 4.5.3 Too many recipients"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        raw = envelope.original_content or envelope.content or b""
+        started = time.monotonic()
+        try:
+            parsed = parse.parse(
+                raw,
+                mail_from=envelope.mail_from or "",
+                rcpt_to=list(envelope.rcpt_tos),
+                peer=list(session.peer[:2]) if isinstance(session.peer, tuple) else [str(session.peer), 0],
+                helo=session.host_name,
+                max_layer_message=self.layer.max_message_size,
+            )
+        except Exception:
+            log.exception("could not parse a message from %s", session.peer)
+            return "451 4.3.0 Could not process the message, try again later"
+        try:
+            await self.put(parsed)
+        except ChannelFull:
+            log.warning("451 for a message from %s: the email.receive channel is full", envelope.mail_from)
+            return "451 4.3.0 Busy, try again later"
+        except LayerError as exc:
+            log.warning("451 for a message from %s: the channel layer failed: %s", envelope.mail_from, exc)
+            return "451 4.3.0 Temporarily unable to accept mail, try again later"
+        message = parsed.message
+        log.info(
+            "250 %s from %s to %s, %d bytes, on the layer in %.1f ms",
+            message["message_id"],
+            envelope.mail_from,
+            ",".join(envelope.rcpt_tos),
+            len(raw),
+            (time.monotonic() - started) * 1000,
+        )
+        return "250 OK: queued"
+
+    async def put(self, parsed: parse.Parsed) -> None:
+        """Chunks first, then the message that names them: a reader never waits for a part."""
+        message = parsed.message
+        chunk_size = self.layer.max_message_size - parse.ENVELOPE_ROOM
+        for key, data in parsed.spills:
+            channel = await self.layer.new_channel("email.chunk?")
+            if key == "raw":
+                message["raw_channel"] = channel
+            else:
+                message["attachments"][int(key.partition(":")[2])]["content_channel"] = channel
+            for piece in parse.pieces(data, chunk_size):
+                await self.layer.send(channel, piece)
+        await self.layer.send("email.receive", message)
+
+    async def handle_exception(self, error: Exception) -> str:
+        """An unexpected error is a temporary failure: the sender keeps the mail and retries."""
+        log.exception("SMTP session error", exc_info=error)
+        return "451 4.3.0 Temporary server error"
+
+
+class LimitedSMTP(SMTP):
+    """aiosmtpd's SMTP with a per-IP connection limit and a whole-session time limit."""
+
+    def __init__(
+        self, handler: LayerHandler, counts: dict[str, int], settings: Settings, **kwargs: Any
+    ) -> None:
+        super().__init__(handler, **kwargs)
+        self.line_length_limit = settings.max_line_length
+        self.counts = counts
+        self.limits = settings
+        self.refused = False
+        self.client_ip = ""
+        self.session_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        peer = transport.get_extra_info("peername")
+        self.client_ip = peer[0] if isinstance(peer, tuple) else str(peer)
+        if self.counts.get(self.client_ip, 0) >= self.limits.max_connections_per_ip:
+            self.refused = True
+            log.warning(
+                "421 for %s: more than %d connections", self.client_ip, self.limits.max_connections_per_ip
+            )
+            transport.write(b"421 4.7.0 Too many connections from your address\r\n")
+            transport.close()
+            return
+        self.counts[self.client_ip] = self.counts.get(self.client_ip, 0) + 1
+        self.session_timer = asyncio.get_running_loop().call_later(self.limits.session_timeout, self.too_long)
+        super().connection_made(transport)
+
+    def too_long(self) -> None:
+        self.session_timer = None
+        if self.transport is not None:
+            self.transport.write(b"421 4.4.2 Session too long, closing\r\n")
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.refused:
+            return
+        if self.session_timer is not None:
+            self.session_timer.cancel()
+        left = self.counts.get(self.client_ip, 1) - 1
+        if left > 0:
+            self.counts[self.client_ip] = left
+        else:
+            self.counts.pop(self.client_ip, None)
+        super().connection_lost(exc)
+
+
+class FileAuthenticator:
+    """AUTH against ``user:password`` lines read once from a file."""
+
+    def __init__(self, path: str) -> None:
+        self.users: dict[str, str] = {}
+        with open(path, encoding="utf-8") as lines:
+            for line in lines:
+                user, sep, password = line.rstrip("\n").partition(":")
+                if sep and user:
+                    self.users[user] = password
+
+    def __call__(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        if isinstance(auth_data, LoginPassword):
+            user = auth_data.login.decode("utf-8", "replace")
+            if self.users.get(user) == auth_data.password.decode("utf-8", "replace"):
+                return AuthResult(success=True)
+        return AuthResult(success=False, handled=False)

@@ -1,0 +1,161 @@
+"""Outbound mail: consume ``email.send``, deliver through the relay, retry temporary
+failures with backoff for a bounded time, and report what cannot be delivered on
+``email.send.failed`` — never drop a message silently."""
+
+import asyncio
+import logging
+import os
+import smtplib
+import ssl
+import time
+from email.message import EmailMessage
+from typing import Any
+
+from switchroom.layers import BaseLayer, LayerError
+from switchroom.shared.messages import MessageFormatError, apply_defaults, validate
+
+from .compose import compose
+from .settings import Settings
+
+log = logging.getLogger("switchroom.email")
+
+DEAD_LETTERS = "email.send.failed"
+
+
+class PermanentFailure(Exception):
+    """The relay refused the message for good (a 5xx answer)."""
+
+
+def deliver(settings: Settings, mime: EmailMessage, sender: str, recipients: list[str]) -> None:
+    """One blocking delivery attempt; raises PermanentFailure on 5xx, other errors are temporary."""
+    context = ssl.create_default_context()
+    if os.environ.get("SWITCHROOM_RELAY_CAFILE"):
+        context.load_verify_locations(os.environ["SWITCHROOM_RELAY_CAFILE"])
+    client_class = smtplib.SMTP_SSL if settings.relay_tls else smtplib.SMTP
+    kwargs: dict[str, Any] = {"timeout": settings.relay_timeout}
+    if settings.relay_tls:
+        kwargs["context"] = context
+    try:
+        with client_class(settings.relay_host, settings.relay_port, **kwargs) as client:
+            if settings.relay_starttls:
+                client.starttls(context=context)
+            user = os.environ.get("SWITCHROOM_RELAY_USER")
+            if user:
+                client.login(user, os.environ.get("SWITCHROOM_RELAY_PASSWORD", ""))
+            refused = client.send_message(mime, from_addr=sender, to_addrs=recipients)
+        if refused:
+            raise PermanentFailure(f"recipients refused: {refused}")
+    except smtplib.SMTPRecipientsRefused as exc:
+        codes = [code for code, _ in exc.recipients.values()]
+        if all(code >= 500 for code in codes):
+            raise PermanentFailure(f"recipients refused: {exc.recipients}") from None
+        raise
+    except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError, smtplib.SMTPAuthenticationError) as exc:
+        if exc.smtp_code >= 500:
+            raise PermanentFailure(f"{exc.smtp_code} {exc.smtp_error!r}") from None
+        raise
+
+
+class Outbox:
+    """Reads ``email.send`` and runs at most ``max_deliveries`` deliveries at once."""
+
+    def __init__(self, layer: BaseLayer, settings: Settings) -> None:
+        self.layer = layer
+        self.settings = settings
+        self.slots = asyncio.Semaphore(settings.max_deliveries)
+        self.running: set[asyncio.Task[None]] = set()
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self.run(), name="switchroom-email-outbox")
+
+    async def stop(self, grace: float = 5.0) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        if self.running:
+            await asyncio.wait(set(self.running), timeout=grace)
+            for task in self.running:
+                task.cancel()
+
+    async def run(self) -> None:
+        while True:
+            await self.slots.acquire()
+            try:
+                channel, message = await self.layer.receive(["email.send"], timeout=5)
+            except LayerError as exc:
+                self.slots.release()
+                log.warning("reading email.send failed (%s); retrying", exc)
+                await asyncio.sleep(1)
+                continue
+            if channel is None:
+                self.slots.release()
+                continue
+            task = asyncio.get_running_loop().create_task(self.send(message))
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Deliver one message with retries; report it as a dead letter if that fails."""
+        try:
+            await self._send(message)
+        finally:
+            self.slots.release()
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        try:
+            message = apply_defaults("email.send", validate("email.send", message))
+            mime, sender, recipients = compose(message, self.settings.sender)
+        except (MessageFormatError, ValueError, TypeError, KeyError) as exc:
+            await self.dead_letter(message, f"invalid email.send message: {exc}", 0, None, None)
+            return
+        if not self.settings.relay_host:
+            await self.dead_letter(message, "no relay configured (--relay-host)", 0, None, None)
+            return
+        first = time.time()
+        deadline = time.monotonic() + self.settings.retry_for
+        delay = self.settings.retry_backoff
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                await asyncio.to_thread(deliver, self.settings, mime, sender, recipients)
+                log.info(
+                    "delivered %s to %s via %s",
+                    mime["Message-ID"],
+                    ",".join(recipients),
+                    self.settings.relay_host,
+                )
+                return
+            except PermanentFailure as exc:
+                error = f"permanent failure: {exc}"
+                break
+            except (smtplib.SMTPException, OSError) as exc:
+                error = f"temporary failure: {exc!r}"
+                if time.monotonic() + delay > deadline:
+                    break
+                log.warning("delivery of %s failed (%s); retrying in %.1f s", mime["Message-ID"], exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+        await self.dead_letter(message, error, attempts, first, time.time())
+
+    async def dead_letter(
+        self, message: Any, error: str, attempts: int, first: float | None, last: float | None
+    ) -> None:
+        log.error(
+            "giving up on an email to %s after %d attempts: %s",
+            message.get("to") if isinstance(message, dict) else "?",
+            attempts,
+            error,
+        )
+        report = {
+            "message": message if isinstance(message, dict) else {"value": repr(message)},
+            "error": error,
+            "attempts": attempts,
+            "first_attempt": first,
+            "last_attempt": last,
+        }
+        try:
+            await self.layer.send(DEAD_LETTERS, report)
+        except LayerError as exc:
+            log.error("could not report the failed email on %s: %s", DEAD_LETTERS, exc)

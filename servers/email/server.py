@@ -1,0 +1,87 @@
+"""``EmailServer``: inbound SMTP and outbound delivery on the asyncio loop it is started from."""
+
+import asyncio
+import logging
+import os
+import ssl
+from typing import Any
+
+from switchroom.layers import BaseLayer
+
+from .inbound import FileAuthenticator, LayerHandler, LimitedSMTP
+from .outbound import Outbox
+from .settings import Settings
+
+log = logging.getLogger("switchroom.email")
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The STARTTLS context from the certificate and key paths, if given."""
+    if not settings.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    return context
+
+
+class EmailServer:
+    """The email interface server, embeddable in any asyncio program."""
+
+    def __init__(self, layer: BaseLayer, settings: Settings | None = None) -> None:
+        self.layer = layer
+        self.settings = settings or Settings()
+        if not (self.settings.domains or self.settings.addresses):
+            raise ValueError("give at least one --domain or --address to accept mail for")
+        self.handler = LayerHandler(layer, self.settings)
+        self.outbox = Outbox(layer, self.settings)
+        self.counts: dict[str, int] = {}
+        self.server: asyncio.Server | None = None
+        self._tls: ssl.SSLContext | None = None
+        self._auth: FileAuthenticator | None = None
+
+    def protocol(self) -> LimitedSMTP:
+        s = self.settings
+        kwargs: dict[str, Any] = {
+            "hostname": s.hostname,
+            "data_size_limit": s.max_message_size,
+            "timeout": s.command_timeout,
+            "enable_SMTPUTF8": True,
+            "tls_context": self._tls,
+            "require_starttls": s.require_starttls and self._tls is not None,
+            "auth_require_tls": not s.auth_without_tls,
+        }
+        if self._auth is not None:
+            kwargs["authenticator"] = self._auth
+            kwargs["auth_required"] = True
+        return LimitedSMTP(self.handler, self.counts, s, **kwargs)
+
+    async def start(self) -> None:
+        """Listen for SMTP and start delivering ``email.send`` messages."""
+        self._tls = tls_context(self.settings)
+        auth_file = self.settings.auth_file or os.environ.get("SWITCHROOM_SMTP_AUTH_FILE")
+        self._auth = FileAuthenticator(auth_file) if auth_file else None
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(self.protocol, self.settings.bind, self.settings.port)
+        self.outbox.start()
+        log.info(
+            "listening for SMTP on %s:%d for %s",
+            self.settings.bind,
+            self.port,
+            ", ".join([*self.settings.domains, *self.settings.addresses]),
+        )
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return self.server.sockets[0].getsockname()[1]
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop accepting; sessions in progress get ``grace`` seconds; deliveries too."""
+        if self.server is not None:
+            self.server.close()
+            try:
+                await asyncio.wait_for(self.server.wait_closed(), grace)
+            except TimeoutError:
+                log.warning("SMTP sessions still open after %.0f s; closing them", grace)
+            self.server = None
+        await self.outbox.stop(grace)

@@ -1,0 +1,42 @@
+"""Settings of the email server: where it listens, what it accepts, its limits, its relay.
+
+Every setting has a flag (``cli.py``) and is listed in ``docs/email.md``. Relay
+credentials come only from the environment, never from flags.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Settings:
+    """What ``EmailServer`` needs besides a layer."""
+
+    bind: str = "127.0.0.1"
+    port: int = 2525
+    hostname: str = "switchroom.localhost"
+    # Mail is accepted only for these domains and addresses (never an open relay).
+    domains: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()
+    max_message_size: int = 25 * 1024 * 1024
+    max_recipients: int = 100
+    max_line_length: int = 1001
+    # Seconds a client may stay silent between commands, and in all per session.
+    command_timeout: float = 60.0
+    session_timeout: float = 600.0
+    max_connections_per_ip: int = 20
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    require_starttls: bool = False
+    # AUTH users come from a file of ``user:password`` lines (path in the environment).
+    auth_file: str | None = None
+    auth_without_tls: bool = False
+    # Outbound delivery through a relay.
+    relay_host: str | None = None
+    relay_port: int = 25
+    relay_tls: bool = False
+    relay_starttls: bool = False
+    relay_timeout: float = 30.0
+    retry_for: float = 600.0
+    retry_backoff: float = 1.0
+    sender: str = "switchroom@localhost"
+    max_deliveries: int = 10
