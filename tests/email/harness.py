@@ -1,0 +1,110 @@
+"""Runs ``switchroom email`` as a subprocess, and a relay sink for its outbound mail."""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from email import message_from_bytes, policy
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+
+from switchroom.shared.redisproc import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class EmailProcess:
+    """A ``switchroom email`` process on a free port, its log in a file."""
+
+    def __init__(self, redis_url: str, *args: str, env: dict[str, str] | None = None) -> None:
+        self.layer_url = f"{redis_url}?prefix=em{uuid.uuid4().hex[:10]}"
+        self.port = free_port()
+        self.log_file = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "switchroom.shared.cli",
+                "email",
+                "--port",
+                str(self.port),
+                "--layer",
+                self.layer_url,
+                *args,
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=self.log_file,
+        )
+        self.wait_for_log("listening for SMTP")
+
+    def log_text(self) -> str:
+        return Path(self.log_file.name).read_text()
+
+    def wait_for_log(self, text: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log_text():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the email server exited:\n{self.log_text()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {text!r} in the log:\n{self.log_text()}")
+            time.sleep(0.05)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.log_file.close()
+        os.unlink(self.log_file.name)
+        return self.proc.returncode
+
+
+class SinkHandler:
+    """A relay that keeps what it receives; addresses starting with ``reject`` get 550."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        if address.startswith("reject"):
+            return "550 5.1.1 No such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(
+            (
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                message_from_bytes(envelope.original_content, policy=policy.default),
+            )
+        )
+        return "250 OK"
+
+
+class RelaySink:
+    """An aiosmtpd relay on a free loopback port (its own thread)."""
+
+    def __init__(self) -> None:
+        self.handler = SinkHandler()
+        self.port = free_port()
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def wait_for(self, count: int, timeout: float = 20) -> list:
+        deadline = time.monotonic() + timeout
+        while len(self.handler.messages) < count:
+            assert time.monotonic() < deadline, f"the relay got {len(self.handler.messages)} of {count}"
+            time.sleep(0.05)
+        return self.handler.messages
+
+    def stop(self) -> None:
+        self.controller.stop()
