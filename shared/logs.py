@@ -13,3 +13,6 @@ def setup_logging(level: str = "info", role: str = "switchroom") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # aiosmtpd logs every SMTP command at INFO; keep its warnings and errors only.
+    if level.lower() != "debug":
+        logging.getLogger("mail.log").setLevel(logging.WARNING)

@@ -17,10 +17,10 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 
-from switchroom.layers import get_layer
+from switchroom.layers import BaseLayer, get_layer
 from switchroom.shared.config import env
 from switchroom.shared.logs import setup_logging
-from switchroom.shared.redisproc import RedisProcess
+from switchroom.shared.redisproc import RedisProcess, free_port
 from switchroom.shared.supervise import Child, supervise
 
 log = logging.getLogger("switchroom.up")
@@ -47,6 +47,23 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=int(env("up_http_servers", 2)),
         help="HTTP server processes sharing the port (with --processes)",
+    )
+    parser.add_argument(
+        "--email-port",
+        type=int,
+        default=int(env("up_email_port", 2525)),
+        help="SMTP port of the email server (0 = no email server)",
+    )
+    parser.add_argument(
+        "--email-domain",
+        default=env("up_email_domain", "chat.localhost"),
+        help="domain the email server accepts mail for",
+    )
+    parser.add_argument(
+        "--relay",
+        default=env("up_relay"),
+        help="host:port of an SMTP relay for outbound mail (default: a development "
+        "relay that logs what it would send)",
     )
     parser.add_argument("--workers", type=int, default=int(env("up_workers", 2)), help="worker count")
     parser.add_argument(
@@ -94,6 +111,8 @@ async def run_in_process(args: argparse.Namespace) -> None:
         http = HttpServer(layer, Settings(bind=args.bind, port=args.http_port))
         await http.start()
         stoppers.append(http.stop)
+        if args.email_port:
+            stoppers.append(await start_email(args, layer))
         print(f"switchroom up: open {http.addresses()[0]}/ (Ctrl-C stops)", flush=True)
         await asyncio.wait([asyncio.ensure_future(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -106,7 +125,93 @@ async def run_in_process(args: argparse.Namespace) -> None:
         await layer.close()
 
 
+async def start_email(args: argparse.Namespace, layer: BaseLayer) -> Callable[[], Awaitable[None]]:
+    """The email server (and, without ``--relay``, the development relay) on this loop."""
+    from switchroom.servers.email import EmailServer, devrelay
+    from switchroom.servers.email import Settings as EmailSettings
+
+    relay_server = None
+    if args.relay:
+        relay_host, _, relay_port = args.relay.rpartition(":")
+    else:
+        relay_server = await devrelay.start(args.bind, 0)
+        relay_host, relay_port = args.bind, str(relay_server.sockets[0].getsockname()[1])
+    email = EmailServer(
+        layer,
+        EmailSettings(
+            bind=args.bind,
+            port=args.email_port,
+            domains=(args.email_domain,),
+            relay_host=relay_host,
+            relay_port=int(relay_port),
+            sender=f"room@{args.email_domain}",
+        ),
+    )
+    await email.start()
+    print(
+        f"switchroom up: mail to room@{args.email_domain} on {args.bind}:{email.port} joins the room",
+        flush=True,
+    )
+
+    async def stop() -> None:
+        await email.stop()
+        if relay_server is not None:
+            relay_server.close()
+
+    return stop
+
+
 # -- one OS process per part -----------------------------------------------------------
+
+
+def email_children(args: argparse.Namespace, cli: list[str], common: list[str]) -> list[Child]:
+    """The email server process, and the development relay unless ``--relay`` names one."""
+    children = []
+    if args.relay:
+        relay_host, _, relay_port = args.relay.rpartition(":")
+    else:
+        relay_host, relay_port = args.bind, str(free_port())
+        children.append(
+            Child(
+                "relay",
+                [
+                    sys.executable,
+                    "-m",
+                    "switchroom.servers.email.devrelay",
+                    "--bind",
+                    args.bind,
+                    "--port",
+                    relay_port,
+                ],
+            )
+        )
+    children.append(
+        Child(
+            "email",
+            [
+                *cli,
+                "email",
+                "--bind",
+                args.bind,
+                "--port",
+                str(args.email_port),
+                "--domain",
+                args.email_domain,
+                "--relay-host",
+                relay_host,
+                "--relay-port",
+                relay_port,
+                "--sender",
+                f"room@{args.email_domain}",
+                *common,
+            ],
+        )
+    )
+    print(
+        f"switchroom up: mail to room@{args.email_domain} on {args.bind}:{args.email_port} joins the room",
+        flush=True,
+    )
+    return children
 
 
 def port_listener(bind: str, port: int) -> socket.socket:
@@ -152,6 +257,8 @@ async def run_processes(args: argparse.Namespace) -> int:
     children += [
         Child(f"worker{i + 1}", [*cli, "worker", args.app, *common]) for i in range(max(1, args.workers))
     ]
+    if args.email_port:
+        children += email_children(args, cli, common)
     host, port = listeners[0].getsockname()[:2]
     print(f"switchroom up: open http://{host}:{port}/ (Ctrl-C stops)", flush=True)
     try:
