@@ -18,9 +18,21 @@ class UpProcess:
 
     def __init__(self, *args: str, app: str = "examples.chat.app:app", env: dict[str, str] | None = None):
         self.port = free_port()
+        self.email_port = free_port()
         self.output = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "switchroom.shared.cli", "up", app, "--http-port", str(self.port), *args],
+            [
+                sys.executable,
+                "-m",
+                "switchroom.shared.cli",
+                "up",
+                app,
+                "--http-port",
+                str(self.port),
+                "--email-port",
+                str(self.email_port),
+                *args,
+            ],
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", **(env or {})},
             stdout=self.output,

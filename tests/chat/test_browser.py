@@ -1,7 +1,10 @@
 """The chat page in a real headless Chromium: two pages, a line typed in one shows up in
-the other. A screenshot is kept in ``test-artifacts/chat.png``."""
+the other; an email to the room shows up too and is answered by email from the page.
+A screenshot is kept in ``test-artifacts/chat.png``."""
 
 import shutil
+import smtplib
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,17 @@ def chromium_path() -> str:
     pytest.fail("no Chromium on PATH: install Debian's chromium package (.ci/run does)")
 
 
+def send_email(port: int) -> None:
+    message = EmailMessage()
+    message["From"] = "carol@mail.example"
+    message["To"] = "room@chat.localhost"
+    message["Subject"] = "greetings"
+    message["Message-ID"] = "<greetings-1@mail.example>"
+    message.set_content("hello room, from email")
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
+        client.send_message(message)
+
+
 @pytest.fixture
 def up():
     process = UpProcess("--processes", "--workers", "2")
@@ -52,6 +66,19 @@ def test_two_pages_talk(up):
             last_line = bob.locator("#log li").last
             expect(last_line).to_contain_text("alice: hello from the browser", timeout=10_000)
             expect(alice.locator("#log li").last).to_contain_text("alice: hello from the browser")
+            send_email(up.email_port)
+            email_line = bob.locator("#log li").last
+            expect(email_line).to_contain_text("carol@mail.example: hello room, from email", timeout=10_000)
+            expect(alice.locator("#log li").last).to_contain_text("hello room, from email", timeout=10_000)
+            email_line.get_by_role("button", name="reply by email").click()
+            expect(bob.locator("#replying")).to_contain_text("carol@mail.example")
+            bob.fill("#name", "bob")
+            bob.fill("#text", "welcome, carol")
+            bob.press("#text", "Enter")
+            expect(alice.locator("#log li").last).to_contain_text(
+                "(by email to carol@mail.example) welcome, carol", timeout=10_000
+            )
+            up.wait_for("outbound mail from room@chat.localhost to carol@mail.example: 'Re: greetings'")
             artifacts = ROOT / "test-artifacts"
             artifacts.mkdir(exist_ok=True)
             bob.screenshot(path=str(artifacts / "chat.png"))
