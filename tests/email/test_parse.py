@@ -178,3 +178,14 @@ def test_compose_a_threaded_reply_with_attachments():
     assert back["text"] == "Thanks!\n"
     assert back["html"] == "<p>Thanks!</p>\n"
     assert back["attachments"][0]["filename"] == "ü.txt"
+
+
+def test_every_setting_is_documented():
+    import dataclasses
+    from pathlib import Path
+
+    from switchroom.servers.email.settings import Settings
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "email.md").read_text()
+    for f in dataclasses.fields(Settings):
+        assert f"| `--{f.name.replace('_', '-')}` | `SWITCHROOM_EMAIL_{f.name.upper()}` |" in docs, f.name
