@@ -1,0 +1,212 @@
+"""The ASGI 1.0 channel-layer interface over any Switchroom layer.
+
+Channels 1.x workers and Daphne 1.x servers speak the synchronous channel-layer API of
+the ASGI 1.0 standard (asgiref 1.x). This class offers exactly that API on top of a
+Switchroom layer (memory, Redis, sharded Redis), running it on a private event-loop
+thread, so those processes share a layer with Switchroom's own servers and workers::
+
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "switchroom.layers.asgi1.ChannelLayer",
+            "ROUTING": "myproject.routing.channel_routing",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0"], "capacity": 100},
+        },
+    }
+
+Names follow the standard: ``prefix?random`` channels have a single reader and
+``prefix!local`` channels belong to the one process that receives on ``prefix!`` and
+gets back the full name of each message. They map directly onto Switchroom's ``?``
+channels and per-process ``!`` queues. See ``docs/migrating-from-channels-1.md``.
+"""
+
+import asyncio
+import os
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .base import BaseLayer, Message
+from .errors import ChannelFull as _ChannelFull
+from .errors import InvalidChannelName
+from .errors import MessageTooLarge as _MessageTooLarge
+from .names import validate_channel
+from .sync import SyncLayer
+from .url import get_layer
+
+DEFAULT_URL = "memory://"
+DEFAULT_BLOCK = 5.0
+
+
+def _host_url(host: str | Sequence[Any] | Mapping[str, Any]) -> str:
+    """One entry of asgi_redis-style ``hosts``: a URL, a ``(host, port)`` pair, or a dict."""
+    if isinstance(host, str):
+        return host if "://" in host else f"redis://{host}"
+    if isinstance(host, Mapping):
+        return f"redis://{host.get('host', '127.0.0.1')}:{host.get('port', 6379)}/{host.get('db', 0)}"
+    address, port = host
+    return f"redis://{address}:{port}/0"
+
+
+def _globs(channel_capacity: Mapping[Any, int] | None) -> dict[str, int]:
+    """asgiref's ``channel_capacity`` as Switchroom's glob → capacity overrides."""
+    globs: dict[str, int] = {}
+    for pattern, value in (channel_capacity or {}).items():
+        if isinstance(pattern, re.Pattern):
+            raise TypeError(
+                "channel_capacity patterns must be glob strings; compiled regexes are not supported"
+            )
+        globs[pattern] = int(value)
+    return globs
+
+
+async def _receive_one(layer: BaseLayer, channels: list[str], timeout: float) -> list[tuple[str, Message]]:
+    """One read of plain queues and whole process queues (``prefix!``), as ASGI 1.0 receives."""
+    return await layer._receive_queues(channels, 1, timeout)
+
+
+class ChannelLayer:
+    """An ASGI 1.0 channel layer (asgiref 1.1 API) backed by a Switchroom layer.
+
+    ``url`` (or ``hosts``, a list of Redis URLs or ``(host, port)`` pairs, several being
+    shards) picks the backend; without either it is ``$SWITCHROOM_LAYER`` or memory.
+    ``capacity``, ``channel_capacity`` (glob → capacity), ``expiry`` and ``group_expiry``
+    mean what the standard says; ``process_capacity`` bounds the queue shared by one
+    process's ``!`` channels; ``block_timeout`` is the longest wait of a blocking receive.
+    Further keywords (``prefix``, ``max_message_size``, ``socket_timeout``, ``local`` ...)
+    go to ``switchroom.layers.get_layer``.
+    """
+
+    extensions = ["groups", "flush"]
+
+    ChannelFull = _ChannelFull
+    MessageTooLarge = _MessageTooLarge
+
+    def __init__(
+        self,
+        url: str | Sequence[str] | None = None,
+        hosts: Sequence[Any] | None = None,
+        expiry: float = 60,
+        group_expiry: float = 86400,
+        capacity: int = 100,
+        channel_capacity: Mapping[Any, int] | None = None,
+        block_timeout: float = DEFAULT_BLOCK,
+        **options: Any,
+    ) -> None:
+        if url is not None and hosts is not None:
+            raise ValueError("give either url or hosts, not both")
+        if hosts is not None:
+            url = [_host_url(h) for h in hosts]
+        if url is None:
+            url = os.environ.get("SWITCHROOM_LAYER", DEFAULT_URL)
+        if block_timeout <= 0:
+            raise ValueError("block_timeout must be positive")
+        self.expiry = expiry
+        self.group_expiry = group_expiry
+        self.capacity = capacity
+        self.channel_capacity = _globs(channel_capacity)
+        self.block_timeout = float(block_timeout)
+        self.layer = get_layer(
+            url,
+            expiry=expiry,
+            group_expiry=group_expiry,
+            capacity=capacity,
+            capacities=self.channel_capacity,
+            **options,
+        )
+        self._loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._loop.run_forever, name="switchroom-asgi1", daemon=True
+        )
+        self._thread.start()
+        self._sync = SyncLayer(self.layer, loop=self._loop)
+
+    # -- the ASGI 1.0 core API ---------------------------------------------------------
+
+    def send(self, channel: str, message: Message) -> None:
+        """Send ``message`` on ``channel``; raises ChannelFull or MessageTooLarge."""
+        self._check_name(channel, receive=False)
+        self._sync.send(channel, message)
+
+    def receive(
+        self, channels: Sequence[str], block: bool = False
+    ) -> tuple[str, Message] | tuple[None, None]:
+        """The next message on any of ``channels``, or ``(None, None)``.
+
+        Without ``block`` it returns at once; with it, it waits up to ``block_timeout``.
+        A process-specific channel is received on its prefix (``name!``) and comes back
+        with its full name.
+        """
+        if not isinstance(channels, list | tuple) or not channels:
+            raise InvalidChannelName("receive needs a non-empty list of channel names")
+        for name in channels:
+            self._check_name(name, receive=True)
+        timeout = self.block_timeout if block else 0
+        read = _receive_one(self.layer, list(dict.fromkeys(channels)), timeout)
+        batch = asyncio.run_coroutine_threadsafe(read, self._loop).result()
+        return batch[0] if batch else (None, None)
+
+    def receive_many(
+        self, channels: Sequence[str], block: bool = False
+    ) -> tuple[str, Message] | tuple[None, None]:
+        """The standard's deprecated spelling of ``receive``, kept for old callers."""
+        return self.receive(channels, block)
+
+    def new_channel(self, pattern: str) -> str:
+        """A new unique single-reader name from ``pattern``, which must end in ``?``."""
+        if not isinstance(pattern, str) or not pattern.endswith("?") or pattern.count("?") != 1:
+            raise InvalidChannelName(f"new_channel needs a pattern ending in '?': {pattern!r}")
+        return self._sync.new_channel(pattern)
+
+    # -- the "groups" extension ----------------------------------------------------------
+
+    def group_add(self, group: str, channel: str) -> None:
+        """Add ``channel`` to ``group``, or refresh its membership."""
+        self._check_name(channel, receive=False)
+        self._sync.group_add(group, channel)
+
+    def group_discard(self, group: str, channel: str) -> None:
+        """Remove ``channel`` from ``group``; nothing happens if it is not a member."""
+        self._sync.group_discard(group, channel)
+
+    def group_channels(self, group: str) -> list[str]:
+        """The current members of ``group``."""
+        return self._sync.group_channels(group)
+
+    def send_group(self, group: str, message: Message) -> None:
+        """Send ``message`` to every member of ``group``; full members are skipped."""
+        self._sync.group_send(group, message)
+
+    # -- the "flush" extension -----------------------------------------------------------
+
+    def flush(self) -> None:
+        """Delete every message and group in the layer."""
+        self._sync.flush()
+
+    # -- lifetime ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the backend's connections and stop the private event loop."""
+        if self._thread is None:
+            return
+        self._sync.close()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+        self._thread = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} on {type(self.layer).__name__}>"
+
+    @staticmethod
+    def _check_name(name: str, receive: bool) -> None:
+        """Apply the standard's rules for ``?`` and ``!`` names on top of the layer's own."""
+        validate_channel(name)
+        if name.endswith("?"):
+            raise InvalidChannelName(f"a single-reader name needs its random part: {name!r}")
+        if "!" in name and name.endswith("!") != receive:
+            if receive:
+                raise InvalidChannelName(
+                    f"receive process-specific channels on their prefix ending at '!': {name!r}"
+                )
+            raise InvalidChannelName(f"cannot send to a bare process prefix: {name!r}")
