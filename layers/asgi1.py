@@ -37,6 +37,12 @@ from .url import get_layer
 DEFAULT_URL = "memory://"
 DEFAULT_BLOCK = 5.0
 
+# asgi_redis settings with no counterpart here, and what to do instead.
+UNSUPPORTED_OPTIONS = {
+    "symmetric_encryption_keys": "encrypt traffic with TLS instead: rediss:// URLs",
+    "connection_kwargs": "put connection settings in the URL (rediss://, :password@) or use socket_timeout",
+}
+
 
 def _host_url(host: str | Sequence[Any] | Mapping[str, Any]) -> str:
     """One entry of asgi_redis-style ``hosts``: a URL, a ``(host, port)`` pair, or a dict."""
@@ -95,6 +101,10 @@ class ChannelLayer:
     ) -> None:
         if url is not None and hosts is not None:
             raise ValueError("give either url or hosts, not both")
+        unsupported = sorted(options.keys() & UNSUPPORTED_OPTIONS.keys())
+        if unsupported:
+            name = unsupported[0]
+            raise ValueError(f"the {name!r} setting is not supported: {UNSUPPORTED_OPTIONS[name]}")
         if hosts is not None:
             url = [_host_url(h) for h in hosts]
         if url is None:
