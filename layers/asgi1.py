@@ -23,7 +23,7 @@ import asyncio
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .base import BaseLayer, Message
@@ -139,7 +139,7 @@ class ChannelLayer:
         self._sync.send(channel, message)
 
     def receive(
-        self, channels: Sequence[str], block: bool = False
+        self, channels: Iterable[str], block: bool = False
     ) -> tuple[str, Message] | tuple[None, None]:
         """The next message on any of ``channels``, or ``(None, None)``.
 
@@ -147,17 +147,20 @@ class ChannelLayer:
         A process-specific channel is received on its prefix (``name!``) and comes back
         with its full name.
         """
-        if not isinstance(channels, list | tuple) or not channels:
-            raise InvalidChannelName("receive needs a non-empty list of channel names")
-        for name in channels:
+        if isinstance(channels, str | bytes):
+            raise InvalidChannelName("receive needs a list of channel names, not a string")
+        names = list(dict.fromkeys(channels))
+        if not names:
+            raise InvalidChannelName("receive needs at least one channel name")
+        for name in names:
             self._check_name(name, receive=True)
         timeout = self.block_timeout if block else 0
-        read = _receive_one(self.layer, list(dict.fromkeys(channels)), timeout)
+        read = _receive_one(self.layer, names, timeout)
         batch = asyncio.run_coroutine_threadsafe(read, self._loop).result()
         return batch[0] if batch else (None, None)
 
     def receive_many(
-        self, channels: Sequence[str], block: bool = False
+        self, channels: Iterable[str], block: bool = False
     ) -> tuple[str, Message] | tuple[None, None]:
         """The standard's deprecated spelling of ``receive``, kept for old callers."""
         return self.receive(channels, block)

@@ -171,6 +171,15 @@ def test_blocking_receive_wakes_for_a_send_from_another_thread(make):
         sender.join()
 
 
+def test_receive_takes_a_set_of_channels_as_channels_1_workers_pass(make):
+    layer = make("memory://")
+    layer.send("websocket.connect", {"order": 0})
+    assert layer.receive({"http.request", "websocket.connect"}, block=True) == (
+        "websocket.connect",
+        {"order": 0},
+    )
+
+
 def test_receive_many_is_receive(make):
     layer = make("memory://")
     layer.send("old", {"n": 1})
