@@ -10,7 +10,7 @@ so changing a recipe builds a fresh one and an unchanged recipe is built only on
   asgi_redis 1.4.3 + asgiref 1.1.2 on Django 2.2.28. asgi_redis needs msgpack 0.6.x,
   whose C extension does not compile on Python 3.11 and silently falls back to pure
   Python; it is rebuilt here from its sdist with Cython < 3 after mapping the float
-  pack/unpack calls CPython renamed in 3.11, and checked to be the C build.
+  pack/unpack calls CPython made public in 3.11, and checked to be the C build.
 - ``interop``: the same Channels / Daphne / asgiref / Django without asgi_redis (which
   pins redis-py 2.10), plus this checkout and its layer's dependencies, so Channels 1.x
   and Daphne 1.x processes can name ``switchroom.layers.asgi1.ChannelLayer``.
@@ -36,12 +36,16 @@ DEFAULT_CACHE = REPO / ".cache" / "venvs"
 ORIGINAL_STACK = ["channels==1.1.8", "daphne==1.4.2", "asgiref==1.1.2", "Django==2.2.28"]
 MSGPACK_SDIST = "msgpack==0.6.2"
 BUILD_TOOLS = ["Cython<3", "setuptools<70", "wheel"]
-FLOAT_RENAMES = {
-    "_PyFloat_Pack4": "PyFloat_Pack4",
-    "_PyFloat_Pack8": "PyFloat_Pack8",
-    "_PyFloat_Unpack4": "PyFloat_Unpack4",
-    "_PyFloat_Unpack8": "PyFloat_Unpack8",
+# CPython 3.11 made the float pack/unpack calls public, with char* where they took unsigned char*.
+FLOAT_CALLS = {
+    "_PyFloat_Pack4(d, &buf[1], 0)": "PyFloat_Pack4(d, (char*)&buf[1], 0)",
+    "_PyFloat_Pack8(d, &buf[1], 0)": "PyFloat_Pack8(d, (char*)&buf[1], 0)",
+    "_PyFloat_Unpack4((unsigned char*)n, 0)": "PyFloat_Unpack4((const char*)n, 0)",
+    "_PyFloat_Unpack8((unsigned char*)n, 0)": "PyFloat_Unpack8((const char*)n, 0)",
 }
+
+# Bump when the build steps change, so cached venvs built the old way are rebuilt.
+BUILD_REVISION = 2
 
 RECIPES: dict[str, dict[str, object]] = {
     "original": {
@@ -65,7 +69,13 @@ def _run(cmd: list[str], cwd: Path | None = None) -> None:
 
 
 def _recipe_hash(name: str) -> str:
-    recipe = dict(RECIPES[name], python=sys.version_info[:2], renames=FLOAT_RENAMES, tools=BUILD_TOOLS)
+    recipe = dict(
+        RECIPES[name],
+        python=sys.version_info[:2],
+        renames=FLOAT_CALLS,
+        tools=BUILD_TOOLS,
+        revision=BUILD_REVISION,
+    )
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -84,15 +94,23 @@ def _build_msgpack(python: Path, requirement: str, workdir: Path) -> None:
     with tarfile.open(sdist) as tar:
         tar.extractall(workdir, filter="data")
     source = next(p for p in workdir.iterdir() if p.is_dir() and p.name.startswith("msgpack-"))
+    patched = 0
     for header in (source / "msgpack").glob("*.h"):
         text = header.read_text()
-        for old, new in FLOAT_RENAMES.items():
+        for old, new in FLOAT_CALLS.items():
+            patched += text.count(old)
             text = text.replace(old, new)
         header.write_text(text)
+    if patched != len(FLOAT_CALLS):
+        raise RuntimeError(f"{requirement}: expected {len(FLOAT_CALLS)} float calls, patched {patched}")
     for generated in (source / "msgpack").glob("*.cpp"):
         generated.unlink()
     _run([str(python), "-m", "pip", "install", "-q", "--no-build-isolation", "--no-deps", str(source)])
-    check = "import msgpack, sys; sys.exit(0 if 'cmsgpack' in repr(msgpack.Unpacker) else 1)"
+    version = tuple(int(part) for part in requirement.split("==")[1].split("."))
+    check = (
+        "import msgpack, sys; "
+        f"sys.exit(0 if 'cmsgpack' in repr(msgpack.Unpacker) and msgpack.version == {version!r} else 1)"
+    )
     _run([str(python), "-c", check])
 
 
@@ -101,10 +119,13 @@ def _build(name: str, venv: Path) -> None:
     _run([sys.executable, "-m", "venv", str(venv)])
     python = _python_of(venv)
     _run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"])
+    _run([str(python), "-m", "pip", "install", "-q", *recipe["requirements"]])  # type: ignore[misc]
     if "msgpack" in recipe:
+        # Last, so it replaces what autobahn (msgpack 1.x) and asgi_redis (msgpack-python) pulled in;
+        # both write the same ``msgpack`` package, so both go first.
+        _run([str(python), "-m", "pip", "uninstall", "-q", "-y", "msgpack", "msgpack-python"])
         with tempfile.TemporaryDirectory() as workdir:
             _build_msgpack(python, str(recipe["msgpack"]), Path(workdir))
-    _run([str(python), "-m", "pip", "install", "-q", *recipe["requirements"]])  # type: ignore[misc]
     if recipe.get("editable"):
         _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "-e", str(REPO)])
 
