@@ -1,0 +1,98 @@
+"""``switchroom slack``: run the Slack server until a signal. Tokens come from the
+environment only (see ``settings.py``); they never appear in flags or logs."""
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from switchroom.shared.config import add_common_arguments, env, layer_from_args
+from switchroom.shared.logs import setup_logging
+
+from .server import SlackServer
+from .settings import Settings, workspaces_from_env
+
+log = logging.getLogger("switchroom.slack")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The Slack server's flags; each has a SWITCHROOM_SLACK_* environment variable."""
+    parser = argparse.ArgumentParser(prog="switchroom slack", description=__doc__)
+    add_common_arguments(parser)
+    parser.add_argument(
+        "--mode",
+        choices=["socket", "rtm"],
+        default=env("slack_mode", "socket"),
+        help="Socket Mode (current Slack apps) or RTM (classic apps) [env SWITCHROOM_SLACK_MODE]",
+    )
+    parser.add_argument(
+        "--api-url",
+        default=env("slack_api_url", "https://slack.com/api/"),
+        help="Slack Web API base URL (a local stand-in for tests) [env SWITCHROOM_SLACK_API_URL]",
+    )
+    parser.add_argument(
+        "--post-interval",
+        type=float,
+        default=float(env("slack_post_interval", 1.0)),
+        help="seconds between posts to one channel [env SWITCHROOM_SLACK_POST_INTERVAL]",
+    )
+    parser.add_argument(
+        "--max-queue",
+        type=int,
+        default=int(env("slack_max_queue", 1000)),
+        help="posts waiting at most; more go to slack.send.failed [env SWITCHROOM_SLACK_MAX_QUEUE]",
+    )
+    parser.add_argument(
+        "--max-attempts",
+        type=int,
+        default=int(env("slack_max_attempts", 5)),
+        help="tries per post when Slack rate-limits [env SWITCHROOM_SLACK_MAX_ATTEMPTS]",
+    )
+    parser.add_argument(
+        "--ping-interval",
+        type=float,
+        default=float(env("slack_ping_interval", 10.0)),
+        help="seconds between keepalive pings [env SWITCHROOM_SLACK_PING_INTERVAL]",
+    )
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    return Settings(
+        workspaces=workspaces_from_env(),
+        mode=args.mode,
+        api_url=args.api_url,
+        post_interval=args.post_interval,
+        max_queue=args.max_queue,
+        max_attempts=args.max_attempts,
+        ping_interval=args.ping_interval,
+    )
+
+
+async def serve(args: argparse.Namespace) -> None:
+    layer = layer_from_args(args)
+    server = SlackServer(layer, settings_from_args(args))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start()
+        await stop.wait()
+        log.info("stopping")
+        await server.stop()
+    finally:
+        await layer.close()
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of ``switchroom slack``."""
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level, "slack")
+    try:
+        asyncio.run(serve(args))
+    except (ValueError, OSError) as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    log.info("stopped")
+    return 0

@@ -1,0 +1,282 @@
+"""``SlackServer``: Slack connections in, Web API posts out, on the running asyncio loop.
+
+Inbound, each event is put on ``slack.event`` and its per-type channel before it is
+acknowledged, so when the layer cannot take it Slack delivers it again. Outbound, posts
+for ``slack.send`` and reply channels go through a bounded queue that keeps Slack's pace
+(one post per second per channel, and Retry-After on 429); what cannot be posted is
+reported on ``slack.send.failed``.
+"""
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.response import SocketModeResponse
+from slack_sdk.web.async_client import AsyncWebClient
+
+from switchroom.layers import BaseLayer, LayerError
+
+from . import translate
+from .settings import Settings, Workspace
+
+log = logging.getLogger("switchroom.slack")
+
+DEAD_LETTERS = "slack.send.failed"
+
+
+class Connection:
+    """One workspace: its Web API client, who the bot is, and its inbound connection."""
+
+    def __init__(self, server: "SlackServer", workspace: Workspace) -> None:
+        self.server = server
+        self.workspace = workspace
+        self.web = AsyncWebClient(token=workspace.bot_token, base_url=server.settings.api_url)
+        self.team: str | None = None
+        self.bot_user: str | None = None
+        self.bot_id: str | None = None
+        self.socket: SocketModeClient | None = None
+        self.rtm: Any = None
+
+    async def start(self) -> None:
+        who = await self.web.auth_test()
+        self.team, self.bot_user, self.bot_id = who.get("team_id"), who.get("user_id"), who.get("bot_id")
+        mode = self.server.settings.mode
+        if mode == "socket":
+            if not self.workspace.app_token:
+                raise ValueError(f"{self.workspace.name}: Socket Mode needs an app-level token (xapp-...)")
+            self.socket = SocketModeClient(
+                app_token=self.workspace.app_token,
+                web_client=self.web,
+                ping_interval=self.server.settings.ping_interval,
+                auto_reconnect_enabled=True,
+            )
+            self.socket.socket_mode_request_listeners.append(self.on_request)
+            await self.socket.connect()
+        else:
+            self.start_rtm()
+        log.info(
+            "connected to %s (team %s) in %s mode as %s", self.workspace.name, self.team, mode, self.bot_user
+        )
+
+    async def on_request(self, client: SocketModeClient, request: Any) -> None:
+        """A Socket Mode envelope: publish, then acknowledge (no ack = Slack delivers it again)."""
+        if request.type != "events_api":
+            await client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
+            return
+        payload = request.payload or {}
+        if await self.server.publish(self, payload.get("event") or {}, payload.get("event_id"), "socket"):
+            await client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
+
+    def start_rtm(self) -> None:
+        from slack_sdk.rtm_v2 import RTMClient
+
+        loop = asyncio.get_running_loop()
+        rtm = RTMClient(
+            token=self.workspace.bot_token,
+            base_url=self.server.settings.api_url,
+            ping_interval=int(max(1, self.server.settings.ping_interval)),
+        )
+
+        @rtm.on("*")
+        def forward(client: Any, event: dict) -> None:
+            if isinstance(event, dict) and event.get("type") not in ("hello", "pong", "goodbye"):
+                asyncio.run_coroutine_threadsafe(self.server.publish(self, event, None, "rtm"), loop)
+
+        self.rtm = rtm
+        threading.Thread(
+            target=rtm.connect, name=f"switchroom-rtm-{self.workspace.name}", daemon=True
+        ).start()
+
+    async def stop(self) -> None:
+        if self.socket is not None:
+            try:
+                # slack-sdk's close waits for its monitor's next turn (up to ping_interval).
+                await asyncio.wait_for(self.socket.close(), 2)
+            except TimeoutError:
+                log.info("%s: Socket Mode client closed without waiting for its monitor", self.workspace.name)
+                session = getattr(self.socket, "aiohttp_client_session", None)
+                if session is not None:
+                    await session.close()
+        if self.rtm is not None:
+            done = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            thread = threading.Thread(target=self._close_rtm, args=(loop, done), daemon=True)
+            thread.start()
+            try:
+                await asyncio.wait_for(done.wait(), 3)
+            except TimeoutError:
+                log.info("%s: the RTM client's threads are still stopping", self.workspace.name)
+
+    def _close_rtm(self, loop: asyncio.AbstractEventLoop, done: asyncio.Event) -> None:
+        """slack-sdk's RTMClient.close() leaves reconnects and its runner threads on; stop all."""
+        rtm = self.rtm
+        rtm.auto_reconnect_enabled = False
+        rtm.close()
+        for runner in (rtm.current_app_monitor, rtm.current_session_runner, rtm.message_processor):
+            if runner is not None:
+                runner.shutdown()
+        rtm.message_workers.shutdown(wait=False)
+        loop.call_soon_threadsafe(done.set)
+
+
+class SlackServer:
+    """The Slack interface server, embeddable in any asyncio program."""
+
+    def __init__(self, layer: BaseLayer, settings: Settings) -> None:
+        if not settings.workspaces:
+            raise ValueError(
+                "no Slack workspace configured (set SWITCHROOM_SLACK_BOT_TOKEN and "
+                "SWITCHROOM_SLACK_APP_TOKEN, or SWITCHROOM_SLACK_WORKSPACES)"
+            )
+        if settings.mode not in ("socket", "rtm"):
+            raise ValueError("mode must be 'socket' or 'rtm'")
+        self.layer = layer
+        self.settings = settings
+        self.connections = [Connection(self, w) for w in settings.workspaces]
+        self.recent = translate.Recent()
+        self.schedule = translate.PostSchedule(settings.post_interval)
+        self.queue: asyncio.Queue[tuple[dict[str, Any], str | None]] = asyncio.Queue(settings.max_queue)
+        self.reply_prefix = ""
+        self.reply_context: dict[str, tuple[str | None, str | None]] = {}
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        channel = await self.layer.new_channel("slack.send!")
+        self.reply_prefix = channel[: channel.index("!") + 1]
+        for connection in self.connections:
+            await connection.start()
+        loop = asyncio.get_running_loop()
+        self.tasks = [
+            loop.create_task(self.take([self.reply_prefix])),
+            loop.create_task(self.take(["slack.send"])),
+            loop.create_task(self.post_loop()),
+        ]
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for connection in self.connections:
+            await connection.stop()
+
+    # -- inbound --------------------------------------------------------------------
+
+    async def publish(
+        self, connection: Connection, event: dict[str, Any], event_id: str | None, mode: str
+    ) -> bool:
+        """Put one event on the layer; False if the layer could not take it (so no ack)."""
+        if translate.is_own(event, connection.bot_user, connection.bot_id):
+            return True
+        if event_id and self.recent.seen(event_id):
+            return True
+        reply = self.reply_prefix + event_id if event_id else await self.layer.new_channel("slack.send!")
+        message = translate.event_message(
+            event, reply_channel=reply, mode=mode, team=connection.team, event_id=event_id
+        )
+        self.remember(reply, message["team"], message["channel"])
+        errors = await self.layer.send_many(
+            [("slack.event", message), (translate.event_channel(message["type"]), message)]
+        )
+        if errors[0] is not None:
+            if event_id:
+                self.recent.keys.pop(event_id, None)
+            log.warning(
+                "slack %s event %s not accepted by the layer (%s); Slack will deliver it again",
+                message["type"],
+                event_id,
+                errors[0],
+            )
+            return False
+        return True
+
+    def remember(self, reply: str, team: str | None, channel: str | None) -> None:
+        self.reply_context[reply] = (team, channel)
+        if len(self.reply_context) > 10_000:
+            self.reply_context.pop(next(iter(self.reply_context)))
+
+    # -- outbound -------------------------------------------------------------------
+
+    async def take(self, channels: list[str]) -> None:
+        while True:
+            try:
+                batch = await self.layer.receive_many(channels, 50, timeout=5)
+            except LayerError as exc:
+                log.warning("reading %s failed (%s); retrying", channels[0], exc)
+                await asyncio.sleep(1)
+                continue
+            for channel, message in batch:
+                team, default = self.reply_context.get(channel, (None, None))
+                if isinstance(message, dict) and team and not message.get("team"):
+                    message = {**message, "team": team}
+                try:
+                    self.queue.put_nowait((message, default))
+                except asyncio.QueueFull:
+                    await self.dead_letter(message, f"outbound queue full ({self.settings.max_queue})", 0)
+
+    async def post_loop(self) -> None:
+        """Posts in order, each channel at Slack's pace; slow channels don't hold up others."""
+        waiting: dict[str, list[tuple[translate.ApiCall, dict[str, Any], int]]] = {}
+        while True:
+            message, default = await self.queue.get()
+            try:
+                call = translate.api_call(message, default)
+            except translate.BadSend as exc:
+                await self.dead_letter(message, f"invalid slack.send message: {exc}", 0)
+                continue
+            lane = waiting.setdefault(call.channel, [])
+            lane.append((call, message, 0))
+            if len(lane) == 1:
+                asyncio.get_running_loop().create_task(self.drain(call.channel, waiting))
+
+    async def drain(self, channel: str, waiting: dict[str, list]) -> None:
+        lane = waiting[channel]
+        while lane:
+            call, message, attempts = lane[0]
+            delay = self.schedule.delay(channel, time.monotonic())
+            if delay > 0:
+                await asyncio.sleep(delay)
+            attempts += 1
+            outcome = await self.post(call)
+            if outcome is None:
+                self.schedule.posted(channel, time.monotonic())
+                lane.pop(0)
+            elif isinstance(outcome, float) and attempts < self.settings.max_attempts:
+                self.schedule.rate_limited(outcome, time.monotonic())
+                lane[0] = (call, message, attempts)
+            else:
+                lane.pop(0)
+                await self.dead_letter(message, str(outcome), attempts)
+        del waiting[channel]
+
+    async def post(self, call: translate.ApiCall) -> float | str | None:
+        """None when posted; seconds to wait on 429; an error text when it failed for good."""
+        connection = next(
+            (c for c in self.connections if call.team in (c.team, c.workspace.name)), self.connections[0]
+        )
+        try:
+            await connection.web.api_call(call.method, json=call.arguments)
+            return None
+        except SlackApiError as exc:
+            if exc.response.status_code == 429:
+                retry_after = float(exc.response.headers.get("Retry-After", 1))
+                log.warning("Slack rate limit on %s; waiting %.0f s", call.channel, retry_after)
+                return retry_after
+            return f"Slack refused {call.method}: {exc.response.get('error')}"
+        except Exception as exc:
+            return f"{call.method} failed: {exc!r}"
+
+    async def dead_letter(self, message: Any, error: str, attempts: int) -> None:
+        log.error("giving up on a Slack post after %d attempts: %s", attempts, error)
+        report = {
+            "message": message if isinstance(message, dict) else {"value": repr(message)},
+            "error": error,
+            "attempts": attempts,
+        }
+        try:
+            await self.layer.send(DEAD_LETTERS, report)
+        except LayerError as exc:
+            log.error("could not report the failed post on %s: %s", DEAD_LETTERS, exc)

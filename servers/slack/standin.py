@@ -1,0 +1,305 @@
+"""A local stand-in for Slack: the Web API methods Switchroom uses and the Socket Mode and
+RTM WebSockets, speaking Slack's wire shapes so the real slack-sdk clients run unmodified.
+
+Tests and the demo point slack-sdk's ``base_url`` at ``http://127.0.0.1:PORT/api/``. Events
+are injected, and what the app posted is read back, from Python (``StandIn``) or over HTTP
+from another process::
+
+    POST /_standin/event       {"event": {...}}          deliver to every connected client
+    POST /_standin/disconnect  {"reason": "warning"}     Socket Mode "disconnect" message
+    POST /_standin/drop                                  close every socket abruptly
+    POST /_standin/ratelimit   {"count": 2, "retry_after": 1}   next posts get HTTP 429
+    GET  /_standin/posts                                 chat.postMessage / reactions.add calls
+    GET  /_standin/acks                                  Socket Mode envelope ids acknowledged
+
+    python -m switchroom.servers.slack.standin --port 3030
+"""
+
+import argparse
+import asyncio
+import itertools
+import json
+import time
+import uuid
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+TEAM = "T0STANDIN"
+BOT_USER = "U0BOT"
+BOT_ID = "B0BOT"
+
+
+class StandIn:
+    """The stand-in's state and its aiohttp application."""
+
+    def __init__(self, ack_timeout: float = 3.0) -> None:
+        self.ack_timeout = ack_timeout
+        self.posts: list[dict[str, Any]] = []
+        self.acks: list[str] = []
+        self.calls: list[str] = []
+        self.socket_clients: set[web.WebSocketResponse] = set()
+        self.rtm_clients: set[web.WebSocketResponse] = set()
+        self.connects = 0
+        self.rate_limited = 0
+        self.retry_after = 1
+        self._ts = itertools.count(1)
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+        self.posted = asyncio.Event()
+
+    # -- running ------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self.api)
+        app.router.add_get("/socket", self.socket_mode)
+        app.router.add_get("/rtm", self.rtm)
+        app.router.add_post("/_standin/event", self.http_event)
+        app.router.add_post("/_standin/disconnect", self.http_disconnect)
+        app.router.add_post("/_standin/drop", self.http_drop)
+        app.router.add_post("/_standin/ratelimit", self.http_ratelimit)
+        app.router.add_get("/_standin/posts", self.http_posts)
+        app.router.add_get("/_standin/acks", self.http_acks)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> "StandIn":
+        self.runner = web.AppRunner(self.app())
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host, port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    async def stop(self) -> None:
+        for ws in [*self.socket_clients, *self.rtm_clients]:
+            await ws.close()
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    # -- Web API --------------------------------------------------------------------
+
+    async def api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        self.calls.append(method)
+        body = await self._body(request)
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if method == "auth.test":
+            return web.json_response(
+                {
+                    "ok": True,
+                    "team_id": TEAM,
+                    "team": "Stand-in",
+                    "user_id": BOT_USER,
+                    "bot_id": BOT_ID,
+                    "user": "switchroom",
+                    "url": "https://standin.example/",
+                }
+            )
+        if method == "apps.connections.open":
+            if not token.startswith("xapp-"):
+                return web.json_response({"ok": False, "error": "not_allowed_token_type"})
+            return web.json_response({"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"})
+        if method in ("rtm.connect", "rtm.start"):
+            return web.json_response(
+                {
+                    "ok": True,
+                    "url": f"ws://127.0.0.1:{self.port}/rtm",
+                    "self": {"id": BOT_USER},
+                    "team": {"id": TEAM},
+                }
+            )
+        if method in ("chat.postMessage", "reactions.add"):
+            if self.rate_limited > 0:
+                self.rate_limited -= 1
+                return web.json_response(
+                    {"ok": False, "error": "ratelimited"},
+                    status=429,
+                    headers={"Retry-After": str(self.retry_after)},
+                )
+            if not body.get("channel"):
+                return web.json_response({"ok": False, "error": "channel_not_found"})
+            ts = f"{int(time.time())}.{next(self._ts):06d}"
+            self.posts.append({"method": method, "at": time.monotonic(), "ts": ts, **body})
+            self.posted.set()
+            return web.json_response({"ok": True, "channel": body.get("channel"), "ts": ts})
+        return web.json_response({"ok": True})
+
+    @staticmethod
+    async def _body(request: web.Request) -> dict[str, Any]:
+        if request.content_type == "application/json":
+            try:
+                data = await request.json()
+                return data if isinstance(data, dict) else {}
+            except ValueError:
+                return {}
+        form = await request.post()
+        values = {**request.query, **{k: v for k, v in form.items() if isinstance(v, str)}}
+        for key in ("blocks", "attachments"):
+            if isinstance(values.get(key), str):
+                try:
+                    values[key] = json.loads(values[key])
+                except ValueError:
+                    pass
+        return values
+
+    # -- WebSockets -----------------------------------------------------------------
+
+    async def socket_mode(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.connects += 1
+        self.socket_clients.add(ws)
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": len(self.socket_clients),
+                "debug_info": {"host": "standin", "approximate_connection_time": 18060},
+                "connection_info": {"app_id": "A0STANDIN"},
+            }
+        )
+        try:
+            async for frame in ws:
+                if frame.type == WSMsgType.TEXT:
+                    try:
+                        data = json.loads(frame.data)
+                    except ValueError:
+                        continue
+                    if isinstance(data, dict) and data.get("envelope_id"):
+                        self.acks.append(data["envelope_id"])
+        finally:
+            self.socket_clients.discard(ws)
+        return ws
+
+    async def rtm(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.connects += 1
+        self.rtm_clients.add(ws)
+        await ws.send_json({"type": "hello"})
+        try:
+            async for frame in ws:
+                if frame.type == WSMsgType.TEXT:
+                    try:
+                        data = json.loads(frame.data)
+                    except ValueError:
+                        continue
+                    if isinstance(data, dict) and data.get("type") == "ping":
+                        await ws.send_json({"type": "pong", "reply_to": data.get("id")})
+        finally:
+            self.rtm_clients.discard(ws)
+        return ws
+
+    # -- injecting ------------------------------------------------------------------
+
+    async def push_event(self, event: dict[str, Any]) -> str:
+        """Deliver an Events API event to Socket Mode clients (redelivered until acked) and RTM."""
+        event = {"ts": f"{int(time.time())}.{next(self._ts):06d}", "team": TEAM, **event}
+        event_id = "Ev" + uuid.uuid4().hex[:10].upper()
+        envelope_id = str(uuid.uuid4())
+        for ws in list(self.rtm_clients):
+            await ws.send_json(event)
+        if self.socket_clients:
+            asyncio.get_running_loop().create_task(self._deliver(envelope_id, event_id, event))
+        return event_id
+
+    async def _deliver(self, envelope_id: str, event_id: str, event: dict[str, Any]) -> None:
+        for attempt in range(4):
+            envelope = {
+                "envelope_id": envelope_id,
+                "type": "events_api",
+                "accepts_response_payload": False,
+                "retry_attempt": attempt,
+                "retry_reason": "timeout" if attempt else "",
+                "payload": {
+                    "token": "standin",
+                    "team_id": TEAM,
+                    "api_app_id": "A0STANDIN",
+                    "type": "event_callback",
+                    "event_id": event_id,
+                    "event_time": int(time.time()),
+                    "event": event,
+                },
+            }
+            for ws in list(self.socket_clients)[:1]:
+                try:
+                    await ws.send_json(envelope)
+                except ConnectionError:
+                    pass
+            deadline = time.monotonic() + self.ack_timeout
+            while time.monotonic() < deadline:
+                if envelope_id in self.acks:
+                    return
+                await asyncio.sleep(0.02)
+
+    async def disconnect(self, reason: str = "refresh_requested") -> None:
+        for ws in list(self.socket_clients):
+            await ws.send_json({"type": "disconnect", "reason": reason, "debug_info": {"host": "standin"}})
+
+    async def drop(self) -> None:
+        for ws in [*self.socket_clients, *self.rtm_clients]:
+            await ws.close(code=1006)
+
+    async def wait_for_posts(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        async with asyncio.timeout(timeout):
+            while len(self.posts) < count:
+                self.posted.clear()
+                await self.posted.wait()
+        return self.posts
+
+    # -- the same over HTTP ---------------------------------------------------------
+
+    async def http_event(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        return web.json_response({"ok": True, "event_id": await self.push_event(data["event"])})
+
+    async def http_disconnect(self, request: web.Request) -> web.Response:
+        data = await request.json() if request.can_read_body else {}
+        await self.disconnect(data.get("reason", "refresh_requested"))
+        return web.json_response({"ok": True})
+
+    async def http_drop(self, request: web.Request) -> web.Response:
+        await self.drop()
+        return web.json_response({"ok": True})
+
+    async def http_ratelimit(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        self.rate_limited = int(data.get("count", 1))
+        self.retry_after = int(data.get("retry_after", 1))
+        return web.json_response({"ok": True})
+
+    async def http_posts(self, request: web.Request) -> web.Response:
+        return web.json_response(self.posts)
+
+    async def http_acks(self, request: web.Request) -> web.Response:
+        return web.json_response(self.acks)
+
+
+async def _serve(host: str, port: int) -> None:
+    standin = await StandIn().start(host, port)
+    print(f"Slack stand-in: API at {standin.base_url}", flush=True)
+    await asyncio.Event().wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m switchroom.servers.slack.standin",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3030)
+    args = parser.parse_args(argv)
+    try:
+        asyncio.run(_serve(args.host, args.port))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,123 @@
+"""Slack events ↔ channel messages, and the posting schedule, as pure code."""
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from switchroom.shared.messages import MessageFormatError, apply_defaults, validate
+
+_TYPE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class BadSend(ValueError):
+    """A ``slack.send`` message that cannot be posted; the text says why."""
+
+
+def event_channel(event_type: str) -> str:
+    """The per-type channel an event also goes to: ``slack.message``, ``slack.app_mention``..."""
+    return "slack." + (_TYPE.sub("_", event_type)[:60] or "unknown")
+
+
+def is_own(event: dict[str, Any], bot_user: str | None, bot_id: str | None) -> bool:
+    """Whether the bot wrote this event itself (it must not come back in as a new event)."""
+    if bot_id and event.get("bot_id") == bot_id:
+        return True
+    if bot_user and event.get("user") == bot_user and event.get("type") == "message":
+        return True
+    inner = event.get("message")
+    return isinstance(inner, dict) and bool(bot_id) and inner.get("bot_id") == bot_id
+
+
+def event_message(
+    event: dict[str, Any], *, reply_channel: str, mode: str, team: str | None, event_id: str | None = None
+) -> dict[str, Any]:
+    """The ``slack.event`` message for one event (edits take their text from the new message)."""
+    inner = event.get("message") if isinstance(event.get("message"), dict) else {}
+    item = event.get("item") if isinstance(event.get("item"), dict) else {}
+    return {
+        "type": str(event.get("type") or "unknown"),
+        "team": event.get("team") or team,
+        "channel": event.get("channel") or item.get("channel"),
+        "user": event.get("user") or inner.get("user"),
+        "text": event.get("text") if event.get("text") is not None else inner.get("text"),
+        "ts": event.get("ts") or inner.get("ts") or item.get("ts"),
+        "thread_ts": event.get("thread_ts") or inner.get("thread_ts"),
+        "subtype": event.get("subtype"),
+        "bot_id": event.get("bot_id") or inner.get("bot_id"),
+        "event_id": event_id,
+        "event": event,
+        "reply_channel": reply_channel,
+        "mode": mode,
+    }
+
+
+@dataclass
+class ApiCall:
+    """One Web API call to make for a ``slack.send``."""
+
+    method: str
+    team: str | None
+    channel: str
+    arguments: dict[str, Any]
+
+
+def api_call(message: Any, default_channel: str | None = None) -> ApiCall:
+    """The Web API call a ``slack.send`` asks for: a reaction, or a message (optionally threaded)."""
+    try:
+        message = apply_defaults("slack.send", validate("slack.send", message))
+    except MessageFormatError as exc:
+        raise BadSend(str(exc)) from None
+    channel = message["channel"] or default_channel
+    if not channel:
+        raise BadSend("no channel to post to")
+    if message["reaction"]:
+        if not message["ts"]:
+            raise BadSend("a reaction needs the ts of the message to react to")
+        arguments = {"channel": channel, "name": message["reaction"].strip(":"), "timestamp": message["ts"]}
+        return ApiCall("reactions.add", message["team"], channel, arguments)
+    if not message["text"] and not message["blocks"]:
+        raise BadSend("a message needs text or blocks")
+    arguments = {"channel": channel}
+    for key in ("text", "blocks", "thread_ts"):
+        if message[key]:
+            arguments[key] = message[key]
+    return ApiCall("chat.postMessage", message["team"], channel, arguments)
+
+
+class PostSchedule:
+    """At most one post per ``interval`` seconds per Slack channel (Slack's guidance), and a
+    pause for the whole workspace when Slack answers 429 with Retry-After."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self.next_allowed: dict[str, float] = {}
+        self.paused_until = 0.0
+
+    def delay(self, channel: str, now: float) -> float:
+        """Seconds to wait before posting to ``channel``."""
+        return max(self.next_allowed.get(channel, 0.0), self.paused_until) - now
+
+    def posted(self, channel: str, now: float) -> None:
+        self.next_allowed[channel] = now + self.interval
+
+    def rate_limited(self, retry_after: float, now: float) -> None:
+        self.paused_until = max(self.paused_until, now + retry_after)
+
+
+class Recent:
+    """The last ``size`` keys seen (event ids, to drop Slack's redeliveries)."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self.keys: OrderedDict[str, None] = OrderedDict()
+
+    def seen(self, key: str) -> bool:
+        """True if ``key`` was seen before; remembers it either way."""
+        if key in self.keys:
+            self.keys.move_to_end(key)
+            return True
+        self.keys[key] = None
+        if len(self.keys) > self.size:
+            self.keys.popitem(last=False)
+        return False
