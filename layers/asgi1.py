@@ -77,7 +77,8 @@ class ChannelLayer:
     ``url`` (or ``hosts``, a list of Redis URLs or ``(host, port)`` pairs, several being
     shards) picks the backend; without either it is ``$SWITCHROOM_LAYER`` or memory.
     ``capacity``, ``channel_capacity`` (glob → capacity), ``expiry`` and ``group_expiry``
-    mean what the standard says; ``process_capacity`` bounds the queue shared by one
+    mean what the standard says (unset, they come from the URL's query string or the
+    layer's defaults: 100, 60 s, 1 day); ``process_capacity`` bounds the queue shared by one
     process's ``!`` channels; ``block_timeout`` is the longest wait of a blocking receive.
     Further keywords (``prefix``, ``max_message_size``, ``socket_timeout``, ``local`` ...)
     go to ``switchroom.layers.get_layer``.
@@ -92,9 +93,9 @@ class ChannelLayer:
         self,
         url: str | Sequence[str] | None = None,
         hosts: Sequence[Any] | None = None,
-        expiry: float = 60,
-        group_expiry: float = 86400,
-        capacity: int = 100,
+        expiry: float | None = None,
+        group_expiry: float | None = None,
+        capacity: int | None = None,
         channel_capacity: Mapping[Any, int] | None = None,
         block_timeout: float = DEFAULT_BLOCK,
         **options: Any,
@@ -111,19 +112,15 @@ class ChannelLayer:
             url = os.environ.get("SWITCHROOM_LAYER", DEFAULT_URL)
         if block_timeout <= 0:
             raise ValueError("block_timeout must be positive")
-        self.expiry = expiry
-        self.group_expiry = group_expiry
-        self.capacity = capacity
+        given = {"expiry": expiry, "group_expiry": group_expiry, "capacity": capacity}
+        options.update((key, value) for key, value in given.items() if value is not None)
         self.channel_capacity = _globs(channel_capacity)
         self.block_timeout = float(block_timeout)
-        self.layer = get_layer(
-            url,
-            expiry=expiry,
-            group_expiry=group_expiry,
-            capacity=capacity,
-            capacities=self.channel_capacity,
-            **options,
-        )
+        self.layer = get_layer(url, capacities=self.channel_capacity, **options)
+        # The layer's own values: keywords, else the URL's query string, else its defaults.
+        self.expiry = self.layer.expiry
+        self.group_expiry = self.layer.group_expiry
+        self.capacity = self.layer.capacity
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = threading.Thread(
             target=self._loop.run_forever, name="switchroom-asgi1", daemon=True

@@ -79,6 +79,17 @@ def test_settings_are_visible_as_the_standard_names_them(make):
     assert layer.MessageTooLarge is MessageTooLarge
 
 
+def test_settings_may_ride_in_the_url_and_keywords_win(make):
+    layer = make("memory://?capacity=9&expiry=12&group_expiry=34", expiry=5)
+    assert (layer.capacity, layer.expiry, layer.group_expiry) == (9, 5, 34)
+    assert (layer.layer.capacity, layer.layer.expiry, layer.layer.group_expiry) == (9, 5, 34)
+
+
+def test_defaults_are_the_standards(make):
+    layer = make("memory://")
+    assert (layer.capacity, layer.expiry, layer.group_expiry) == (100, 60, 86400)
+
+
 def test_channel_capacity_globs_override_capacity(make):
     layer = make("memory://", capacity=3, channel_capacity={"small.*": 1})
     layer.send("small.a", {"n": 1})
