@@ -57,7 +57,7 @@ class Connection:
             self.socket.socket_mode_request_listeners.append(self.on_request)
             await self.socket.connect()
         else:
-            self.start_rtm()
+            await self.start_rtm()
         log.info(
             "connected to %s (team %s) in %s mode as %s", self.workspace.name, self.team, mode, self.bot_user
         )
@@ -71,7 +71,7 @@ class Connection:
         if await self.server.publish(self, payload.get("event") or {}, payload.get("event_id"), "socket"):
             await client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
 
-    def start_rtm(self) -> None:
+    async def start_rtm(self) -> None:
         from slack_sdk.rtm_v2 import RTMClient
 
         loop = asyncio.get_running_loop()
@@ -81,15 +81,21 @@ class Connection:
             ping_interval=int(max(1, self.server.settings.ping_interval)),
         )
 
+        ready = asyncio.Event()
+
         @rtm.on("*")
         def forward(client: Any, event: dict) -> None:
-            if isinstance(event, dict) and event.get("type") not in ("hello", "pong", "goodbye"):
+            if not isinstance(event, dict):
+                return
+            if event.get("type") == "hello":
+                loop.call_soon_threadsafe(ready.set)
+            elif event.get("type") not in ("pong", "goodbye"):
                 asyncio.run_coroutine_threadsafe(self.server.publish(self, event, None, "rtm"), loop)
 
         self.rtm = rtm
-        threading.Thread(
-            target=rtm.connect, name=f"switchroom-rtm-{self.workspace.name}", daemon=True
-        ).start()
+        # connect() opens the socket; events flow once Slack's "hello" has been read.
+        await asyncio.to_thread(rtm.connect)
+        await asyncio.wait_for(ready.wait(), 30)
 
     async def stop(self) -> None:
         if self.socket is not None:

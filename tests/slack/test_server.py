@@ -1,0 +1,204 @@
+"""End to end: ``switchroom slack`` as a subprocess on real Redis, the real slack-sdk
+clients inside it talking to the local Slack stand-in, a consumer answering on the layer."""
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from switchroom.layers import get_layer
+from switchroom.servers.slack.standin import StandIn
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class SlackProcess:
+    """A ``switchroom slack`` process against a stand-in, its log in a file."""
+
+    def __init__(self, redis_url: str, api_url: str, *args: str) -> None:
+        self.layer_url = f"{redis_url}?prefix=sk{uuid.uuid4().hex[:10]}"
+        self.log_file = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "SWITCHROOM_SLACK_BOT_TOKEN": "xoxb-test-secret",
+            "SWITCHROOM_SLACK_APP_TOKEN": "xapp-test-secret",
+        }
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "switchroom.shared.cli",
+                "slack",
+                "--layer",
+                self.layer_url,
+                "--api-url",
+                api_url,
+                "--ping-interval",
+                "2",
+                *args,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log_file,
+        )
+
+    def log_text(self) -> str:
+        return Path(self.log_file.name).read_text()
+
+    async def wait_for_log(self, text: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log_text():
+            assert self.proc.poll() is None, self.log_text()
+            assert time.monotonic() < deadline, f"no {text!r} in:\n{self.log_text()}"
+            await asyncio.sleep(0.05)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log_file.close()
+        os.unlink(self.log_file.name)
+        return self.proc.returncode
+
+
+@pytest.fixture
+async def standin():
+    server = await StandIn(ack_timeout=1.0).start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(params=["socket", "rtm"])
+async def slack(request, redis_server, standin):
+    proc = SlackProcess(redis_server.url, standin.base_url, "--mode", request.param)
+    await proc.wait_for_log("connected to default")
+    layer = get_layer(proc.layer_url)
+    yield proc, layer, request.param
+    await layer.close()
+    assert proc.stop() == 0
+
+
+async def test_event_reaches_a_consumer_whose_reply_is_posted(slack, standin):
+    proc, layer, mode = slack
+    await standin.push_event({"type": "app_mention", "channel": "C1", "user": "U1", "text": "<@U0BOT> hi"})
+    channel, message = await layer.receive(["slack.app_mention"], timeout=10)
+    assert message["text"] == "<@U0BOT> hi" and message["mode"] == mode and message["team"] == "T0STANDIN"
+    _, same = await layer.receive(["slack.event"], timeout=5)
+    assert same["ts"] == message["ts"]
+    await layer.send(message["reply_channel"], {"text": "hello back", "thread_ts": message["ts"]})
+    posts = await standin.wait_for_posts(1)
+    assert posts[-1]["channel"] == "C1"
+    assert posts[-1]["text"] == "hello back"
+    assert posts[-1]["thread_ts"] == message["ts"]
+    if mode == "socket":
+        assert standin.acks, "every Socket Mode envelope is acknowledged"
+    assert "xoxb-test-secret" not in proc.log_text()
+
+
+async def test_the_bots_own_messages_do_not_come_back(slack, standin):
+    proc, layer, _ = slack
+    await standin.push_event({"type": "message", "channel": "C1", "bot_id": "B0BOT", "text": "mine"})
+    await standin.push_event({"type": "message", "channel": "C1", "user": "U1", "text": "theirs"})
+    _, message = await layer.receive(["slack.message"], timeout=10)
+    assert message is not None, proc.log_text()[-2000:]
+    assert message["text"] == "theirs"
+
+
+async def test_reconnects_after_the_socket_drops(slack, standin):
+    proc, layer, _ = slack
+    connects = standin.connects
+    await standin.drop()
+    deadline = time.monotonic() + 30
+    while standin.connects == connects or not (standin.socket_clients or standin.rtm_clients):
+        assert time.monotonic() < deadline, "the server did not reconnect"
+        await asyncio.sleep(0.1)
+    await standin.push_event({"type": "message", "channel": "C1", "user": "U1", "text": "after the drop"})
+    _, message = await layer.receive(["slack.message"], timeout=10)
+    assert message["text"] == "after the drop"
+
+
+async def test_socket_mode_refresh_and_redelivery_dedup(redis_server, standin):
+    proc = SlackProcess(redis_server.url, standin.base_url)
+    layer = get_layer(proc.layer_url)
+    try:
+        await proc.wait_for_log("connected to default")
+        await standin.disconnect("refresh_requested")
+        deadline = time.monotonic() + 20
+        while standin.connects < 2:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        await standin.push_event({"type": "message", "channel": "C1", "user": "U1", "text": "once"})
+        _, message = await layer.receive(["slack.message"], timeout=10)
+        assert message["text"] == "once"
+        channel, again = await layer.receive(["slack.message"], timeout=1.5)
+        assert channel is None, "an event must reach the layer once"
+    finally:
+        await layer.close()
+        proc.stop()
+
+
+async def test_rate_limits_are_honoured_and_nothing_is_lost(redis_server, standin):
+    proc = SlackProcess(redis_server.url, standin.base_url, "--post-interval", "0.3")
+    layer = get_layer(proc.layer_url)
+    try:
+        await proc.wait_for_log("connected to default")
+        standin.rate_limited, standin.retry_after = 2, 1
+        for i in range(4):
+            await layer.send("slack.send", {"channel": "C9", "text": f"post {i}"})
+        await layer.send("slack.send", {"channel": "C8", "text": "other channel"})
+        posts = await standin.wait_for_posts(5, timeout=20)
+        in_c9 = [p for p in posts if p["channel"] == "C9"]
+        assert [p["text"] for p in in_c9] == [f"post {i}" for i in range(4)]
+        gaps = [b["at"] - a["at"] for a, b in zip(in_c9, in_c9[1:], strict=False)]
+        assert all(gap >= 0.29 for gap in gaps), gaps
+        assert in_c9[0]["at"] - posts[0]["at"] >= 0 and "rate limit" in proc.log_text()
+    finally:
+        await layer.close()
+        proc.stop()
+
+
+async def test_unpostable_messages_go_to_the_dead_letter_channel(redis_server, standin):
+    proc = SlackProcess(redis_server.url, standin.base_url)
+    layer = get_layer(proc.layer_url)
+    try:
+        await proc.wait_for_log("connected to default")
+        await layer.send("slack.send", {"text": "no channel", "id": "job-7"})
+        _, failed = await layer.receive(["slack.send.failed"], timeout=10)
+        assert failed["message"]["id"] == "job-7"
+        assert "no channel" in failed["error"]
+    finally:
+        await layer.close()
+        proc.stop()
+
+
+async def test_layer_down_means_no_ack_and_slack_delivers_again(redis_process, standin):
+    proc = SlackProcess(redis_process.url, standin.base_url)
+    try:
+        await proc.wait_for_log("connected to default")
+        redis_process.stop(kill=True)
+        await standin.push_event({"type": "message", "channel": "C1", "user": "U1", "text": "kept"})
+        await asyncio.sleep(0.5)
+        redis_process.start()
+        layer = get_layer(proc.layer_url)
+        try:
+            _, message = await layer.receive(["slack.message"], timeout=10)
+            assert message["text"] == "kept"
+        finally:
+            await layer.close()
+        assert "Slack will deliver it again" in proc.log_text()
+    finally:
+        proc.stop()

@@ -1,0 +1,164 @@
+"""Slack events ↔ messages without sockets, over real event shapes."""
+
+import pytest
+
+from switchroom.servers.slack import translate
+from switchroom.servers.slack.settings import workspaces_from_env
+from switchroom.shared.messages import validate
+
+REPLY = "slack.send.abc!Ev1"
+
+MESSAGE = {
+    "type": "message",
+    "channel": "C1",
+    "user": "U1",
+    "text": "hello",
+    "ts": "1.000100",
+    "channel_type": "channel",
+    "team": "T1",
+    "client_msg_id": "x",
+}
+THREAD_REPLY = {**MESSAGE, "ts": "1.000200", "thread_ts": "1.000100", "parent_user_id": "U2"}
+EDIT = {
+    "type": "message",
+    "subtype": "message_changed",
+    "channel": "C1",
+    "hidden": True,
+    "ts": "2.0",
+    "message": {"type": "message", "user": "U1", "text": "hello (edited)", "ts": "1.000100"},
+    "previous_message": {"type": "message", "user": "U1", "text": "hello", "ts": "1.000100"},
+}
+BOT_MESSAGE = {
+    "type": "message",
+    "subtype": "bot_message",
+    "bot_id": "B9",
+    "username": "ci",
+    "text": "build ok",
+    "channel": "C1",
+    "ts": "3.0",
+}
+FILE_SHARE = {
+    "type": "message",
+    "subtype": "file_share",
+    "channel": "C1",
+    "user": "U1",
+    "text": "look",
+    "files": [{"id": "F1", "name": "a.png"}],
+    "ts": "4.0",
+}
+MENTION = {
+    "type": "app_mention",
+    "user": "U1",
+    "text": "<@U0BOT> help",
+    "ts": "5.0",
+    "channel": "C1",
+    "event_ts": "5.0",
+}
+REACTION = {
+    "type": "reaction_added",
+    "user": "U1",
+    "reaction": "thumbsup",
+    "item_user": "U2",
+    "item": {"type": "message", "channel": "C7", "ts": "6.0"},
+    "event_ts": "6.1",
+}
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (MESSAGE, {"channel": "C1", "user": "U1", "text": "hello", "ts": "1.000100", "thread_ts": None}),
+        (THREAD_REPLY, {"thread_ts": "1.000100", "ts": "1.000200"}),
+        (EDIT, {"subtype": "message_changed", "text": "hello (edited)", "user": "U1", "ts": "2.0"}),
+        (BOT_MESSAGE, {"bot_id": "B9", "subtype": "bot_message", "user": None}),
+        (FILE_SHARE, {"subtype": "file_share", "text": "look"}),
+        (MENTION, {"type": "app_mention", "text": "<@U0BOT> help"}),
+        (REACTION, {"type": "reaction_added", "channel": "C7", "ts": "6.0", "text": None}),
+    ],
+)
+def test_event_messages(event, expected):
+    message = translate.event_message(event, reply_channel=REPLY, mode="socket", team="T1", event_id="Ev1")
+    validate("slack.event", message)
+    assert message["event"] is event
+    assert message["team"] == "T1"
+    for key, value in expected.items():
+        assert message[key] == value, key
+
+
+def test_per_type_channels():
+    assert translate.event_channel("message") == "slack.message"
+    assert translate.event_channel("app_mention") == "slack.app_mention"
+    assert translate.event_channel("weird type!") == "slack.weird_type_"
+
+
+def test_own_messages_are_recognised():
+    assert translate.is_own({"type": "message", "bot_id": "B0BOT"}, "U0BOT", "B0BOT")
+    assert translate.is_own({"type": "message", "user": "U0BOT"}, "U0BOT", "B0BOT")
+    assert translate.is_own({"type": "message", "message": {"bot_id": "B0BOT"}}, "U0BOT", "B0BOT")
+    assert not translate.is_own(MESSAGE, "U0BOT", "B0BOT")
+    assert not translate.is_own(BOT_MESSAGE, "U0BOT", "B0BOT")
+    assert not translate.is_own(MESSAGE, None, None)
+
+
+def test_api_calls():
+    call = translate.api_call({"text": "hi", "thread_ts": "1.0"}, default_channel="C1")
+    assert (call.method, call.channel, call.arguments) == (
+        "chat.postMessage",
+        "C1",
+        {"channel": "C1", "text": "hi", "thread_ts": "1.0"},
+    )
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*hi*"}}]
+    assert translate.api_call({"channel": "C2", "blocks": blocks}).arguments["blocks"] == blocks
+    reaction = translate.api_call({"channel": "C3", "reaction": ":tada:", "ts": "9.0"})
+    assert (reaction.method, reaction.arguments) == (
+        "reactions.add",
+        {"channel": "C3", "name": "tada", "timestamp": "9.0"},
+    )
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"text": "no channel"},
+        {"channel": "C1"},
+        {"channel": "C1", "reaction": "x"},
+        {"channel": 5, "text": "x"},
+        "x",
+    ],
+)
+def test_bad_sends_are_refused(message):
+    with pytest.raises(translate.BadSend):
+        translate.api_call(message)
+
+
+def test_post_schedule_keeps_one_per_second_per_channel_and_honours_retry_after():
+    schedule = translate.PostSchedule(interval=1.0)
+    assert schedule.delay("C1", 100.0) <= 0
+    schedule.posted("C1", 100.0)
+    assert schedule.delay("C1", 100.2) == pytest.approx(0.8)
+    assert schedule.delay("C2", 100.2) <= 0
+    schedule.rate_limited(5, 100.5)
+    assert schedule.delay("C2", 100.5) == pytest.approx(5)
+
+
+def test_recent_ids_drop_redeliveries():
+    recent = translate.Recent(size=2)
+    assert not recent.seen("a")
+    assert recent.seen("a")
+    assert not recent.seen("b") and not recent.seen("c")
+    assert not recent.seen("a"), "the oldest id is forgotten past the size"
+
+
+def test_workspaces_from_environment(tmp_path):
+    assert workspaces_from_env({}) == []
+    one = workspaces_from_env(
+        {"SWITCHROOM_SLACK_BOT_TOKEN": "xoxb-1", "SWITCHROOM_SLACK_APP_TOKEN": "xapp-1"}
+    )
+    assert [(w.bot_token, w.app_token) for w in one] == [("xoxb-1", "xapp-1")]
+    assert "xoxb" not in repr(one[0])
+    listing = tmp_path / "workspaces.json"
+    listing.write_text(
+        '[{"name": "a", "bot_token": "xoxb-a", "app_token": "xapp-a"}, {"bot_token": "xoxb-b"}]'
+    )
+    several = workspaces_from_env({"SWITCHROOM_SLACK_WORKSPACES": str(listing)})
+    assert [w.name for w in several] == ["a", "workspace2"]
