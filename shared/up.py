@@ -12,6 +12,7 @@ a page's broadcast really crosses processes.
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
@@ -65,6 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="host:port of an SMTP relay for outbound mail (default: a development "
         "relay that logs what it would send)",
     )
+    parser.add_argument(
+        "--slack",
+        choices=["standin", "env", "off"],
+        default=env("up_slack"),
+        help="Slack: 'env' uses the SWITCHROOM_SLACK_* tokens, 'standin' a local stand-in for "
+        "Slack (default when no token is set), 'off' none",
+    )
+    parser.add_argument(
+        "--slack-standin-port",
+        type=int,
+        default=int(env("up_slack_standin_port", 3030)),
+        help="port of the local Slack stand-in",
+    )
     parser.add_argument("--workers", type=int, default=int(env("up_workers", 2)), help="worker count")
     parser.add_argument(
         "--log-level",
@@ -113,6 +127,8 @@ async def run_in_process(args: argparse.Namespace) -> None:
         stoppers.append(http.stop)
         if args.email_port:
             stoppers.append(await start_email(args, layer))
+        if slack_mode(args) != "off":
+            stoppers.append(await start_slack(args, layer))
         print(f"switchroom up: open {http.addresses()[0]}/ (Ctrl-C stops)", flush=True)
         await asyncio.wait([asyncio.ensure_future(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -157,6 +173,55 @@ async def start_email(args: argparse.Namespace, layer: BaseLayer) -> Callable[[]
         await email.stop()
         if relay_server is not None:
             relay_server.close()
+
+    return stop
+
+
+def slack_mode(args: argparse.Namespace) -> str:
+    """``env`` when tokens are set (or asked for), else the stand-in, unless turned off."""
+    if args.slack:
+        return args.slack
+    return (
+        "env"
+        if os.environ.get("SWITCHROOM_SLACK_BOT_TOKEN") or os.environ.get("SWITCHROOM_SLACK_WORKSPACES")
+        else "standin"
+    )
+
+
+STANDIN_TOKENS = {"SWITCHROOM_SLACK_BOT_TOKEN": "xoxb-standin", "SWITCHROOM_SLACK_APP_TOKEN": "xapp-standin"}
+
+
+def standin_note(port: int) -> str:
+    return (
+        f"switchroom up: Slack stand-in at http://127.0.0.1:{port}/ — post as Slack with: curl -X POST "
+        f'http://127.0.0.1:{port}/_standin/event -d \'{{"event": {{"type": "message", "channel": '
+        f'"C0CHATROOM", "user": "U0ME", "text": "hi"}}}}\''
+    )
+
+
+async def start_slack(args: argparse.Namespace, layer: BaseLayer) -> Callable[[], Awaitable[None]]:
+    """The Slack server on this loop, against Slack or the local stand-in."""
+    from switchroom.servers.slack import Settings as SlackSettings
+    from switchroom.servers.slack import SlackServer, workspaces_from_env
+    from switchroom.servers.slack.standin import StandIn
+
+    standin = None
+    if slack_mode(args) == "standin":
+        standin = await StandIn().start("127.0.0.1", args.slack_standin_port)
+        settings = SlackSettings(workspaces=workspaces_from_env(STANDIN_TOKENS), api_url=standin.base_url)
+        print(standin_note(standin.port), flush=True)
+    else:
+        settings = SlackSettings(
+            workspaces=workspaces_from_env(),
+            api_url=os.environ.get("SWITCHROOM_SLACK_API_URL", "https://slack.com/api/"),
+        )
+    slack = SlackServer(layer, settings)
+    await slack.start()
+
+    async def stop() -> None:
+        await slack.stop()
+        if standin is not None:
+            await standin.stop()
 
     return stop
 
@@ -259,6 +324,29 @@ async def run_processes(args: argparse.Namespace) -> int:
     ]
     if args.email_port:
         children += email_children(args, cli, common)
+    if slack_mode(args) == "standin":
+        children.append(
+            Child(
+                "standin",
+                [
+                    sys.executable,
+                    "-m",
+                    "switchroom.servers.slack.standin",
+                    "--port",
+                    str(args.slack_standin_port),
+                ],
+            )
+        )
+        children.append(
+            Child(
+                "slack",
+                [*cli, "slack", "--api-url", f"http://127.0.0.1:{args.slack_standin_port}/api/", *common],
+                env=STANDIN_TOKENS,
+            )
+        )
+        print(standin_note(args.slack_standin_port), flush=True)
+    elif slack_mode(args) == "env":
+        children.append(Child("slack", [*cli, "slack", *common]))
     host, port = listeners[0].getsockname()[:2]
     print(f"switchroom up: open http://{host}:{port}/ (Ctrl-C stops)", flush=True)
     try:

@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.response import SocketModeResponse
@@ -154,13 +155,33 @@ class SlackServer:
         channel = await self.layer.new_channel("slack.send!")
         self.reply_prefix = channel[: channel.index("!") + 1]
         for connection in self.connections:
-            await connection.start()
+            await self.connect(connection)
         loop = asyncio.get_running_loop()
         self.tasks = [
             loop.create_task(self.take([self.reply_prefix])),
             loop.create_task(self.take(["slack.send"])),
             loop.create_task(self.post_loop()),
         ]
+
+    async def connect(self, connection: Connection) -> None:
+        """Connect one workspace, retrying with backoff while Slack cannot be reached."""
+        deadline = time.monotonic() + self.settings.connect_timeout
+        delay = 0.5
+        while True:
+            try:
+                await connection.start()
+                return
+            except (TimeoutError, OSError, aiohttp.ClientError) as exc:
+                if time.monotonic() + delay > deadline:
+                    raise OSError(f"cannot reach Slack for {connection.workspace.name}: {exc!r}") from exc
+                log.warning(
+                    "cannot reach Slack for %s (%r); retrying in %.1f s",
+                    connection.workspace.name,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     async def stop(self) -> None:
         for task in self.tasks:

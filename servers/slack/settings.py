@@ -35,6 +35,8 @@ class Settings:
     max_queue: int = 1000
     max_attempts: int = 5
     ping_interval: float = 10.0
+    # How long to keep retrying the first connection while Slack cannot be reached.
+    connect_timeout: float = 60.0
 
 
 def workspaces_from_env(environ: dict[str, str] | None = None) -> list[Workspace]:

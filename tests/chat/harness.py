@@ -19,6 +19,7 @@ class UpProcess:
     def __init__(self, *args: str, app: str = "examples.chat.app:app", env: dict[str, str] | None = None):
         self.port = free_port()
         self.email_port = free_port()
+        self.standin_port = free_port()
         self.output = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
             [
@@ -31,10 +32,17 @@ class UpProcess:
                 str(self.port),
                 "--email-port",
                 str(self.email_port),
+                "--slack-standin-port",
+                str(self.standin_port),
                 *args,
             ],
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", **(env or {})},
+            env={
+                **{k: v for k, v in os.environ.items() if not k.startswith("SWITCHROOM_")},
+                "PYTHONPATH": str(ROOT),
+                "NO_COLOR": "1",
+                **(env or {}),
+            },
             stdout=self.output,
             stderr=subprocess.STDOUT,
         )

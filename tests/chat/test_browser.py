@@ -1,9 +1,12 @@
 """The chat page in a real headless Chromium: two pages, a line typed in one shows up in
-the other; an email to the room shows up too and is answered by email from the page.
+the other; an email to the room shows up too and is answered by email from the page; a
+Slack message (from the local stand-in) shows up, and page messages are posted to Slack.
 A screenshot is kept in ``test-artifacts/chat.png``."""
 
+import json
 import shutil
 import smtplib
+import urllib.request
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -43,6 +46,20 @@ def send_email(port: int) -> None:
         client.send_message(message)
 
 
+def slack_event(port: int, text: str) -> None:
+    body = json.dumps({"event": {"type": "message", "channel": "C0CHATROOM", "user": "U0DAVE", "text": text}})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/_standin/event",
+        data=body.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=10).read()
+
+
+def slack_posts(port: int) -> list[dict]:
+    return json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/_standin/posts", timeout=10).read())
+
+
 @pytest.fixture
 def up():
     process = UpProcess("--processes", "--workers", "2")
@@ -79,6 +96,11 @@ def test_two_pages_talk(up):
                 "(by email to carol@mail.example) welcome, carol", timeout=10_000
             )
             up.wait_for("outbound mail from room@chat.localhost to carol@mail.example: 'Re: greetings'")
+            slack_event(up.standin_port, "hello from slack")
+            expect(alice.locator("#log li").last).to_contain_text("U0DAVE: hello from slack", timeout=15_000)
+            assert any(
+                post.get("text") == "*alice*: hello from the browser" for post in slack_posts(up.standin_port)
+            )
             artifacts = ROOT / "test-artifacts"
             artifacts.mkdir(exist_ok=True)
             bob.screenshot(path=str(artifacts / "chat.png"))
