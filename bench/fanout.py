@@ -1,0 +1,161 @@
+"""What one ``switchroom http`` process costs per socket and how fast it fans out a group.
+
+Starts a private Redis and one server process; a load process opens N WebSockets (accepted
+and joined to one group by a small worker in this process), then this process calls
+``group_send`` as fast as the sockets drain it. Prints the server's RSS per idle socket and
+the deliveries per second it wrote, with the server's CPU time per delivery — the
+figures docs/scaling.md builds its model on.
+
+    python bench/fanout.py --sockets 2000 --seconds 10
+"""
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from switchroom.layers import get_layer
+from switchroom.shared.redisproc import RedisProcess, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+GROUP = "fanout"
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(port: int, sockets: int, opened, counts, stop) -> None:
+    """In its own process: open the sockets, count every frame, until told to stop."""
+    from websockets.asyncio.client import connect
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, sockets + 1000), hard))
+
+    async def run() -> None:
+        clients = []
+        for _ in range(sockets):
+            clients.append(await connect(f"ws://127.0.0.1:{port}/fanout", max_queue=None))
+        opened.set()
+        received = 0
+
+        async def drain(ws) -> None:
+            nonlocal received
+            async for _ in ws:
+                received += 1
+
+        tasks = [asyncio.ensure_future(drain(ws)) for ws in clients]
+        while not stop.is_set():
+            await asyncio.sleep(0.1)
+            counts.value = received
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(ws.close() for ws in clients), return_exceptions=True)
+
+    asyncio.run(run())
+
+
+async def accept_all(layer, until: asyncio.Event) -> None:
+    """The worker: accept every socket and add it to the group."""
+    while not until.is_set():
+        batch = await layer.receive_many(["websocket.connect"], 200, timeout=0.2)
+        for _, message in batch:
+            await layer.group_add(GROUP, message["reply_channel"])
+            await layer.send(message["reply_channel"], {"accept": True})
+
+
+async def main(args: argparse.Namespace) -> None:
+    with RedisProcess() as redis:
+        url = f"{redis.url}?prefix=fanout&process_capacity=100000"
+        port = free_port()
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "switchroom.shared.cli",
+                "http",
+                "--port",
+                str(port),
+                "--layer",
+                url,
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--max-connections",
+                str(args.sockets + 100),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        layer = get_layer(url)
+        try:
+            await asyncio.sleep(1.5)
+            base_rss = rss_kb(server.pid)
+            done = asyncio.Event()
+            worker = asyncio.ensure_future(accept_all(layer, done))
+            ctx = multiprocessing.get_context("spawn")
+            opened, stop, counts = ctx.Event(), ctx.Event(), ctx.Value("q", 0)
+            loader = ctx.Process(target=load, args=(port, args.sockets, opened, counts, stop))
+            loader.start()
+            while not opened.is_set():
+                await asyncio.sleep(0.1)
+            done.set()
+            await worker
+            await asyncio.sleep(1)
+            idle_rss = rss_kb(server.pid)
+            members = len(await layer.group_channels(GROUP))
+            message = {"text": "x" * 32}
+            cpu0, start, sent = cpu_seconds(server.pid), time.perf_counter(), 0
+            while time.perf_counter() - start < args.seconds:
+                if sent * members - counts.value > members * 20:
+                    await asyncio.sleep(0.002)
+                    continue
+                await layer.group_send(GROUP, message)
+                sent += 1
+            while counts.value < sent * members and time.perf_counter() - start < args.seconds + 20:
+                before = counts.value
+                await asyncio.sleep(0.5)
+                if counts.value == before:
+                    break
+            elapsed = time.perf_counter() - start
+            cpu = cpu_seconds(server.pid) - cpu0
+            delivered = counts.value
+            stop.set()
+            loader.join(30)
+        finally:
+            await layer.close()
+            server.terminate()
+            server.wait(20)
+    print(f"sockets: {members} in the group (of {args.sockets} opened)")
+    print(
+        f"server RSS: {base_rss / 1024:.1f} MB empty, {idle_rss / 1024:.1f} MB with the sockets: "
+        f"{(idle_rss - base_rss) / max(members, 1):.1f} KB per idle socket"
+    )
+    print(
+        f"group sends: {sent}; deliveries: {delivered:,} of {sent * members:,} "
+        f"({delivered / elapsed:,.0f}/s over {elapsed:.1f} s)"
+    )
+    print(f"server CPU: {cpu:.2f} s = {cpu / max(delivered, 1) * 1e6:.1f} µs per delivery")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sockets", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    asyncio.run(main(parser.parse_args()))
