@@ -29,12 +29,14 @@ import asyncio
 import contextlib
 import http.client
 import json
+import math
 import multiprocessing
 import os
 import platform
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import time
 from collections.abc import Iterator
@@ -95,7 +97,7 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    index = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    index = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
     return ordered[index]
 
 
@@ -686,6 +688,16 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each number's median over ``runs`` (same-shaped results); other values from the first run."""
+    first = runs[0]
+    if isinstance(first, dict):
+        return {key: median_of([run[key] for run in runs if key in run]) for key in first}
+    if isinstance(first, int | float) and not isinstance(first, bool):
+        return statistics.median(runs)
+    return first
+
+
 def table(results: dict[str, Any]) -> str:
     """The results as a Markdown table beside the original stack's figures."""
     lines = ["| measure | Switchroom | original stack | ratio |", "|---|---:|---:|---:|"]
@@ -739,6 +751,7 @@ def main(argv: list[str] | None = None) -> int:
         help="drive W1 with the Python load generator even if wrk is on PATH",
     )
     parser.add_argument("--idle-sockets", type=int, default=2000, help="sockets W4 opens")
+    parser.add_argument("--runs", type=int, default=1, help="repeat every workload; report medians")
     args = parser.parse_args(argv)
     seconds = 3.0 if args.quick else 10.0
     chosen = {w.strip().lower() for w in args.only.split(",") if w.strip()}
@@ -747,16 +760,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
     use_wrk = shutil.which("wrk") is not None and not args.python_load
 
-    results: dict[str, Any] = {}
-    if "w1" in chosen:
-        results["w1"] = w1(seconds, use_wrk)
-    if "w2" in chosen:
-        results["w2"] = w2(seconds)
-    if "w3" in chosen:
-        results["w3"] = w3(seconds)
-    if "w4" in chosen:
-        results["w4"] = w4(args.idle_sockets)
+    runs: list[dict[str, Any]] = []
+    for _ in range(args.runs):
+        results: dict[str, Any] = {}
+        if "w1" in chosen:
+            results["w1"] = w1(seconds, use_wrk)
+        if "w2" in chosen:
+            results["w2"] = w2(seconds)
+        if "w3" in chosen:
+            results["w3"] = w3(seconds)
+        if "w4" in chosen:
+            results["w4"] = w4(args.idle_sockets)
+        runs.append(results)
+    results = median_of(runs)
 
+    if args.runs > 1:
+        print(f"medians of {args.runs} runs")
     print(table(results))
     print()
     print(details(results))
@@ -766,10 +785,17 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "seconds": seconds,
+            "runs": args.runs,
         }
         args.json.write_text(
             json.dumps(
-                {"meta": meta, "results": results, "reference": REFERENCE, "reference_text": REFERENCE_TEXT},
+                {
+                    "meta": meta,
+                    "results": results,
+                    "each_run": runs,
+                    "reference": REFERENCE,
+                    "reference_text": REFERENCE_TEXT,
+                },
                 indent=2,
             )
         )
