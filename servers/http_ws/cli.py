@@ -98,5 +98,8 @@ def main(argv: list[str]) -> int:
     except OSError as exc:
         log.error("cannot listen: %s", exc)
         return 2
+    except ValueError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
     log.info("stopped")
     return 0

@@ -18,7 +18,7 @@ class ServerProcess:
     """A ``switchroom http`` process on a free port, logging to a file the test can read."""
 
     def __init__(self, redis_url: str, *args: str, unix_socket: str | None = None) -> None:
-        self.layer_url = f"{redis_url}?prefix=hs{uuid.uuid4().hex[:10]}"
+        self.layer_url = f"{redis_url}{'&' if '?' in redis_url else '?'}prefix=hs{uuid.uuid4().hex[:10]}"
         self.port = free_port()
         where = ["--unix-socket", unix_socket] if unix_socket else ["--port", str(self.port)]
         self.log_file = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)

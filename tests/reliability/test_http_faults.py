@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from switchroom.layers import get_layer
+from switchroom.layers import ChannelFull, get_layer
 
 from ..http_ws.harness import ROOT, ServerProcess
 
@@ -242,3 +242,75 @@ async def test_a_websocket_client_that_never_reads_is_dropped(redis_server):
     finally:
         await layer.close()
         server.stop()
+
+
+async def test_a_killed_server_leaves_nothing_growing_and_a_new_one_serves(redis_server):
+    """SIGKILL a server holding sockets: their group memberships lapse by group expiry, what
+    is sent to its reply queue is bounded by capacity and expiry, and a new server serves."""
+    options = "group_expiry=2&expiry=2&process_capacity=50"
+    server = ServerProcess(f"{redis_server.url}?{options}")
+    layer = get_layer(server.layer_url + "&" + options)
+    try:
+
+        async def accept(count: int) -> list[str]:
+            channels = []
+            for _ in range(count):
+                _, connect = await layer.receive(["websocket.connect"], timeout=10)
+                await layer.group_add("room", connect["reply_channel"])
+                await layer.send(connect["reply_channel"], {"accept": True})
+                channels.append(connect["reply_channel"])
+            return channels
+
+        from websockets.asyncio.client import connect as ws_connect
+
+        accepting = asyncio.ensure_future(accept(3))
+        sockets = [await ws_connect(server.ws_url + "/room") for _ in range(3)]
+        channels = await accepting
+        assert sorted(await layer.group_channels("room")) == sorted(channels)
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(10)
+        for sock in sockets:
+            sock.transport.abort()
+        # Messages for the dead process pile up only to the process queue's capacity...
+        sent = refused = 0
+        for _ in range(80):
+            try:
+                await layer.send(channels[0], {"text": "anyone?"})
+                sent += 1
+            except ChannelFull:
+                refused += 1
+        assert sent == 50 and refused == 30
+        # ...and lapse with the expiry, as do the group memberships.
+        await asyncio.sleep(2.5)
+        assert await layer.group_channels("room") == []
+        assert await layer.group_send("room", {"text": "hello?"}) == 0
+        await layer.send(channels[0], {"text": "room again"})
+        record(
+            "server_kill",
+            {
+                "queued_for_dead_server": sent,
+                "refused_beyond_capacity": refused,
+                "memberships_after_group_expiry": 0,
+            },
+        )
+        # A new server on the same layer serves straight away.
+        server.stop()
+        server = ServerProcess(f"{redis_server.url}?{options}")
+        layer2 = get_layer(server.layer_url + "&" + options)
+        try:
+            accepting = asyncio.ensure_future(_accept_on(layer2))
+            async with ws_connect(server.ws_url + "/room") as sock:
+                await accepting
+                await sock.send("hi")
+                _, received = await layer2.receive(["websocket.receive"], timeout=10)
+                assert received["text"] == "hi"
+        finally:
+            await layer2.close()
+    finally:
+        await layer.close()
+        server.stop()
+
+
+async def _accept_on(layer) -> None:
+    _, connect = await layer.receive(["websocket.connect"], timeout=10)
+    await layer.send(connect["reply_channel"], {"accept": True})
