@@ -7,8 +7,8 @@
 ``inbound`` and ``outbound`` are the I/O around them.
 """
 
-from .chunks import attachment_content, raw_message, read_chunks
+from .chunks import attachment_content, complete, raw_message, read_chunks
 from .server import EmailServer
 from .settings import Settings
 
-__all__ = ["EmailServer", "Settings", "attachment_content", "raw_message", "read_chunks"]
+__all__ = ["EmailServer", "Settings", "attachment_content", "complete", "raw_message", "read_chunks"]

@@ -1,5 +1,6 @@
 """Reading back the parts of an email that travelled as ``email.chunk`` messages."""
 
+import asyncio
 from typing import Any
 
 from switchroom.layers import BaseLayer, LayerError
@@ -17,15 +18,31 @@ async def read_chunks(layer: BaseLayer, channel: str, timeout: float = 10.0) -> 
             return b"".join(parts)
 
 
-async def raw_message(layer: BaseLayer, message: dict[str, Any]) -> bytes:
+async def raw_message(layer: BaseLayer, message: dict[str, Any], timeout: float = 10.0) -> bytes:
     """The whole message of an ``email.receive``, wherever it travelled."""
     if message.get("raw") is not None:
         return message["raw"]
-    return await read_chunks(layer, message["raw_channel"])
+    return await read_chunks(layer, message["raw_channel"], timeout)
 
 
-async def attachment_content(layer: BaseLayer, attachment: dict[str, Any]) -> bytes:
+async def attachment_content(layer: BaseLayer, attachment: dict[str, Any], timeout: float = 10.0) -> bytes:
     """One attachment's bytes, wherever they travelled."""
     if attachment.get("content") is not None:
         return attachment["content"]
-    return await read_chunks(layer, attachment["content_channel"])
+    return await read_chunks(layer, attachment["content_channel"], timeout)
+
+
+async def complete(layer: BaseLayer, message: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+    """A copy of an ``email.receive`` with ``raw`` and every attachment's ``content`` filled in.
+
+    Each chunked part can be read once (its channel has a single reader), so call this
+    once per message; the parts are read concurrently.
+    """
+    attachments = [dict(item) for item in message.get("attachments") or []]
+    raw, *contents = await asyncio.gather(
+        raw_message(layer, message, timeout),
+        *(attachment_content(layer, item, timeout) for item in attachments),
+    )
+    for item, content in zip(attachments, contents, strict=True):
+        item["content"], item["content_channel"] = content, None
+    return {**message, "raw": raw, "raw_channel": None, "attachments": attachments}
