@@ -6,11 +6,12 @@ import logging
 import time
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, syntax
 
 from switchroom.layers import BaseLayer, ChannelFull, LayerError
 
 from . import parse
+from .data import read_data
 from .settings import Settings
 
 log = logging.getLogger("switchroom.email")
@@ -99,12 +100,20 @@ class LayerHandler:
         return "451 4.3.0 Temporary server error"
 
 
+# Bytes a connection's stream buffers before reading pauses (aiosmtpd sizes its buffer by
+# the line length limit, 1001 bytes, which makes a 1 MB message take a thousand pauses).
+READ_BUFFER = 64 * 1024
+
+
 class LimitedSMTP(SMTP):
-    """aiosmtpd's SMTP with a per-IP connection limit and a whole-session time limit."""
+    """aiosmtpd's SMTP with a per-IP connection limit, a whole-session time limit and a
+    DATA reader that takes many lines per call."""
 
     def __init__(
         self, handler: LayerHandler, counts: dict[str, int], settings: Settings, **kwargs: Any
     ) -> None:
+        # aiosmtpd's constructor sizes the stream buffer by this attribute.
+        self.line_length_limit = READ_BUFFER
         super().__init__(handler, **kwargs)
         self.line_length_limit = settings.max_line_length
         self.counts = counts
@@ -127,6 +136,39 @@ class LimitedSMTP(SMTP):
         self.counts[self.client_ip] = self.counts.get(self.client_ip, 0) + 1
         self.session_timer = asyncio.get_running_loop().call_later(self.limits.session_timeout, self.too_long)
         super().connection_made(transport)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """DATA as aiosmtpd answers it, with the message read by ``read_data``."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            content, error = await read_data(self._reader, self.data_size_limit, self.line_length_limit)
+        except asyncio.CancelledError:
+            log.info("connection from %s lost during DATA", self.client_ip)
+            self._writer.close()
+            raise
+        except asyncio.IncompleteReadError:
+            log.info("connection from %s closed during DATA", self.client_ip)
+            self._writer.close()
+            return
+        if error is not None:
+            log.info("%s for a message from %s", error[:3], self.client_ip)
+            await self.push(error)
+            self._set_post_data_state()
+            return
+        self.envelope.content = self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
 
     def too_long(self) -> None:
         self.session_timer = None

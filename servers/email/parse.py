@@ -8,6 +8,7 @@ message, so every byte can be read back (``read_chunks``).
 
 from dataclasses import dataclass, field
 from email import policy
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
@@ -16,7 +17,40 @@ from typing import Any
 # Room left in a layer message for headers, addresses and the rest of the envelope.
 ENVELOPE_ROOM = 64 * 1024
 
-_parser = BytesParser(policy=policy.default)
+
+
+class CachedHeaders(HeaderRegistry):
+    """The standard header registry, remembering the MIME structure headers it made.
+
+    ``policy.default`` parses a header again each time it is read, and the parser itself
+    reads every part's Content-Type several times. Header objects never change, so each
+    distinct short value of the headers that describe parts is parsed once; the values
+    that repeat across messages (``text/plain; charset=utf-8``, ``base64``, ``1.0``)
+    then cost a dict look-up.
+    """
+
+    NAMES = frozenset({"content-type", "content-transfer-encoding", "content-disposition", "mime-version"})
+    MAX_VALUE = 256
+    MAX_ENTRIES = 4096
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.made: dict[tuple[str, str], BaseHeader] = {}
+
+    def __call__(self, name: str, value: str) -> BaseHeader:
+        if len(value) > self.MAX_VALUE or name.lower() not in self.NAMES:
+            return super().__call__(name, value)
+        key = (name, value)
+        header = self.made.get(key)
+        if header is None:
+            if len(self.made) >= self.MAX_ENTRIES:
+                self.made.clear()
+            header = self.made[key] = super().__call__(name, value)
+        return header
+
+
+POLICY = policy.default.clone(header_factory=CachedHeaders())
+_parser = BytesParser(policy=POLICY)
 
 
 @dataclass

@@ -1,0 +1,200 @@
+"""Email ingest benchmark: messages/s that one ``switchroom email`` process takes from 20
+concurrent SMTP clients (separate processes) into a real Redis, and the time from the end
+of DATA to the message being readable on the layer, for small and 1 MB messages.
+
+    python bench/email.py                 # 10 s per size
+    python bench/email.py --seconds 5 --clients 20
+
+Latency: each client notes the moment it has written the final ``.`` of DATA; a reader in
+this process notes the moment it got the ``email.receive`` with that Message-ID (for 1 MB
+messages it then reads the chunked parts back and checks their size). Every message a
+client saw accepted (250) must be on the layer, and nothing else.
+"""
+
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path, and its name would hide the
+# standard library's ``email`` package from everything imported below.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    del sys.path[0]
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import base64  # noqa: E402
+import multiprocessing  # noqa: E402
+import os  # noqa: E402
+import smtplib  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from email.utils import formatdate  # noqa: E402
+
+from switchroom.layers import get_layer  # noqa: E402
+from switchroom.servers.email import complete  # noqa: E402
+from switchroom.shared.redisproc import RedisProcess, free_port  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class TimedSMTP(smtplib.SMTP):
+    """smtplib's client, noting when the end of DATA has been written."""
+
+    data_end = 0.0
+
+    def send(self, s: bytes | str) -> None:
+        super().send(s)
+        if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
+            self.data_end = time.time()
+
+
+def template(size: int) -> bytes:
+    """A message with ``{date}`` and ``{id}`` to fill in, so that no two messages are alike."""
+    head = (
+        b"From: Load {id} <load.{id}@bench.example>\r\nTo: bench@example.com\r\n"
+        b"Subject: bench {id}\r\nDate: {date}\r\nMessage-ID: <{id}@bench.example>\r\n"
+    )
+    if not size:
+        return head + b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + b"hello " * 20 + b"\r\n"
+    data = base64.encodebytes(os.urandom(size)).replace(b"\n", b"\r\n")
+    return (
+        head + b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\n" + b"hello " * 20 + b"\r\n"
+        b"--b\r\nContent-Type: application/octet-stream\r\n"
+        b'Content-Disposition: attachment; filename="blob.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+        + data
+        + b"--b--\r\n"
+    )
+
+
+def client(port: int, size: int, seconds: float, index: int, results: "multiprocessing.Queue") -> None:
+    """In its own process: send messages back to back on one connection for ``seconds``."""
+    text = template(size)
+    accepted: list[tuple[str, float]] = []
+    refused = 0
+    deadline = time.time() + seconds
+    with TimedSMTP("127.0.0.1", port, timeout=120) as smtp:
+        while time.time() < deadline:
+            number = len(accepted) + refused
+            message_id = f"c{index}.{number}"
+            raw = text.replace(b"{id}", message_id.encode()).replace(b"{date}", formatdate().encode())
+            try:
+                smtp.sendmail("load@bench.example", ["bench@example.com"], raw)
+            except smtplib.SMTPDataError:
+                refused += 1
+                continue
+            accepted.append((f"<{message_id}@bench.example>", smtp.data_end))
+    results.put((accepted, refused))
+
+
+async def drain(url: str, stop: asyncio.Event, seen: dict[str, float], size: int) -> int:
+    """Read ``email.receive`` as it comes; for big messages, read every chunked part back."""
+    layer = get_layer(url)
+    checks: set[asyncio.Task] = set()
+    wrong = 0
+
+    async def check(message: dict) -> None:
+        nonlocal wrong
+        whole = await complete(layer, message)
+        if len(whole["raw"]) != message["size"] or whole["attachments"][0]["size"] != size:
+            wrong += 1
+
+    try:
+        while not stop.is_set():
+            batch = await layer.receive_many(["email.receive"], 100, timeout=0.2)
+            now = time.time()
+            for _, message in batch:
+                seen[message["message_id"]] = now
+                if size:
+                    task = asyncio.ensure_future(check(message))
+                    checks.add(task)
+                    task.add_done_callback(checks.discard)
+        await asyncio.gather(*checks)
+    finally:
+        await layer.close()
+    return wrong
+
+
+def wait_for_log(path: str, text: str, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in Path(path).read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the email server did not start:\n" + Path(path).read_text())
+        time.sleep(0.05)
+
+
+async def run(size: int, seconds: float, clients: int) -> dict:
+    """One workload against a fresh Redis and a fresh server; returns its figures."""
+    with RedisProcess() as redis, tempfile.NamedTemporaryFile("w+", suffix=".log") as log:
+        url = f"{redis.url}?prefix=mailbench&capacity=100000"
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "switchroom.shared.cli", "email", "--port", str(port), "--layer", url,
+             "--domain", "example.com", "--max-connections-per-ip", str(clients + 5)],
+            cwd=ROOT,
+            stderr=log,
+        )
+        try:
+            wait_for_log(log.name, "listening for SMTP", server)
+            stop, seen = asyncio.Event(), {}
+            reader = asyncio.ensure_future(drain(url, stop, seen, size))
+            ctx = multiprocessing.get_context("spawn")
+            results = ctx.Queue()
+            procs = [
+                ctx.Process(target=client, args=(port, size, seconds, i, results)) for i in range(clients)
+            ]
+            start = time.perf_counter()
+            for proc in procs:
+                proc.start()
+            outcomes = []
+            while len(outcomes) < clients:
+                outcomes.append(await asyncio.to_thread(results.get, True, seconds + 120))
+            elapsed = time.perf_counter() - start
+            for proc in procs:
+                proc.join(30)
+            deadline = time.monotonic() + 30
+            accepted = dict(item for got, _ in outcomes for item in got)
+            while set(accepted) - set(seen) and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            stop.set()
+            wrong = await reader
+        finally:
+            server.terminate()
+            server.wait(30)
+        logged = Path(log.name).read_text().count(" 250 ")
+    missing = set(accepted) - set(seen)
+    extra = set(seen) - set(accepted)
+    assert not missing and not extra and not wrong, (len(missing), len(extra), wrong)
+    assert logged == len(accepted), f"{logged} log lines for {len(accepted)} accepted messages"
+    latencies = sorted(seen[mid] - end for mid, end in accepted.items())
+    return {
+        "count": len(accepted),
+        "refused": sum(refused for _, refused in outcomes),
+        "rate": len(accepted) / elapsed,
+        "p50": latencies[len(latencies) // 2] * 1000,
+        "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=10.0, help="seconds of load per message size")
+    parser.add_argument("--clients", type=int, default=20, help="concurrent SMTP clients (one process each)")
+    args = parser.parse_args()
+    print(f"{args.clients} SMTP clients (processes) -> one switchroom email process -> Redis")
+    print(f"{os.cpu_count()} CPUs shared by all of them")
+    print("latency: end of DATA written by the client -> email.receive read from the layer")
+    print(f"{'message':<8} {'accepted':>9} {'451':>6} {'msg/s':>8} {'MB/s':>7} {'p50 ms':>8} {'p99 ms':>8}")
+    for label, size in (("small", 0), ("1 MB", 1_000_000)):
+        r = asyncio.run(run(size, args.seconds, args.clients))
+        mbs = r["rate"] * (size or 400) / 1e6
+        print(
+            f"{label:<8} {r['count']:>9} {r['refused']:>6} {r['rate']:>8,.0f} {mbs:>7.1f} "
+            f"{r['p50']:>8.1f} {r['p99']:>8.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
