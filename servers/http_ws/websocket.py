@@ -83,6 +83,8 @@ class LayerSocket(WebSocketServerProtocol):
             self.forget()
             raise ConnectionDeny(exc.status, exc.reason) from None
         self.path_text = message["path"]
+        # Keep only what logging needs: the headers live on in the message, not in each socket.
+        self.info = {"client": self.info.get("client")}
         server.sockets.add(self)
         self.handshake = Deferred()
         self.queue("websocket.connect", message)
