@@ -26,6 +26,7 @@ HELP = {
     "command_timeout": "seconds a client may stay silent between commands",
     "session_timeout": "seconds a whole SMTP session may last (then 421)",
     "max_connections_per_ip": "simultaneous connections per client IP (more: 421)",
+    "shutdown_grace": "seconds a stop leaves sessions to finish the message in progress",
     "tls_cert": "certificate (PEM) for STARTTLS",
     "tls_key": "private key (PEM) for STARTTLS",
     "require_starttls": "refuse mail until the client has started TLS",

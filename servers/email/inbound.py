@@ -103,37 +103,87 @@ class LayerHandler:
 # Bytes a connection's stream buffers before reading pauses (aiosmtpd sizes its buffer by
 # the line length limit, 1001 bytes, which makes a 1 MB message take a thousand pauses).
 READ_BUFFER = 64 * 1024
+SHUTTING_DOWN = b"421 4.3.2 Service shutting down, try again later\r\n"
+
+
+class Sessions:
+    """The open SMTP sessions of one server: counted per client IP, and ended on stop."""
+
+    def __init__(self, max_per_ip: int) -> None:
+        self.max_per_ip = max_per_ip
+        self.per_ip: dict[str, int] = {}
+        self.open: set[LimitedSMTP] = set()
+        self.stopping = False
+        self.ended = asyncio.Event()
+
+    def admit(self, session: "LimitedSMTP") -> bool:
+        """Count a new connection; False when its address already has the most allowed."""
+        if self.per_ip.get(session.client_ip, 0) >= self.max_per_ip:
+            return False
+        self.per_ip[session.client_ip] = self.per_ip.get(session.client_ip, 0) + 1
+        self.open.add(session)
+        return True
+
+    def release(self, session: "LimitedSMTP") -> None:
+        self.open.discard(session)
+        left = self.per_ip.get(session.client_ip, 1) - 1
+        if left > 0:
+            self.per_ip[session.client_ip] = left
+        else:
+            self.per_ip.pop(session.client_ip, None)
+        if self.stopping and not self.open:
+            self.ended.set()
+
+    async def end(self, grace: float) -> None:
+        """Close idle sessions now and busy ones after their transaction, within ``grace`` s."""
+        self.stopping = True
+        for session in list(self.open):
+            session.shut_down()
+        if self.open:
+            try:
+                await asyncio.wait_for(self.ended.wait(), grace)
+            except TimeoutError:
+                log.warning("closing %d SMTP sessions still open after %.1f s", len(self.open), grace)
+                for session in list(self.open):
+                    session.goodbye()
 
 
 class LimitedSMTP(SMTP):
-    """aiosmtpd's SMTP with a per-IP connection limit, a whole-session time limit and a
-    DATA reader that takes many lines per call."""
+    """aiosmtpd's SMTP with a per-IP connection limit, a whole-session time limit, a
+    graceful shutdown and a DATA reader that takes many lines per call."""
 
-    def __init__(
-        self, handler: LayerHandler, counts: dict[str, int], settings: Settings, **kwargs: Any
-    ) -> None:
+    def __init__(self, handler: LayerHandler, sessions: Sessions, settings: Settings, **kwargs: Any) -> None:
         # aiosmtpd's constructor sizes the stream buffer by this attribute.
         self.line_length_limit = READ_BUFFER
         super().__init__(handler, **kwargs)
         self.line_length_limit = settings.max_line_length
-        self.counts = counts
+        self.sessions = sessions
         self.limits = settings
-        self.refused = False
+        self.admitted = False
+        self.in_data = False
+        self.stopping = False
         self.client_ip = ""
         self.session_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: Any) -> None:
+        if self.admitted:
+            # aiosmtpd calls this again with the TLS transport after STARTTLS.
+            super().connection_made(transport)
+            return
         peer = transport.get_extra_info("peername")
         self.client_ip = peer[0] if isinstance(peer, tuple) else str(peer)
-        if self.counts.get(self.client_ip, 0) >= self.limits.max_connections_per_ip:
-            self.refused = True
+        if self.sessions.stopping:
+            transport.write(SHUTTING_DOWN)
+            transport.close()
+            return
+        if not self.sessions.admit(self):
             log.warning(
                 "421 for %s: more than %d connections", self.client_ip, self.limits.max_connections_per_ip
             )
             transport.write(b"421 4.7.0 Too many connections from your address\r\n")
             transport.close()
             return
-        self.counts[self.client_ip] = self.counts.get(self.client_ip, 0) + 1
+        self.admitted = True
         self.session_timer = asyncio.get_running_loop().call_later(self.limits.session_timeout, self.too_long)
         super().connection_made(transport)
 
@@ -149,6 +199,16 @@ class LimitedSMTP(SMTP):
         if arg:
             await self.push("501 Syntax: DATA")
             return
+        self.in_data = True
+        try:
+            await self._data()
+        finally:
+            self.in_data = False
+        if self.stopping:
+            self.goodbye()
+
+    async def _data(self) -> None:
+        assert self.envelope is not None
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         try:
             content, error = await read_data(self._reader, self.data_size_limit, self.line_length_limit)
@@ -170,6 +230,18 @@ class LimitedSMTP(SMTP):
         self._set_post_data_state()
         await self.push("250 OK" if status is MISSING else status)
 
+    def shut_down(self) -> None:
+        """The server is stopping: end this session now, or after the message in progress."""
+        self.stopping = True
+        if not self.in_data and (self.envelope is None or self.envelope.mail_from is None):
+            self.goodbye()
+
+    def goodbye(self) -> None:
+        """Tell the client the service is going away (421) and close the connection."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(SHUTTING_DOWN)
+            self.transport.close()
+
     def too_long(self) -> None:
         self.session_timer = None
         if self.transport is not None:
@@ -177,15 +249,11 @@ class LimitedSMTP(SMTP):
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.refused:
+        if not self.admitted:
             return
         if self.session_timer is not None:
             self.session_timer.cancel()
-        left = self.counts.get(self.client_ip, 1) - 1
-        if left > 0:
-            self.counts[self.client_ip] = left
-        else:
-            self.counts.pop(self.client_ip, None)
+        self.sessions.release(self)
         super().connection_lost(exc)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from switchroom.layers import BaseLayer
 
-from .inbound import FileAuthenticator, LayerHandler, LimitedSMTP
+from .inbound import FileAuthenticator, LayerHandler, LimitedSMTP, Sessions
 from .outbound import Outbox
 from .settings import Settings
 
@@ -34,7 +34,7 @@ class EmailServer:
             raise ValueError("give at least one --domain or --address to accept mail for")
         self.handler = LayerHandler(layer, self.settings)
         self.outbox = Outbox(layer, self.settings)
-        self.counts: dict[str, int] = {}
+        self.sessions = Sessions(self.settings.max_connections_per_ip)
         self.server: asyncio.Server | None = None
         self._tls: ssl.SSLContext | None = None
         self._auth: FileAuthenticator | None = None
@@ -53,7 +53,7 @@ class EmailServer:
         if self._auth is not None:
             kwargs["authenticator"] = self._auth
             kwargs["auth_required"] = True
-        return LimitedSMTP(self.handler, self.counts, s, **kwargs)
+        return LimitedSMTP(self.handler, self.sessions, s, **kwargs)
 
     async def start(self) -> None:
         """Listen for SMTP and start delivering ``email.send`` messages."""
@@ -75,13 +75,13 @@ class EmailServer:
         assert self.server is not None
         return self.server.sockets[0].getsockname()[1]
 
-    async def stop(self, grace: float = 10.0) -> None:
-        """Stop accepting; sessions in progress get ``grace`` seconds; deliveries too."""
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting connections; a session in the middle of a message may finish it
+        within ``grace`` seconds (default: the ``shutdown_grace`` setting), idle ones get
+        421 at once; deliveries in progress get the same time."""
+        grace = self.settings.shutdown_grace if grace is None else grace
         if self.server is not None:
             self.server.close()
-            try:
-                await asyncio.wait_for(self.server.wait_closed(), grace)
-            except TimeoutError:
-                log.warning("SMTP sessions still open after %.0f s; closing them", grace)
+            await self.sessions.end(grace)
             self.server = None
         await self.outbox.stop(grace)

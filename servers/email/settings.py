@@ -24,6 +24,8 @@ class Settings:
     command_timeout: float = 60.0
     session_timeout: float = 600.0
     max_connections_per_ip: int = 20
+    # Seconds a stop (SIGTERM) leaves sessions to finish the message they are sending.
+    shutdown_grace: float = 10.0
     tls_cert: str | None = None
     tls_key: str | None = None
     require_starttls: bool = False
