@@ -2,8 +2,8 @@
 concurrent SMTP clients (separate processes) into a real Redis, and the time from the end
 of DATA to the message being readable on the layer, for small and 1 MB messages.
 
-    python bench/email.py                 # 10 s per size
-    python bench/email.py --seconds 5 --clients 20
+    python bench/email_ingest.py                 # 10 s per size
+    python bench/email_ingest.py --seconds 5 --clients 20
 
 Latency: each client notes the moment it has written the final ``.`` of DATA; a reader in
 this process notes the moment it got the ``email.receive`` with that Message-ID (for 1 MB
@@ -11,28 +11,22 @@ messages it then reads the chunked parts back and checks their size). Every mess
 client saw accepted (250) must be on the layer, and nothing else.
 """
 
+import argparse
+import asyncio
+import base64
+import multiprocessing
+import os
+import smtplib
+import subprocess
 import sys
+import tempfile
+import time
+from email.utils import formatdate
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path, and its name would hide the
-# standard library's ``email`` package from everything imported below.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import base64  # noqa: E402
-import multiprocessing  # noqa: E402
-import os  # noqa: E402
-import smtplib  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from email.utils import formatdate  # noqa: E402
-
-from switchroom.layers import get_layer  # noqa: E402
-from switchroom.servers.email import complete  # noqa: E402
-from switchroom.shared.redisproc import RedisProcess, free_port  # noqa: E402
+from switchroom.layers import get_layer
+from switchroom.servers.email import complete
+from switchroom.shared.redisproc import RedisProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,8 +123,20 @@ async def run(size: int, seconds: float, clients: int) -> dict:
         url = f"{redis.url}?prefix=mailbench&capacity=100000"
         port = free_port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "switchroom.shared.cli", "email", "--port", str(port), "--layer", url,
-             "--domain", "example.com", "--max-connections-per-ip", str(clients + 5)],
+            [
+                sys.executable,
+                "-m",
+                "switchroom.shared.cli",
+                "email",
+                "--port",
+                str(port),
+                "--layer",
+                url,
+                "--domain",
+                "example.com",
+                "--max-connections-per-ip",
+                str(clients + 5),
+            ],
             cwd=ROOT,
             stderr=log,
         )
