@@ -54,10 +54,29 @@ def build_parser() -> argparse.ArgumentParser:
         default=float(env("slack_ping_interval", 10.0)),
         help="seconds between keepalive pings [env SWITCHROOM_SLACK_PING_INTERVAL]",
     )
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=float(env("slack_connect_timeout", 60.0)),
+        help="seconds to keep retrying the first connection [env SWITCHROOM_SLACK_CONNECT_TIMEOUT]",
+    )
+    parser.add_argument(
+        "--rtm-retry-for",
+        type=float,
+        default=float(env("slack_rtm_retry_for", 30.0)),
+        help="seconds to retry an RTM event while the layer is down [env SWITCHROOM_SLACK_RTM_RETRY_FOR]",
+    )
+    parser.add_argument(
+        "--stop-grace",
+        type=float,
+        default=float(env("slack_stop_grace", 5.0)),
+        help="seconds to finish waiting posts on stop [env SWITCHROOM_SLACK_STOP_GRACE]",
+    )
     return parser
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings from the parsed flags, with the workspaces from the environment."""
     return Settings(
         workspaces=workspaces_from_env(),
         mode=args.mode,
@@ -66,6 +85,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_queue=args.max_queue,
         max_attempts=args.max_attempts,
         ping_interval=args.ping_interval,
+        connect_timeout=args.connect_timeout,
+        rtm_retry_for=args.rtm_retry_for,
+        stop_grace=args.stop_grace,
     )
 
 

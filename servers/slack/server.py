@@ -1,13 +1,15 @@
 """``SlackServer``: Slack connections in, Web API posts out, on the running asyncio loop.
 
 Inbound, each event is put on ``slack.event`` and its per-type channel before it is
-acknowledged, so when the layer cannot take it Slack delivers it again. Outbound, posts
-for ``slack.send`` and reply channels go through a bounded queue that keeps Slack's pace
-(one post per second per channel, and Retry-After on 429); what cannot be posted is
+acknowledged, so when the layer cannot take it Slack delivers it again (RTM cannot
+redeliver, so there the server retries for ``rtm_retry_for`` seconds). Outbound, posts for
+``slack.send`` and reply channels wait in a bounded queue that keeps Slack's pace (one post
+per second per channel, and Retry-After on 429, per workspace); what cannot be posted is
 reported on ``slack.send.failed``.
 """
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 import time
@@ -41,6 +43,7 @@ class Connection:
         self.bot_id: str | None = None
         self.socket: SocketModeClient | None = None
         self.rtm: Any = None
+        self.schedule = translate.PostSchedule(server.settings.post_interval)
 
     async def start(self) -> None:
         who = await self.web.auth_test()
@@ -65,21 +68,20 @@ class Connection:
 
     async def on_request(self, client: SocketModeClient, request: Any) -> None:
         """A Socket Mode envelope: publish, then acknowledge (no ack = Slack delivers it again)."""
-        if request.type != "events_api":
-            await client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
-            return
-        payload = request.payload or {}
-        if await self.server.publish(self, payload.get("event") or {}, payload.get("event_id"), "socket"):
+        event, event_id = translate.envelope_event(request.type, request.payload, request.envelope_id)
+        if await self.server.publish(self, event, event_id, "socket"):
             await client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
 
     async def start_rtm(self) -> None:
         from slack_sdk.rtm_v2 import RTMClient
 
         loop = asyncio.get_running_loop()
+        # One listener thread, waiting for each event to be published, keeps Slack's order.
         rtm = RTMClient(
             token=self.workspace.bot_token,
             base_url=self.server.settings.api_url,
             ping_interval=int(max(1, self.server.settings.ping_interval)),
+            concurrency=1,
         )
 
         ready = asyncio.Event()
@@ -91,7 +93,11 @@ class Connection:
             if event.get("type") == "hello":
                 loop.call_soon_threadsafe(ready.set)
             elif event.get("type") not in ("pong", "goodbye"):
-                asyncio.run_coroutine_threadsafe(self.server.publish(self, event, None, "rtm"), loop)
+                done = asyncio.run_coroutine_threadsafe(self.server.publish_rtm(self, event), loop)
+                try:
+                    done.result()
+                except (concurrent.futures.CancelledError, RuntimeError):
+                    log.info("%s: stopped while publishing an RTM event", self.workspace.name)
 
         self.rtm = rtm
         # connect() opens the socket; events flow once Slack's "hello" has been read.
@@ -145,11 +151,16 @@ class SlackServer:
         self.settings = settings
         self.connections = [Connection(self, w) for w in settings.workspaces]
         self.recent = translate.Recent()
-        self.schedule = translate.PostSchedule(settings.post_interval)
-        self.queue: asyncio.Queue[tuple[dict[str, Any], str | None]] = asyncio.Queue(settings.max_queue)
+        self.queue: asyncio.Queue[tuple[dict[str, Any], str | None]] = asyncio.Queue()
+        # Posts taken from the layer and not yet posted or dead-lettered (at most max_queue).
+        self.pending = 0
         self.reply_prefix = ""
         self.reply_context: dict[str, tuple[str | None, str | None]] = {}
-        self.tasks: list[asyncio.Task[None]] = []
+        # Per (workspace index, Slack channel): posts in order, and the task posting them.
+        self.waiting: dict[tuple[int, str], list[tuple[translate.ApiCall, dict[str, Any]]]] = {}
+        self.lanes: set[asyncio.Task[None]] = set()
+        self.readers: list[asyncio.Task[None]] = []
+        self.poster: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         channel = await self.layer.new_channel("slack.send!")
@@ -157,11 +168,11 @@ class SlackServer:
         for connection in self.connections:
             await self.connect(connection)
         loop = asyncio.get_running_loop()
-        self.tasks = [
+        self.readers = [
             loop.create_task(self.take([self.reply_prefix])),
             loop.create_task(self.take(["slack.send"])),
-            loop.create_task(self.post_loop()),
         ]
+        self.poster = loop.create_task(self.post_loop())
 
     async def connect(self, connection: Connection) -> None:
         """Connect one workspace, retrying with backoff while Slack cannot be reached."""
@@ -171,6 +182,10 @@ class SlackServer:
             try:
                 await connection.start()
                 return
+            except SlackApiError as exc:
+                raise ValueError(
+                    f"Slack refused {connection.workspace.name}'s token: {exc.response.get('error')}"
+                ) from None
             except (TimeoutError, OSError, aiohttp.ClientError) as exc:
                 if time.monotonic() + delay > deadline:
                     raise OSError(f"cannot reach Slack for {connection.workspace.name}: {exc!r}") from exc
@@ -184,9 +199,25 @@ class SlackServer:
                 delay = min(delay * 2, 10.0)
 
     async def stop(self) -> None:
-        for task in self.tasks:
+        """Stop taking posts, finish the waiting ones for up to ``stop_grace`` seconds, report
+        the rest on ``slack.send.failed``, and close the Slack connections."""
+        for task in self.readers:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*self.readers, return_exceptions=True)
+        deadline = time.monotonic() + self.settings.stop_grace
+        while self.pending and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        posting = [task for task in [self.poster, *self.lanes] if task is not None]
+        for task in posting:
+            task.cancel()
+        await asyncio.gather(*posting, return_exceptions=True)
+        unposted = [message for lane in self.waiting.values() for _, message in lane]
+        while not self.queue.empty():
+            unposted.append(self.queue.get_nowait()[0])
+        for message in unposted:
+            await self.dead_letter(message, "the server stopped before posting it", 0)
+        self.waiting.clear()
+        self.pending = 0
         for connection in self.connections:
             await connection.stop()
 
@@ -212,13 +243,29 @@ class SlackServer:
             if event_id:
                 self.recent.keys.pop(event_id, None)
             log.warning(
-                "slack %s event %s not accepted by the layer (%s); Slack will deliver it again",
+                "slack %s event %s not accepted by the layer (%s); %s",
                 message["type"],
                 event_id,
                 errors[0],
+                "not acknowledged, so Slack will deliver it again" if mode == "socket" else "retrying",
             )
             return False
         return True
+
+    async def publish_rtm(self, connection: Connection, event: dict[str, Any]) -> None:
+        """Publish an RTM event, retrying while the layer is down: RTM does not redeliver."""
+        deadline = time.monotonic() + self.settings.rtm_retry_for
+        delay = 0.2
+        while not await self.publish(connection, event, None, "rtm"):
+            if time.monotonic() + delay > deadline:
+                log.error(
+                    "slack %s event from RTM lost: the layer did not take it for %.0f s",
+                    event.get("type"),
+                    self.settings.rtm_retry_for,
+                )
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     def remember(self, reply: str, team: str | None, channel: str | None) -> None:
         self.reply_context[reply] = (team, channel)
@@ -239,58 +286,81 @@ class SlackServer:
                 team, default = self.reply_context.get(channel, (None, None))
                 if isinstance(message, dict) and team and not message.get("team"):
                     message = {**message, "team": team}
-                try:
-                    self.queue.put_nowait((message, default))
-                except asyncio.QueueFull:
+                if self.pending >= self.settings.max_queue:
                     await self.dead_letter(message, f"outbound queue full ({self.settings.max_queue})", 0)
+                    continue
+                self.pending += 1
+                self.queue.put_nowait((message, default))
 
     async def post_loop(self) -> None:
         """Posts in order, each channel at Slack's pace; slow channels don't hold up others."""
-        waiting: dict[str, list[tuple[translate.ApiCall, dict[str, Any], int]]] = {}
         while True:
             message, default = await self.queue.get()
             try:
                 call = translate.api_call(message, default)
+                connection = self.connection_for(call.team)
             except translate.BadSend as exc:
+                self.pending -= 1
                 await self.dead_letter(message, f"invalid slack.send message: {exc}", 0)
                 continue
-            lane = waiting.setdefault(call.channel, [])
-            lane.append((call, message, 0))
+            key = (self.connections.index(connection), call.channel)
+            lane = self.waiting.setdefault(key, [])
+            lane.append((call, message))
             if len(lane) == 1:
-                asyncio.get_running_loop().create_task(self.drain(call.channel, waiting))
+                task = asyncio.get_running_loop().create_task(self.drain(connection, key))
+                self.lanes.add(task)
+                task.add_done_callback(self.lanes.discard)
 
-    async def drain(self, channel: str, waiting: dict[str, list]) -> None:
-        lane = waiting[channel]
+    def connection_for(self, team: str | None) -> Connection:
+        """The workspace a post goes to: named by team id or workspace name; else the first."""
+        if team is None or len(self.connections) == 1:
+            return self.connections[0]
+        for connection in self.connections:
+            if team in (connection.team, connection.workspace.name):
+                return connection
+        raise translate.BadSend(f"no workspace {team!r} is served here")
+
+    async def drain(self, connection: Connection, key: tuple[int, str]) -> None:
+        """Post one channel's queue in order, at the workspace's pace."""
+        lane = self.waiting[key]
+        channel = key[1]
+        attempts = 0
         while lane:
-            call, message, attempts = lane[0]
-            delay = self.schedule.delay(channel, time.monotonic())
+            call, message = lane[0]
+            delay = connection.schedule.delay(channel, time.monotonic())
             if delay > 0:
                 await asyncio.sleep(delay)
             attempts += 1
-            outcome = await self.post(call)
+            outcome = await self.post(connection, call)
+            if isinstance(outcome, float) and attempts < self.settings.max_attempts:
+                connection.schedule.rate_limited(outcome, time.monotonic())
+                continue
+            lane.pop(0)
+            self.pending -= 1
             if outcome is None:
-                self.schedule.posted(channel, time.monotonic())
-                lane.pop(0)
-            elif isinstance(outcome, float) and attempts < self.settings.max_attempts:
-                self.schedule.rate_limited(outcome, time.monotonic())
-                lane[0] = (call, message, attempts)
+                connection.schedule.posted(channel, time.monotonic())
+            elif isinstance(outcome, float):
+                error = f"still rate-limited by Slack after {attempts} attempts"
+                await self.dead_letter(message, error, attempts)
             else:
-                lane.pop(0)
-                await self.dead_letter(message, str(outcome), attempts)
-        del waiting[channel]
+                await self.dead_letter(message, outcome, attempts)
+            attempts = 0
+        del self.waiting[key]
 
-    async def post(self, call: translate.ApiCall) -> float | str | None:
+    async def post(self, connection: Connection, call: translate.ApiCall) -> float | str | None:
         """None when posted; seconds to wait on 429; an error text when it failed for good."""
-        connection = next(
-            (c for c in self.connections if call.team in (c.team, c.workspace.name)), self.connections[0]
-        )
         try:
             await connection.web.api_call(call.method, json=call.arguments)
             return None
         except SlackApiError as exc:
             if exc.response.status_code == 429:
-                retry_after = float(exc.response.headers.get("Retry-After", 1))
-                log.warning("Slack rate limit on %s; waiting %.0f s", call.channel, retry_after)
+                retry_after = translate.retry_after(exc.response.headers.get("Retry-After"))
+                log.warning(
+                    "Slack rate limit on %s in %s; waiting %.0f s",
+                    call.channel,
+                    connection.workspace.name,
+                    retry_after,
+                )
                 return retry_after
             return f"Slack refused {call.method}: {exc.response.get('error')}"
         except Exception as exc:

@@ -37,6 +37,10 @@ class Settings:
     ping_interval: float = 10.0
     # How long to keep retrying the first connection while Slack cannot be reached.
     connect_timeout: float = 60.0
+    # How long to retry publishing an RTM event while the layer is down (RTM cannot redeliver).
+    rtm_retry_for: float = 30.0
+    # On stop, how long waiting posts may still be made before they are reported as failed.
+    stop_grace: float = 5.0
 
 
 def workspaces_from_env(environ: dict[str, str] | None = None) -> list[Workspace]:
@@ -46,6 +50,10 @@ def workspaces_from_env(environ: dict[str, str] | None = None) -> list[Workspace
     if path:
         with open(path, encoding="utf-8") as source:
             entries = json.load(source)
+        if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("bot_token"), str) for e in entries
+        ):
+            raise ValueError(f"{path}: expected a JSON list of objects, each with a 'bot_token'")
         return [
             Workspace(e.get("name") or f"workspace{i + 1}", e["bot_token"], e.get("app_token"))
             for i, e in enumerate(entries)

@@ -1,11 +1,13 @@
 """A local stand-in for Slack: the Web API methods Switchroom uses and the Socket Mode and
 RTM WebSockets, speaking Slack's wire shapes so the real slack-sdk clients run unmodified.
 
-Tests and the demo point slack-sdk's ``base_url`` at ``http://127.0.0.1:PORT/api/``. Events
+Tests and the demo point slack-sdk's ``base_url`` at ``http://127.0.0.1:PORT/api/``. Every
+token belongs to workspace ``T0STANDIN`` unless ``add_workspace`` gives it another. Events
 are injected, and what the app posted is read back, from Python (``StandIn``) or over HTTP
 from another process::
 
-    POST /_standin/event       {"event": {...}}          deliver to every connected client
+    POST /_standin/event       {"event": {...}, "team": "T.."}   deliver to the team's clients
+    POST /_standin/envelope    {"type": "slash_commands", "payload": {...}}   other Socket Mode kinds
     POST /_standin/disconnect  {"reason": "warning"}     Socket Mode "disconnect" message
     POST /_standin/drop                                  close every socket abruptly
     POST /_standin/ratelimit   {"count": 2, "retry_after": 1}   next posts get HTTP 429
@@ -40,6 +42,8 @@ class StandIn:
         self.calls: list[str] = []
         self.socket_clients: set[web.WebSocketResponse] = set()
         self.rtm_clients: set[web.WebSocketResponse] = set()
+        self.teams: dict[str, str] = {}
+        self.client_team: dict[web.WebSocketResponse, str] = {}
         self.connects = 0
         self.rate_limited = 0
         self.retry_after = 1
@@ -50,12 +54,19 @@ class StandIn:
 
     # -- running ------------------------------------------------------------------
 
+    def add_workspace(self, team: str, bot_token: str, app_token: str | None = None) -> None:
+        """Make these tokens belong to workspace ``team`` (posts and events are kept apart)."""
+        self.teams[bot_token] = team
+        if app_token:
+            self.teams[app_token] = team
+
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self.api)
         app.router.add_get("/socket", self.socket_mode)
         app.router.add_get("/rtm", self.rtm)
         app.router.add_post("/_standin/event", self.http_event)
+        app.router.add_post("/_standin/envelope", self.http_envelope)
         app.router.add_post("/_standin/disconnect", self.http_disconnect)
         app.router.add_post("/_standin/drop", self.http_drop)
         app.router.add_post("/_standin/ratelimit", self.http_ratelimit)
@@ -88,11 +99,12 @@ class StandIn:
         self.calls.append(method)
         body = await self._body(request)
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        team = self.teams.get(token, TEAM)
         if method == "auth.test":
             return web.json_response(
                 {
                     "ok": True,
-                    "team_id": TEAM,
+                    "team_id": team,
                     "team": "Stand-in",
                     "user_id": BOT_USER,
                     "bot_id": BOT_ID,
@@ -103,14 +115,14 @@ class StandIn:
         if method == "apps.connections.open":
             if not token.startswith("xapp-"):
                 return web.json_response({"ok": False, "error": "not_allowed_token_type"})
-            return web.json_response({"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"})
+            return web.json_response({"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket?team={team}"})
         if method in ("rtm.connect", "rtm.start"):
             return web.json_response(
                 {
                     "ok": True,
-                    "url": f"ws://127.0.0.1:{self.port}/rtm",
+                    "url": f"ws://127.0.0.1:{self.port}/rtm?team={team}",
                     "self": {"id": BOT_USER},
-                    "team": {"id": TEAM},
+                    "team": {"id": team},
                 }
             )
         if method in ("chat.postMessage", "reactions.add"):
@@ -124,7 +136,7 @@ class StandIn:
             if not body.get("channel"):
                 return web.json_response({"ok": False, "error": "channel_not_found"})
             ts = f"{int(time.time())}.{next(self._ts):06d}"
-            self.posts.append({"method": method, "at": time.monotonic(), "ts": ts, **body})
+            self.posts.append({"method": method, "at": time.monotonic(), "ts": ts, "team": team, **body})
             self.posted.set()
             return web.json_response({"ok": True, "channel": body.get("channel"), "ts": ts})
         return web.json_response({"ok": True})
@@ -154,6 +166,7 @@ class StandIn:
         await ws.prepare(request)
         self.connects += 1
         self.socket_clients.add(ws)
+        self.client_team[ws] = request.query.get("team", TEAM)
         await ws.send_json(
             {
                 "type": "hello",
@@ -173,6 +186,7 @@ class StandIn:
                         self.acks.append(data["envelope_id"])
         finally:
             self.socket_clients.discard(ws)
+            self.client_team.pop(ws, None)
         return ws
 
     async def rtm(self, request: web.Request) -> web.WebSocketResponse:
@@ -180,6 +194,7 @@ class StandIn:
         await ws.prepare(request)
         self.connects += 1
         self.rtm_clients.add(ws)
+        self.client_team[ws] = request.query.get("team", TEAM)
         await ws.send_json({"type": "hello"})
         try:
             async for frame in ws:
@@ -192,40 +207,52 @@ class StandIn:
                         await ws.send_json({"type": "pong", "reply_to": data.get("id")})
         finally:
             self.rtm_clients.discard(ws)
+            self.client_team.pop(ws, None)
         return ws
 
     # -- injecting ------------------------------------------------------------------
 
-    async def push_event(self, event: dict[str, Any]) -> str:
-        """Deliver an Events API event to Socket Mode clients (redelivered until acked) and RTM."""
-        event = {"ts": f"{int(time.time())}.{next(self._ts):06d}", "team": TEAM, **event}
+    def _clients(self, clients: set[web.WebSocketResponse], team: str) -> list[web.WebSocketResponse]:
+        return [ws for ws in clients if self.client_team.get(ws) == team]
+
+    async def push_event(self, event: dict[str, Any], team: str = TEAM) -> str:
+        """Deliver an Events API event to the team's Socket Mode clients (redelivered until
+        acked) and RTM clients; returns its event_id."""
+        event = {"ts": f"{int(time.time())}.{next(self._ts):06d}", "team": team, **event}
         event_id = "Ev" + uuid.uuid4().hex[:10].upper()
-        envelope_id = str(uuid.uuid4())
-        for ws in list(self.rtm_clients):
+        for ws in self._clients(self.rtm_clients, team):
             await ws.send_json(event)
-        if self.socket_clients:
-            asyncio.get_running_loop().create_task(self._deliver(envelope_id, event_id, event))
+        payload = {
+            "token": "standin",
+            "team_id": team,
+            "api_app_id": "A0STANDIN",
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": int(time.time()),
+            "event": event,
+        }
+        await self.push_envelope("events_api", payload, team)
         return event_id
 
-    async def _deliver(self, envelope_id: str, event_id: str, event: dict[str, Any]) -> None:
+    async def push_envelope(self, kind: str, payload: dict[str, Any], team: str = TEAM) -> str:
+        """Deliver a Socket Mode envelope (``events_api``, ``slash_commands``, ``interactive``)
+        to one of the team's clients, again until acked; returns its envelope_id."""
+        envelope_id = str(uuid.uuid4())
+        if self._clients(self.socket_clients, team):
+            asyncio.get_running_loop().create_task(self._deliver(envelope_id, kind, payload, team))
+        return envelope_id
+
+    async def _deliver(self, envelope_id: str, kind: str, payload: dict[str, Any], team: str) -> None:
         for attempt in range(4):
             envelope = {
                 "envelope_id": envelope_id,
-                "type": "events_api",
-                "accepts_response_payload": False,
+                "type": kind,
+                "accepts_response_payload": kind != "events_api",
                 "retry_attempt": attempt,
                 "retry_reason": "timeout" if attempt else "",
-                "payload": {
-                    "token": "standin",
-                    "team_id": TEAM,
-                    "api_app_id": "A0STANDIN",
-                    "type": "event_callback",
-                    "event_id": event_id,
-                    "event_time": int(time.time()),
-                    "event": event,
-                },
+                "payload": payload,
             }
-            for ws in list(self.socket_clients)[:1]:
+            for ws in self._clients(self.socket_clients, team)[:1]:
                 try:
                     await ws.send_json(envelope)
                 except ConnectionError:
@@ -255,7 +282,13 @@ class StandIn:
 
     async def http_event(self, request: web.Request) -> web.Response:
         data = await request.json()
-        return web.json_response({"ok": True, "event_id": await self.push_event(data["event"])})
+        event_id = await self.push_event(data["event"], data.get("team", TEAM))
+        return web.json_response({"ok": True, "event_id": event_id})
+
+    async def http_envelope(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        envelope_id = await self.push_envelope(data["type"], data["payload"], data.get("team", TEAM))
+        return web.json_response({"ok": True, "envelope_id": envelope_id})
 
     async def http_disconnect(self, request: web.Request) -> web.Response:
         data = await request.json() if request.can_read_body else {}

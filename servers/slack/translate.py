@@ -1,5 +1,6 @@
 """Slack events ↔ channel messages, and the posting schedule, as pure code."""
 
+import math
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -25,15 +26,23 @@ def is_own(event: dict[str, Any], bot_user: str | None, bot_id: str | None) -> b
         return True
     if bot_user and event.get("user") == bot_user and event.get("type") == "message":
         return True
+    # An edit of the bot's message (message_changed) carries it inside "message".
     inner = event.get("message")
-    return isinstance(inner, dict) and bool(bot_id) and inner.get("bot_id") == bot_id
+    return (
+        event.get("type") == "message"
+        and isinstance(inner, dict)
+        and bool(bot_id)
+        and inner.get("bot_id") == bot_id
+    )
 
 
 def event_message(
     event: dict[str, Any], *, reply_channel: str, mode: str, team: str | None, event_id: str | None = None
 ) -> dict[str, Any]:
     """The ``slack.event`` message for one event (edits take their text from the new message)."""
-    inner = event.get("message") if isinstance(event.get("message"), dict) else {}
+    # Edits (message_changed) carry the message itself inside "message".
+    edited = event.get("type") == "message" and isinstance(event.get("message"), dict)
+    inner = event["message"] if edited else {}
     item = event.get("item") if isinstance(event.get("item"), dict) else {}
     return {
         "type": str(event.get("type") or "unknown"),
@@ -50,6 +59,58 @@ def event_message(
         "reply_channel": reply_channel,
         "mode": mode,
     }
+
+
+def envelope_event(
+    kind: str, payload: dict[str, Any] | None, envelope_id: str
+) -> tuple[dict[str, Any], str | None]:
+    """The event a Socket Mode envelope carries, and the id that identifies its redeliveries.
+
+    ``events_api`` envelopes carry an Events API event. Slash commands become a
+    ``slash_command`` event and interactive payloads an event of their own type
+    (``block_actions``, ``view_submission``, ``shortcut``...), so none is acked and lost.
+    """
+    payload = payload if isinstance(payload, dict) else {}
+    if kind == "events_api":
+        event = payload.get("event")
+        return (event if isinstance(event, dict) else {"type": "unknown"}), payload.get("event_id")
+    if kind == "slash_commands":
+        event = {
+            "type": "slash_command",
+            "team": payload.get("team_id"),
+            "channel": payload.get("channel_id"),
+            "user": payload.get("user_id"),
+            "text": payload.get("text"),
+            "command": payload.get("command"),
+            "response_url": payload.get("response_url"),
+            "trigger_id": payload.get("trigger_id"),
+        }
+        return event, envelope_id
+
+    def ident(key: str) -> str | None:
+        value = payload.get(key)
+        return value.get("id") if isinstance(value, dict) else None
+
+    inner = payload.get("message") if isinstance(payload.get("message"), dict) else {}
+    event = {
+        **payload,
+        "type": str(payload.get("type") or kind),
+        "team": ident("team"),
+        "channel": ident("channel"),
+        "user": ident("user"),
+        "ts": inner.get("ts"),
+        "thread_ts": inner.get("thread_ts"),
+    }
+    return event, envelope_id
+
+
+def retry_after(header: str | None, default: float = 1.0) -> float:
+    """Seconds to wait from a 429's Retry-After header (missing or unreadable: ``default``)."""
+    try:
+        seconds = float(header) if header is not None else default
+    except ValueError:
+        return default
+    return max(0.0, seconds) if math.isfinite(seconds) else default
 
 
 @dataclass

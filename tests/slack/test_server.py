@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 class SlackProcess:
     """A ``switchroom slack`` process against a stand-in, its log in a file."""
 
-    def __init__(self, redis_url: str, api_url: str, *args: str) -> None:
+    def __init__(self, redis_url: str, api_url: str, *args: str, **environ: str) -> None:
         self.layer_url = f"{redis_url}?prefix=sk{uuid.uuid4().hex[:10]}"
         self.log_file = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
         env = {
@@ -31,6 +31,7 @@ class SlackProcess:
             "PYTHONPATH": str(ROOT),
             "SWITCHROOM_SLACK_BOT_TOKEN": "xoxb-test-secret",
             "SWITCHROOM_SLACK_APP_TOKEN": "xapp-test-secret",
+            **environ,
         }
         self.proc = subprocess.Popen(
             [
@@ -70,8 +71,9 @@ class SlackProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        self.log_file.close()
-        os.unlink(self.log_file.name)
+        if not self.log_file.closed:
+            self.log_file.close()
+            os.unlink(self.log_file.name)
         return self.proc.returncode
 
 
@@ -185,8 +187,11 @@ async def test_unpostable_messages_go_to_the_dead_letter_channel(redis_server, s
         proc.stop()
 
 
-async def test_layer_down_means_no_ack_and_slack_delivers_again(redis_process, standin):
-    proc = SlackProcess(redis_process.url, standin.base_url)
+@pytest.mark.parametrize("mode", ["socket", "rtm"])
+async def test_no_event_is_lost_while_the_layer_is_down(redis_process, standin, mode):
+    """Socket Mode leaves the envelope unacknowledged so Slack delivers it again; RTM cannot
+    redeliver, so the server keeps trying the layer."""
+    proc = SlackProcess(redis_process.url, standin.base_url, "--mode", mode)
     try:
         await proc.wait_for_log("connected to default")
         redis_process.stop(kill=True)
@@ -199,6 +204,85 @@ async def test_layer_down_means_no_ack_and_slack_delivers_again(redis_process, s
             assert message["text"] == "kept"
         finally:
             await layer.close()
-        assert "Slack will deliver it again" in proc.log_text()
+        assert "not accepted by the layer" in proc.log_text()
     finally:
+        proc.stop()
+
+
+async def test_several_workspaces_in_one_process(redis_server, standin, tmp_path):
+    standin.add_workspace("T0ACME", "xoxb-acme-secret", "xapp-acme-secret")
+    standin.add_workspace("T0BETA", "xoxb-beta-secret", "xapp-beta-secret")
+    listing = tmp_path / "workspaces.json"
+    listing.write_text(
+        '[{"name": "acme", "bot_token": "xoxb-acme-secret", "app_token": "xapp-acme-secret"},'
+        ' {"name": "beta", "bot_token": "xoxb-beta-secret", "app_token": "xapp-beta-secret"}]'
+    )
+    proc = SlackProcess(redis_server.url, standin.base_url, SWITCHROOM_SLACK_WORKSPACES=str(listing))
+    layer = get_layer(proc.layer_url)
+    try:
+        await proc.wait_for_log("connected to beta")
+        await standin.push_event(
+            {"type": "message", "channel": "C1", "user": "U1", "text": "from beta"}, "T0BETA"
+        )
+        _, message = await layer.receive(["slack.message"], timeout=10)
+        assert (message["team"], message["text"]) == ("T0BETA", "from beta")
+        await layer.send(message["reply_channel"], {"text": "answered in beta"})
+        await layer.send("slack.send", {"team": "acme", "channel": "C2", "text": "to acme by name"})
+        posts = await standin.wait_for_posts(2)
+        by_text = {post["text"]: post["team"] for post in posts}
+        assert by_text == {"answered in beta": "T0BETA", "to acme by name": "T0ACME"}
+        await layer.send("slack.send", {"team": "T0GONE", "channel": "C2", "text": "nowhere"})
+        _, failed = await layer.receive(["slack.send.failed"], timeout=10)
+        assert "T0GONE" in failed["error"]
+        assert "secret" not in proc.log_text()
+    finally:
+        await layer.close()
+        proc.stop()
+
+
+async def test_slash_commands_reach_the_layer_and_are_acknowledged(redis_server, standin):
+    proc = SlackProcess(redis_server.url, standin.base_url)
+    layer = get_layer(proc.layer_url)
+    try:
+        await proc.wait_for_log("connected to default")
+        payload = {
+            "team_id": "T0STANDIN",
+            "channel_id": "C1",
+            "user_id": "U1",
+            "command": "/deploy",
+            "text": "now",
+        }
+        envelope_id = await standin.push_envelope("slash_commands", payload)
+        _, message = await layer.receive(["slack.slash_command"], timeout=10)
+        assert (message["text"], message["event"]["command"], message["channel"]) == ("now", "/deploy", "C1")
+        deadline = time.monotonic() + 10
+        while envelope_id not in standin.acks:
+            assert time.monotonic() < deadline, "the envelope was not acknowledged"
+            await asyncio.sleep(0.05)
+    finally:
+        await layer.close()
+        proc.stop()
+
+
+async def test_the_outbound_queue_is_bounded_and_a_stop_reports_what_was_not_posted(redis_server, standin):
+    proc = SlackProcess(
+        redis_server.url, standin.base_url, "--post-interval", "60", "--max-queue", "2", "--stop-grace", "0.2"
+    )
+    layer = get_layer(proc.layer_url)
+    try:
+        await proc.wait_for_log("connected to default")
+        await layer.send("slack.send", {"channel": "C1", "text": "first", "id": "a"})
+        await standin.wait_for_posts(1)
+        for ident in "bcd":
+            await layer.send("slack.send", {"channel": "C1", "text": "later", "id": ident})
+        _, full = await layer.receive(["slack.send.failed"], timeout=10)
+        assert (full["message"]["id"], full["attempts"]) == ("d", 0)
+        assert "queue full" in full["error"]
+        assert proc.stop() == 0
+        stopped = [(await layer.receive(["slack.send.failed"], timeout=5))[1] for _ in range(2)]
+        assert sorted(m["message"]["id"] for m in stopped) == ["b", "c"]
+        assert all("stopped before posting" in m["error"] for m in stopped)
+        assert [p["text"] for p in standin.posts] == ["first"]
+    finally:
+        await layer.close()
         proc.stop()

@@ -162,3 +162,77 @@ def test_workspaces_from_environment(tmp_path):
     )
     several = workspaces_from_env({"SWITCHROOM_SLACK_WORKSPACES": str(listing)})
     assert [w.name for w in several] == ["a", "workspace2"]
+    listing.write_text('[{"name": "no token"}]')
+    with pytest.raises(ValueError, match="bot_token"):
+        workspaces_from_env({"SWITCHROOM_SLACK_WORKSPACES": str(listing)})
+
+
+SLASH_COMMAND = {
+    "token": "x",
+    "team_id": "T1",
+    "team_domain": "acme",
+    "channel_id": "C1",
+    "channel_name": "general",
+    "user_id": "U1",
+    "user_name": "ann",
+    "command": "/deploy",
+    "text": "staging",
+    "api_app_id": "A1",
+    "response_url": "https://hooks.slack.com/commands/T1/1/x",
+    "trigger_id": "1.2.3",
+}
+BLOCK_ACTIONS = {
+    "type": "block_actions",
+    "team": {"id": "T1", "domain": "acme"},
+    "user": {"id": "U1", "username": "ann"},
+    "channel": {"id": "C1", "name": "general"},
+    "message": {"type": "message", "bot_id": "B0BOT", "text": "Deploy?", "ts": "7.0"},
+    "actions": [{"action_id": "yes", "block_id": "b", "type": "button", "value": "go"}],
+    "trigger_id": "1.2.4",
+}
+
+
+def test_envelopes_of_every_kind_become_events():
+    event, event_id = translate.envelope_event("events_api", {"event_id": "Ev9", "event": MENTION}, "env-1")
+    assert (event, event_id) == (MENTION, "Ev9")
+
+    event, event_id = translate.envelope_event("slash_commands", SLASH_COMMAND, "env-2")
+    message = translate.event_message(event, reply_channel=REPLY, mode="socket", team=None, event_id=event_id)
+    validate("slack.event", message)
+    assert event_id == "env-2"
+    assert (message["type"], message["team"], message["channel"], message["user"], message["text"]) == (
+        "slash_command",
+        "T1",
+        "C1",
+        "U1",
+        "staging",
+    )
+    assert message["event"]["command"] == "/deploy"
+
+    event, _ = translate.envelope_event("interactive", BLOCK_ACTIONS, "env-3")
+    message = translate.event_message(event, reply_channel=REPLY, mode="socket", team=None, event_id="env-3")
+    validate("slack.event", message)
+    assert (message["type"], message["channel"], message["user"], message["ts"]) == (
+        "block_actions",
+        "C1",
+        "U1",
+        "7.0",
+    )
+    assert message["event"]["actions"][0]["value"] == "go"
+    assert not translate.is_own(event, "U0BOT", "B0BOT"), "a click on the bot's own message is news"
+
+    event, event_id = translate.envelope_event("events_api", None, "env-4")
+    assert (event["type"], event_id) == ("unknown", None)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"), [("3", 3.0), ("0.5", 0.5), (None, 1.0), ("soon", 1.0), ("-2", 0.0), ("inf", 1.0)]
+)
+def test_retry_after_headers(header, seconds):
+    assert translate.retry_after(header) == seconds
+
+
+def test_an_interaction_is_not_mistaken_for_the_message_it_was_on():
+    event, _ = translate.envelope_event("interactive", BLOCK_ACTIONS, "env-3")
+    message = translate.event_message(event, reply_channel=REPLY, mode="socket", team=None, event_id="env-3")
+    assert message["bot_id"] is None and message["text"] is None
