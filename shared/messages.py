@@ -439,7 +439,12 @@ _SPECS = (
         "server → worker",
         "A Slack event.",
         (
-            Field("type", STR, True, doc="event type (`message`, `app_mention`, ...)"),
+            Field(
+                "type",
+                STR,
+                True,
+                doc="event type (`message`, `app_mention`, ..., `slash_command`, `block_actions`, ...)",
+            ),
             Field("team", OPT_STR, doc="workspace id"),
             Field("channel", OPT_STR, doc="channel id"),
             Field("user", OPT_STR, doc="user id"),

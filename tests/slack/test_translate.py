@@ -1,8 +1,11 @@
 """Slack events ↔ messages without sockets, over real event shapes."""
 
+from pathlib import Path
+
 import pytest
 
 from switchroom.servers.slack import translate
+from switchroom.servers.slack.cli import build_parser
 from switchroom.servers.slack.settings import workspaces_from_env
 from switchroom.shared.messages import validate
 
@@ -236,3 +239,12 @@ def test_an_interaction_is_not_mistaken_for_the_message_it_was_on():
     event, _ = translate.envelope_event("interactive", BLOCK_ACTIONS, "env-3")
     message = translate.event_message(event, reply_channel=REPLY, mode="socket", team=None, event_id="env-3")
     assert message["bot_id"] is None and message["text"] is None
+
+
+def test_every_flag_is_documented():
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "slack.md").read_text()
+    common = {"help", "layer", "log_level"}
+    flags = [a.option_strings[0] for a in build_parser()._actions if a.dest not in common]
+    assert "--stop-grace" in flags
+    for flag in flags:
+        assert f"`{flag}`" in doc, flag
