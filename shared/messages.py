@@ -364,11 +364,13 @@ _SPECS = (
                 "attachments",
                 LIST,
                 default=[],
-                doc="{filename, content_type, size, content (bytes) or content_channel (`?` channel)}",
+                doc="{filename, content_type, content_id (for `cid:` links in html), size, "
+                "content (bytes) or content_channel (`?` channel)}",
                 item=_dicts_with(
                     {
                         "filename": OPT_STR,
                         "content_type": STR,
+                        "content_id": OPT_STR,
                         "size": INT,
                         "content": OPT_BYTES,
                         "content_channel": OPT_STR,
@@ -380,6 +382,22 @@ _SPECS = (
                 "raw_channel", OPT_STR, doc="`?` channel carrying the raw message as `email.chunk`s otherwise"
             ),
             Field("size", INT, True, doc="size of the raw message in bytes"),
+            Field(
+                "defects",
+                LIST,
+                default=[],
+                doc="what the parser found malformed (e.g. `StartBoundaryNotFoundDefect`); the raw "
+                "message is kept whole whatever it holds",
+                item=_strings,
+            ),
+            Field(
+                "truncated",
+                LIST,
+                default=[],
+                doc="fields cut to fit in one layer message (`text`, `html`, `headers`, `to`, `cc`, "
+                "`reply_to`); `complete()` gives them whole from the raw message",
+                item=_strings,
+            ),
         ),
     ),
     MessageSpec(

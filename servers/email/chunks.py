@@ -5,6 +5,8 @@ from typing import Any
 
 from switchroom.layers import BaseLayer, LayerError
 
+from .parse import fields
+
 
 async def read_chunks(layer: BaseLayer, channel: str, timeout: float = 10.0) -> bytes:
     """All the bytes sent on a ``raw_channel`` or ``content_channel``, in order."""
@@ -33,7 +35,8 @@ async def attachment_content(layer: BaseLayer, attachment: dict[str, Any], timeo
 
 
 async def complete(layer: BaseLayer, message: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
-    """A copy of an ``email.receive`` with ``raw`` and every attachment's ``content`` filled in.
+    """A copy of an ``email.receive`` with ``raw`` and every attachment's ``content`` filled
+    in, and the fields listed in ``truncated`` whole again (parsed from the raw message).
 
     Each chunked part can be read once (its channel has a single reader), so call this
     once per message; the parts are read concurrently.
@@ -45,4 +48,8 @@ async def complete(layer: BaseLayer, message: dict[str, Any], timeout: float = 1
     )
     for item, content in zip(attachments, contents, strict=True):
         item["content"], item["content_channel"] = content, None
-    return {**message, "raw": raw, "raw_channel": None, "attachments": attachments}
+    whole = {**message, "raw": raw, "raw_channel": None, "attachments": attachments, "truncated": []}
+    if message.get("truncated"):
+        again = await asyncio.to_thread(fields, raw)
+        whole.update({key: again[key] for key in message["truncated"]})
+    return whole

@@ -6,6 +6,12 @@ from email.utils import formatdate, make_msgid
 from typing import Any
 
 
+def one_line(value: str) -> str:
+    """A header value with any line break (CR, LF, NEL, U+2028, ...) turned into a space,
+    so no text from a message can end a header early or add one."""
+    return " ".join(value.splitlines())
+
+
 def compose(message: dict[str, Any], default_sender: str) -> tuple[EmailMessage, str, list[str]]:
     """The MIME message, the envelope sender and the envelope recipients (To, Cc and Bcc)."""
     sender = message.get("from") or default_sender
@@ -16,7 +22,7 @@ def compose(message: dict[str, Any], default_sender: str) -> tuple[EmailMessage,
         mime["Cc"] = ", ".join(message["cc"])
     if message.get("reply_to"):
         mime["Reply-To"] = message["reply_to"]
-    mime["Subject"] = message.get("subject") or ""
+    mime["Subject"] = one_line(message.get("subject") or "")
     mime["Date"] = formatdate(localtime=False)
     domain = sender.rpartition("@")[2].strip(">") or "localhost"
     mime["Message-ID"] = make_msgid(domain=domain)
@@ -28,7 +34,7 @@ def compose(message: dict[str, Any], default_sender: str) -> tuple[EmailMessage,
     if references:
         mime["References"] = " ".join(references)
     for name, value in message.get("headers") or []:
-        mime[name] = value
+        mime[name] = one_line(value)
     text, html = message.get("text"), message.get("html")
     if text is not None:
         mime.set_content(text)
@@ -43,7 +49,7 @@ def compose(message: dict[str, Any], default_sender: str) -> tuple[EmailMessage,
             item["content"],
             maintype=maintype,
             subtype=subtype or "octet-stream",
-            filename=item.get("filename"),
+            filename=one_line(item["filename"]) if item.get("filename") else None,
         )
     recipients = [*message["to"], *(message.get("cc") or []), *(message.get("bcc") or [])]
     return mime, sender, recipients

@@ -2,6 +2,7 @@
 the message is safely on the layer (451 otherwise, so the sending server retries)."""
 
 import asyncio
+import functools
 import logging
 import time
 from typing import Any
@@ -15,6 +16,9 @@ from .data import read_data
 from .settings import Settings
 
 log = logging.getLogger("switchroom.email")
+
+# Messages larger than this are parsed on a worker thread instead of the event loop.
+PARSE_ON_A_THREAD = 256 * 1024
 
 
 class Recipients:
@@ -42,25 +46,25 @@ class LayerHandler:
             log.info("550 for %s from %s: not a local address", address, session.peer[0])
             return "550 5.1.1 No such user here"
         if len(envelope.rcpt_tos) >= self.settings.max_recipients:
+            log.info("452 for %s from %s: too many recipients", address, session.peer[0])
             return "452 4.5.3 Too many recipients"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        raw = envelope.original_content or envelope.content or b""
+        raw = envelope.original_content or b""
         started = time.monotonic()
-        try:
-            parsed = parse.parse(
-                raw,
-                mail_from=envelope.mail_from or "",
-                rcpt_to=list(envelope.rcpt_tos),
-                peer=list(session.peer[:2]) if isinstance(session.peer, tuple) else [str(session.peer), 0],
-                helo=session.host_name,
-                max_layer_message=self.layer.max_message_size,
-            )
-        except Exception:
-            log.exception("could not parse a message from %s", session.peer)
-            return "451 4.3.0 Could not process the message, try again later"
+        parsing = functools.partial(
+            parse.parse,
+            raw,
+            mail_from=envelope.mail_from or "",
+            rcpt_to=list(envelope.rcpt_tos),
+            peer=list(session.peer[:2]) if isinstance(session.peer, tuple) else [str(session.peer), 0],
+            helo=session.host_name,
+            max_layer_message=self.layer.max_message_size,
+        )
+        # A big message takes a while to parse: on a thread, other sessions go on meanwhile.
+        parsed = await asyncio.to_thread(parsing) if len(raw) > PARSE_ON_A_THREAD else parsing()
         try:
             await self.put(parsed)
         except ChannelFull:
@@ -229,6 +233,12 @@ class LimitedSMTP(SMTP):
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
         await self.push("250 OK" if status is MISSING else status)
+
+    async def push(self, status: str) -> None:
+        """Send a reply; a message refused at MAIL for its announced size is logged too."""
+        if status.startswith("552 Error: message size exceeds"):
+            log.info("552 for a message from %s: its announced size is over the limit", self.client_ip)
+        await super().push(status)
 
     def shut_down(self) -> None:
         """The server is stopping: end this session now, or after the message in progress."""

@@ -1,22 +1,23 @@
 """An SMTP transaction → the ``email.receive`` message, as pure code.
 
-The standard library's modern email API parses the message; bodies are decoded to str
-(with ``\\r\\n`` turned into ``\\n``), attachments kept as bytes. Whatever does not fit in
-one layer message goes as ``email.chunk`` pieces on single-reader channels named in the
-message, so every byte can be read back (``read_chunks``).
+The standard library's modern email API (``policy.default``) parses the message; headers
+and bodies are decoded to str (body newlines turned into ``\\n``), attachments kept as
+bytes. Any bytes at all give a message: what cannot be decoded is replaced (U+FFFD) and
+named in ``defects``, and the raw message always keeps every byte. Whatever does not fit
+in one layer message goes as ``email.chunk`` pieces on single-reader channels named in
+the message, so every byte can be read back (``complete``).
 """
 
+import re
 from dataclasses import dataclass, field
 from email import policy
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.utils import parsedate_to_datetime
 from typing import Any
 
-# Room left in a layer message for headers, addresses and the rest of the envelope.
+# Room left in a layer message for the envelope, field names and encoding overhead.
 ENVELOPE_ROOM = 64 * 1024
-
 
 
 class CachedHeaders(HeaderRegistry):
@@ -61,31 +62,57 @@ class Parsed:
     spills: list[tuple[str, bytes]] = field(default_factory=list)
 
 
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
+def clean(text: str) -> str:
+    """``text`` as valid Unicode: raw 8-bit bytes the parser kept as surrogates become
+    UTF-8 when they are UTF-8 (SMTPUTF8 mail), U+FFFD otherwise."""
     try:
-        return str(value)
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _header(msg: EmailMessage, name: str) -> str | None:
+    """A header decoded (RFC 2047 words, UTF-8), or its raw text if it cannot be parsed."""
+    try:
+        value = msg.get(name)
+        return None if value is None else clean(str(value)).strip()
     except Exception:
+        for key, raw in msg.raw_items():
+            if key.lower() == name:
+                return clean(_FOLD.sub("", raw)).strip()
         return None
 
 
 def _addresses(msg: EmailMessage, name: str) -> list[str]:
-    header = msg.get(name)
-    if header is None:
-        return []
     try:
-        return [str(a) for a in header.addresses]
+        header = msg.get(name)
+        if header is None:
+            return []
+        return [clean(str(address)) for address in header.addresses]
     except Exception:
-        return [part.strip() for part in str(header).split(",") if part.strip()]
+        value = _header(msg, name) or ""
+        return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _date(msg: EmailMessage) -> str | None:
+    try:
+        header = msg.get("date")
+        moment = getattr(header, "datetime", None)
+        return moment.isoformat() if moment is not None else None
+    except Exception:
+        return None
 
 
 def _decode(part: EmailMessage) -> str:
-    """A text part as str: its charset when known, else UTF-8 with replacement."""
+    """A text part as str: its charset when Python knows it, else UTF-8 with replacement."""
     try:
         content = part.get_content()
         if isinstance(content, str):
-            return content.replace("\r\n", "\n")
+            return clean(content).replace("\r\n", "\n")
     except (LookupError, UnicodeError, ValueError, AssertionError, KeyError):
         pass
     payload = part.get_payload(decode=True) or b""
@@ -97,8 +124,9 @@ def _decode(part: EmailMessage) -> str:
 
 
 def _bodies(msg: EmailMessage) -> tuple[str | None, str | None, set[int]]:
+    """The text and HTML bodies the standard library picks, and the ids of their parts."""
     chosen: set[int] = set()
-    texts = []
+    texts: list[str | None] = []
     for kind in ("plain", "html"):
         try:
             part = msg.get_body(preferencelist=(kind,))
@@ -112,29 +140,68 @@ def _bodies(msg: EmailMessage) -> tuple[str | None, str | None, set[int]]:
     return texts[0], texts[1], chosen
 
 
-def _attachments(msg: EmailMessage, bodies: set[int]) -> list[dict[str, Any]]:
-    out = []
-    for part in msg.walk():
-        if part.is_multipart() or id(part) in bodies:
-            continue
+def _leaves(part: EmailMessage) -> list[EmailMessage]:
+    """The parts that hold content, in order; an attached email counts as one."""
+    if part.get_content_maintype() == "multipart" and part.is_multipart():
+        return [leaf for sub in part.iter_parts() for leaf in _leaves(sub)]
+    return [part]
+
+
+def _attachment(part: EmailMessage) -> dict[str, Any] | None:
+    """One non-body part as an attachment, or None for loose text that is not one."""
+    try:
         filename = part.get_filename()
-        disposition = part.get_content_disposition()
-        if disposition != "attachment" and not filename and part.get_content_maintype() == "text":
-            continue
+        filename = clean(filename) if filename is not None else None
+    except Exception:
+        filename = None
+    content_type = part.get_content_type()
+    if part.get_content_disposition() != "attachment" and not filename and content_type.startswith("text/"):
+        return None
+    if part.is_multipart():  # message/rfc822 and other wrapped messages
+        inner = part.get_payload()
+        content = b"".join(sub.as_bytes(policy=policy.SMTP) for sub in inner if isinstance(sub, EmailMessage))
+    else:
         content = part.get_payload(decode=True)
         if content is None:
             payload = part.get_payload()
-            content = payload.encode("utf-8", "replace") if isinstance(payload, str) else b""
-        out.append(
-            {
-                "filename": filename,
-                "content_type": part.get_content_type(),
-                "size": len(content),
-                "content": content,
-                "content_channel": None,
-            }
-        )
-    return out
+            content = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
+    content_id = _header(part, "content-id")
+    return {
+        "filename": filename,
+        "content_type": content_type,
+        "content_id": content_id.strip("<>") if content_id else None,
+        "size": len(content),
+        "content": content,
+        "content_channel": None,
+    }
+
+
+def fields(raw: bytes) -> dict[str, Any]:
+    """What the message itself says: headers, bodies, attachments, and parser defects."""
+    msg = _parser.parsebytes(raw)
+    text, html, bodies = _bodies(msg)
+    attachments = []
+    for part in _leaves(msg):
+        if id(part) not in bodies and (item := _attachment(part)) is not None:
+            attachments.append(item)
+    defects = [type(defect).__name__ for defect in msg.defects]
+    for part in msg.walk():
+        if part is not msg:
+            defects.extend(type(defect).__name__ for defect in part.defects)
+    return {
+        "message_id": _header(msg, "message-id"),
+        "subject": _header(msg, "subject") or "",
+        "from": _header(msg, "from"),
+        "to": _addresses(msg, "to"),
+        "cc": _addresses(msg, "cc"),
+        "reply_to": _addresses(msg, "reply-to"),
+        "date": _date(msg),
+        "text": text,
+        "html": html,
+        "headers": [[name, clean(_FOLD.sub("", value))] for name, value in msg.raw_items()],
+        "attachments": attachments,
+        "defects": defects,
+    }
 
 
 def parse(
@@ -151,52 +218,61 @@ def parse(
     A spill's key is ``"raw"`` or ``"attachment:<index>"``; the caller names a channel for
     each and sets ``raw_channel`` / ``content_channel`` before sending.
     """
-    msg = _parser.parsebytes(raw)
-    text, html, bodies = _bodies(msg)
-    date = None
     try:
-        if msg["date"]:
-            date = parsedate_to_datetime(str(msg["date"])).isoformat()
-    except (TypeError, ValueError, IndexError):
-        date = None
-    headers = [[name, _header_text(value)] for name, value in msg.raw_items()]
+        found = fields(raw)
+    except Exception as exc:  # the standard library failing on hostile input: keep the raw bytes
+        found = {"defects": [f"unreadable: {type(exc).__name__}: {exc}"]}
     message: dict[str, Any] = {
-        "mail_from": mail_from,
-        "rcpt_to": list(rcpt_to),
+        "mail_from": clean(mail_from),
+        "rcpt_to": [clean(address) for address in rcpt_to],
         "peer": peer,
-        "helo": helo,
-        "message_id": (_text(msg.get("message-id")) or "").strip() or None,
-        "subject": (_text(msg.get("subject")) or "").strip(),
-        "from": _text(msg.get("from")),
-        "to": _addresses(msg, "to"),
-        "cc": _addresses(msg, "cc"),
-        "reply_to": _addresses(msg, "reply-to"),
-        "date": date,
-        "text": text,
-        "html": html,
-        "headers": headers,
-        "attachments": _attachments(msg, bodies),
+        "helo": clean(helo) if helo is not None else None,
+        "message_id": None,
+        "subject": "",
+        "from": None,
+        "to": [],
+        "cc": [],
+        "reply_to": [],
+        "date": None,
+        "text": None,
+        "html": None,
+        "headers": [],
+        "attachments": [],
+        **found,
         "raw": raw,
         "raw_channel": None,
         "size": len(raw),
+        "truncated": [],
     }
     return Parsed(message, _fit(message, max_layer_message - ENVELOPE_ROOM))
 
 
-def _header_text(value: Any) -> str:
-    text = _text(value)
-    return text if text is not None else ""
-
-
 def _fit(message: dict[str, Any], budget: int) -> list[tuple[str, bytes]]:
-    """Move the largest parts out of the message until the rest fits in ``budget`` bytes."""
+    """Make the message fit in ``budget`` bytes: the largest attachments and then the raw
+    message move out to chunks, and text, html, headers and address lists longer than
+    their share are cut (named in ``truncated``; the raw message keeps every byte)."""
+    truncated = message["truncated"]
+    used = 0
+    for key, share in (("text", 4), ("html", 4)):
+        if message[key] is None:
+            continue
+        encoded = message[key].encode("utf-8", "surrogateescape")
+        if len(encoded) > budget // share:
+            encoded = encoded[: budget // share]
+            message[key] = encoded.decode("utf-8", "ignore")
+            truncated.append(key)
+        used += len(encoded)
+    for key, share in (("headers", 8), ("to", 16), ("cc", 16), ("reply_to", 16)):
+        kept, size = [], 0
+        for item in message[key]:
+            size += len(str(item).encode("utf-8", "surrogateescape")) + 8
+            if size > budget // share:
+                truncated.append(key)
+                break
+            kept.append(item)
+        message[key] = kept
+        used += size
     spills: list[tuple[str, bytes]] = []
-    for key in ("text", "html"):
-        value = message[key]
-        if value is not None and len(value.encode("utf-8")) > budget // 4:
-            message[key] = value.encode("utf-8")[: budget // 4].decode("utf-8", "ignore")
-    used = sum(len((message[k] or "").encode("utf-8")) for k in ("text", "html"))
-    used += sum(len(str(v)) for _, v in message["headers"])
     attachments = message["attachments"]
     for index in sorted(range(len(attachments)), key=lambda i: attachments[i]["size"]):
         item = attachments[index]
@@ -205,6 +281,7 @@ def _fit(message: dict[str, Any], budget: int) -> list[tuple[str, bytes]]:
         else:
             spills.append((f"attachment:{index}", item["content"]))
             item["content"] = None
+        used += len(item["filename"] or "") * 4 + len(item["content_type"]) + 64
     if used + len(message["raw"]) > budget:
         spills.append(("raw", message["raw"]))
         message["raw"] = None

@@ -1,12 +1,19 @@
 """SMTP/MIME ↔ messages without sockets, over real-world message shapes."""
 
+import base64
+import quopri
 from email import policy
 from email.message import EmailMessage
 
+import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from switchroom.servers.email import parse
+from switchroom.layers import get_layer
+from switchroom.servers.email import Settings, complete, parse
 from switchroom.servers.email.compose import compose
+from switchroom.servers.email.inbound import LayerHandler
 from switchroom.shared.messages import validate
 
 ENVELOPE = {
@@ -20,6 +27,7 @@ ENVELOPE = {
 def received(raw: bytes, limit: int = 1024 * 1024) -> parse.Parsed:
     parsed = parse.parse(raw, max_layer_message=limit, **ENVELOPE)
     validate("email.receive", parsed.message)
+    msgpack.packb(parsed.message)
     return parsed
 
 
@@ -189,3 +197,222 @@ def test_every_setting_is_documented():
     docs = (Path(__file__).resolve().parents[2] / "docs" / "email.md").read_text()
     for f in dataclasses.fields(Settings):
         assert f"| `--{f.name.replace('_', '-')}` | `SWITCHROOM_EMAIL_{f.name.upper()}` |" in docs, f.name
+
+
+SMTPUTF8 = (
+    "From: Zoë <zoë@exämple.org>\r\nTo: jürgen@example.com\r\nSubject: Grüße\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nbody ü\r\n"
+).encode() + b"Latin-1 byte in a body line: \xe9\r\n"
+
+
+def test_raw_utf8_headers_from_smtputf8_mail():
+    message = received(SMTPUTF8).message
+    assert message["from"] == "Zoë <zoë@exämple.org>"
+    assert message["to"] == ["jürgen@example.com"]
+    assert message["subject"] == "Grüße"
+    assert ["To", "jürgen@example.com"] in message["headers"]
+    assert message["text"] == "body ü\nLatin-1 byte in a body line: \ufffd\n"
+
+
+def test_bytes_that_are_not_utf8_in_headers_become_replacement_characters():
+    message = received(b"Subject: caf\xe9\r\nFrom: \xff\xfe <a@b.example>\r\n\r\nx\r\n").message
+    assert message["subject"] == "caf\ufffd"
+    assert message["headers"][0] == ["Subject", "caf\ufffd"]
+
+
+@pytest.mark.parametrize(
+    ("charset", "text"),
+    [
+        ("windows-1252", "“Smart quotes” – and €"),
+        ("iso-2022-jp", "こんにちは、世界"),
+        ("gb2312", "你好，世界"),
+        ("koi8-r", "Привет, мир"),
+        ("iso-8859-15", "Größe: 5 €"),
+    ],
+)
+def test_bodies_in_other_charsets(charset, text):
+    for encoding in ("base64", "quoted-printable", "8bit"):
+        body = text.encode(charset)
+        if encoding == "base64":
+            body = base64.encodebytes(body).replace(b"\n", b"\r\n")
+        elif encoding == "quoted-printable":
+            body = quopri.encodestring(body).replace(b"\n", b"\r\n") + b"\r\n"
+        raw = (
+            f"Content-Type: text/plain; charset={charset}\r\nContent-Transfer-Encoding: {encoding}\r\n\r\n"
+        ).encode() + body
+        assert received(raw).message["text"].rstrip("\n") == text, encoding
+
+
+RELATED = b"""From: news@sender.example\r
+To: room@example.com\r
+Subject: =?UTF-8?Q?Newsletter_=E2=80=94_November?=\r
+Message-ID:\r
+ <folded.id@sender.example>\r
+X-Folded: first part\r
+\tsecond part\r
+MIME-Version: 1.0\r
+Content-Type: multipart/alternative; boundary="alt"\r
+\r
+--alt\r
+Content-Type: text/plain; charset=us-ascii\r
+\r
+Read it in HTML.\r
+--alt\r
+Content-Type: multipart/related; boundary="rel"; type="text/html"\r
+\r
+--rel\r
+Content-Type: text/html; charset=utf-8\r
+\r
+<img src="cid:logo@sender.example">\r
+--rel\r
+Content-Type: image/png\r
+Content-ID: <logo@sender.example>\r
+Content-Disposition: inline\r
+Content-Transfer-Encoding: base64\r
+\r
+iVBORw0KGgo=\r
+--rel--\r
+--alt--\r
+"""
+
+
+def test_html_with_inline_images_and_folded_headers():
+    message = received(RELATED).message
+    assert message["subject"] == "Newsletter — November"
+    assert message["message_id"] == "<folded.id@sender.example>"
+    assert ["X-Folded", "first part\tsecond part"] in message["headers"]
+    assert message["text"] == "Read it in HTML."
+    assert message["html"] == '<img src="cid:logo@sender.example">'
+    [image] = message["attachments"]
+    assert (image["content_type"], image["content_id"], image["content"]) == (
+        "image/png",
+        "logo@sender.example",
+        b"\x89PNG\r\n\x1a\n",
+    )
+
+
+FORWARD = b"""From: ann@sender.example\r
+To: room@example.com\r
+Subject: Fwd: the original\r
+Content-Type: multipart/mixed; boundary="fwd"\r
+\r
+--fwd\r
+Content-Type: text/plain\r
+\r
+See below.\r
+--fwd\r
+Content-Type: message/rfc822\r
+Content-Disposition: attachment; filename="original.eml"\r
+\r
+From: bob@elsewhere.example\r
+Subject: the original\r
+Content-Type: multipart/mixed; boundary="inner"\r
+\r
+--inner\r
+Content-Type: text/plain\r
+\r
+Inner text.\r
+--inner\r
+Content-Type: application/pdf\r
+Content-Disposition: attachment; filename="=?utf-8?q?=C3=BCber.pdf?="\r
+\r
+%PDF\r
+--inner--\r
+--fwd--\r
+"""
+
+
+def test_a_forwarded_email_is_one_attachment():
+    message = received(FORWARD).message
+    assert message["text"] == "See below."
+    [forwarded] = message["attachments"]
+    assert (forwarded["filename"], forwarded["content_type"]) == ("original.eml", "message/rfc822")
+    inner = received(forwarded["content"]).message
+    assert inner["subject"] == "the original"
+    assert inner["text"] == "Inner text."
+    assert [(a["filename"], a["content"]) for a in inner["attachments"]] == [("über.pdf", b"%PDF")]
+
+
+def test_defects_are_named():
+    message = received(b'Content-Type: multipart/mixed; boundary="gone"\r\n\r\nno parts at all\r\n').message
+    assert "StartBoundaryNotFoundDefect" in message["defects"]
+    assert received(ALTERNATIVE).message["defects"] == []
+
+
+async def test_complete_gives_back_every_byte_and_every_cut_field():
+    layer = get_layer("memory://")
+    big_text = "line of text ü\n" * 30_000
+    mime = EmailMessage()
+    mime["From"] = "ann@sender.example"
+    mime["To"] = ", ".join(f"person{i}@example.com" for i in range(3000))
+    mime["Subject"] = "everything big"
+    mime.set_content(big_text)
+    blobs = [bytes([i]) * size for i, size in enumerate((700_000, 10, 300_000))]
+    for i, blob in enumerate(blobs):
+        mime.add_attachment(blob, maintype="application", subtype="octet-stream", filename=f"{i}.bin")
+    raw = mime.as_bytes(policy=policy.SMTP)
+    try:
+        handler = LayerHandler(layer, Settings(domains=("example.com",)))
+        parsed = parse.parse(raw, max_layer_message=layer.max_message_size, **ENVELOPE)
+        assert sorted(parsed.message["truncated"]) == ["text", "to"]
+        assert len(msgpack.packb(parsed.message)) < layer.max_message_size
+        await handler.put(parsed)
+        _, message = await layer.receive(["email.receive"], timeout=1)
+        whole = await complete(layer, message)
+        assert whole["raw"] == raw
+        assert [a["content"] for a in whole["attachments"]] == blobs
+        assert whole["text"] == big_text
+        assert len(whole["to"]) == 3000
+        assert whole["truncated"] == []
+    finally:
+        await layer.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=2000))
+def test_any_bytes_give_a_message_that_travels(raw):
+    parsed = received(raw)
+    msgpack.packb(parsed.message)
+    assert parsed.message["raw"] == raw
+
+
+HEADER_TEXT = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=60)
+# Body text: any characters but the ones str.splitlines treats as line ends besides \n.
+BODY_TEXT = st.text(
+    st.characters(blacklist_categories=("Cs", "Zl", "Zp"), blacklist_characters="\r\x0b\x0c\x1c\x1d\x1e\x85"),
+    min_size=1,
+    max_size=300,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    subject=HEADER_TEXT,
+    text=BODY_TEXT,
+    files=st.lists(st.tuples(HEADER_TEXT.map(str.strip).filter(bool), st.binary(max_size=300)), max_size=3),
+)
+def test_what_compose_builds_parses_back(subject, text, files):
+    outgoing = {
+        "to": ["ann@sender.example"],
+        "subject": subject,
+        "text": text,
+        "attachments": [
+            {"filename": name, "content_type": "application/octet-stream", "content": data}
+            for name, data in files
+        ],
+    }
+    mime, _, _ = compose(outgoing, "room@example.com")
+    back = received(mime.as_bytes(policy=policy.SMTP)).message
+    assert back["subject"].split() == subject.split()
+    assert back["text"].rstrip("\n") == text.rstrip("\n")
+    assert [(a["filename"], a["content"]) for a in back["attachments"]] == files
+
+
+def test_line_breaks_in_reply_headers_cannot_add_headers():
+    mime, _, _ = compose(
+        {"to": ["a@b.example"], "subject": "hi\r\nBcc: victim@c.example", "text": "x",
+         "headers": [["X-Tag", "a\nBcc: other@c.example"]]},
+        "room@example.com",
+    )
+    assert mime["Bcc"] is None
+    assert mime["Subject"] == "hi Bcc: victim@c.example"
