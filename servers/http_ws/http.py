@@ -30,6 +30,8 @@ REASONS = {
     431: b"Request Header Fields Too Large",
     503: b"Service Unavailable",
 }
+# Seconds a rejected connection keeps reading (and discarding) before it is dropped.
+LINGER = 2.0
 # Twisted's own ceilings (answered with 400) sit above ours so clients see 431 first.
 TWISTED_HEADER_FACTOR = 2
 
@@ -91,7 +93,14 @@ class LayerRequest(http.Request):
             b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
             % (status, REASONS.get(status, b"Error"), len(body), body)
         )
-        transport.loseConnection()
+        # Close our side only and keep discarding what the client still sends for a moment:
+        # closing outright would reset the connection and could destroy the answer in transit.
+        half_close = getattr(transport, "loseWriteConnection", None)
+        if half_close is not None:
+            half_close()
+            asyncio.get_running_loop().call_later(LINGER, transport.abortConnection)
+        else:
+            transport.loseConnection()
         access_log.info("%s - %d %s", self.client_text(), status, why)
 
     def stop_read_timer(self) -> None:
