@@ -156,6 +156,7 @@ class SlackServer:
         self.pending = 0
         self.reply_prefix = ""
         self.reply_context: dict[str, tuple[str | None, str | None]] = {}
+        self.warned: dict[str, float] = {}
         # Per (workspace index, Slack channel): posts in order, and the task posting them.
         self.waiting: dict[tuple[int, str], list[tuple[translate.ApiCall, dict[str, Any]]]] = {}
         self.lanes: set[asyncio.Task[None]] = set()
@@ -236,21 +237,42 @@ class SlackServer:
             event, reply_channel=reply, mode=mode, team=connection.team, event_id=event_id
         )
         self.remember(reply, message["team"], message["channel"])
-        errors = await self.layer.send_many(
-            [("slack.event", message), (translate.event_channel(message["type"]), message)]
-        )
-        if errors[0] is not None:
-            if event_id:
-                self.recent.keys.pop(event_id, None)
-            log.warning(
-                "slack %s event %s not accepted by the layer (%s); %s",
+        channels = ["slack.event", translate.event_channel(message["type"])]
+        try:
+            errors: list[LayerError | None] = await self.layer.send_many([(c, message) for c in channels])
+        except LayerError as exc:
+            errors = [exc, exc]
+        outcome = translate.delivery(errors)
+        if outcome == "taken":
+            for channel, error in zip(channels, errors, strict=True):
+                if error is not None:
+                    self.warn_unread(channel, error)
+            return True
+        if outcome == "undeliverable":
+            log.error(
+                "slack %s event %s cannot be put on the layer (%s); dropped",
                 message["type"],
                 event_id,
                 errors[0],
-                "not acknowledged, so Slack will deliver it again" if mode == "socket" else "retrying",
             )
-            return False
-        return True
+            return True
+        if event_id:
+            self.recent.keys.pop(event_id, None)
+        log.warning(
+            "slack %s event %s not accepted by the layer (%s); %s",
+            message["type"],
+            event_id,
+            errors[0],
+            "not acknowledged, so Slack will deliver it again" if mode == "socket" else "retrying",
+        )
+        return False
+
+    def warn_unread(self, channel: str, error: LayerError) -> None:
+        """Say (once a minute per channel) that an event reached only some of its channels."""
+        now = time.monotonic()
+        if now - self.warned.get(channel, -60.0) >= 60.0:
+            self.warned[channel] = now
+            log.warning("slack events are not reaching %s (%s): is anything reading it?", channel, error)
 
     async def publish_rtm(self, connection: Connection, event: dict[str, Any]) -> None:
         """Publish an RTM event, retrying while the layer is down: RTM does not redeliver."""

@@ -6,6 +6,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from switchroom.layers import InvalidMessage, LayerError, MessageTooLarge
 from switchroom.shared.messages import MessageFormatError, apply_defaults, validate
 
 _TYPE = re.compile(r"[^A-Za-z0-9_.-]")
@@ -111,6 +112,20 @@ def retry_after(header: str | None, default: float = 1.0) -> float:
     except ValueError:
         return default
     return max(0.0, seconds) if math.isfinite(seconds) else default
+
+
+def delivery(errors: list[LayerError | None]) -> str:
+    """What sending an event to ``slack.event`` and its per-type channel came to.
+
+    ``taken`` when at least one channel took it (a channel nobody reads fills up, and must
+    not stop events reaching the readers of the other); ``undeliverable`` when no channel
+    can ever take it (too large, or not serialisable); else ``retry`` (channels full, or the layer down).
+    """
+    if any(error is None for error in errors):
+        return "taken"
+    if all(isinstance(error, (MessageTooLarge, InvalidMessage)) for error in errors):
+        return "undeliverable"
+    return "retry"
 
 
 @dataclass

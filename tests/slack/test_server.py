@@ -23,8 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 class SlackProcess:
     """A ``switchroom slack`` process against a stand-in, its log in a file."""
 
-    def __init__(self, redis_url: str, api_url: str, *args: str, **environ: str) -> None:
-        self.layer_url = f"{redis_url}?prefix=sk{uuid.uuid4().hex[:10]}"
+    def __init__(
+        self, redis_url: str, api_url: str, *args: str, layer_query: str = "", **environ: str
+    ) -> None:
+        self.layer_url = f"{redis_url}?prefix=sk{uuid.uuid4().hex[:10]}{layer_query}"
         self.log_file = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
         env = {
             **os.environ,
@@ -283,6 +285,22 @@ async def test_the_outbound_queue_is_bounded_and_a_stop_reports_what_was_not_pos
         assert sorted(m["message"]["id"] for m in stopped) == ["b", "c"]
         assert all("stopped before posting" in m["error"] for m in stopped)
         assert [p["text"] for p in standin.posts] == ["first"]
+    finally:
+        await layer.close()
+        proc.stop()
+
+
+async def test_an_unread_channel_does_not_hold_up_the_readers_of_the_other(redis_server, standin):
+    """Only slack.message is read: slack.event fills up (capacity 3), events keep coming."""
+    proc = SlackProcess(redis_server.url, standin.base_url, layer_query="&capacity=3")
+    layer = get_layer(proc.layer_url)
+    try:
+        await proc.wait_for_log("connected to default")
+        for i in range(6):
+            await standin.push_event({"type": "message", "channel": "C1", "user": "U1", "text": str(i)})
+            _, message = await layer.receive(["slack.message"], timeout=10)
+            assert message["text"] == str(i)
+        await proc.wait_for_log("not reaching slack.event")
     finally:
         await layer.close()
         proc.stop()

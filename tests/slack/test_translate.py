@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from switchroom.layers import ChannelFull, InvalidMessage, LayerUnavailable, MessageTooLarge
 from switchroom.servers.slack import translate
 from switchroom.servers.slack.cli import build_parser
 from switchroom.servers.slack.settings import workspaces_from_env
@@ -248,3 +249,13 @@ def test_every_flag_is_documented():
     assert "--stop-grace" in flags
     for flag in flags:
         assert f"`{flag}`" in doc, flag
+
+
+def test_delivery_outcomes():
+    full, down, big = ChannelFull("full"), LayerUnavailable("down"), MessageTooLarge("big")
+    assert translate.delivery([None, None]) == "taken"
+    assert translate.delivery([full, None]) == "taken", "an unread channel must not hold up the other"
+    assert translate.delivery([full, full]) == "retry"
+    assert translate.delivery([down, down]) == "retry"
+    assert translate.delivery([big, big]) == "undeliverable"
+    assert translate.delivery([InvalidMessage("x"), big]) == "undeliverable"
