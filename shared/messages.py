@@ -449,6 +449,13 @@ _SPECS = (
             Field("attempts", INT, True, doc="delivery attempts made"),
             Field("first_attempt", (float, NONE), doc="unix time of the first attempt"),
             Field("last_attempt", (float, NONE), doc="unix time of the last attempt"),
+            Field(
+                "undelivered",
+                LIST,
+                default=[],
+                doc="the recipients that did not get it (some others may have)",
+                item=_strings,
+            ),
         ),
     ),
     MessageSpec(

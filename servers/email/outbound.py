@@ -11,7 +11,7 @@ import time
 from email.message import EmailMessage
 from typing import Any
 
-from switchroom.layers import BaseLayer, LayerError
+from switchroom.layers import BaseLayer, LayerError, MessageTooLarge
 from switchroom.shared.messages import MessageFormatError, apply_defaults, validate
 
 from .compose import compose
@@ -26,8 +26,10 @@ class PermanentFailure(Exception):
     """The relay refused the message for good (a 5xx answer)."""
 
 
-def deliver(settings: Settings, mime: EmailMessage, sender: str, recipients: list[str]) -> None:
-    """One blocking delivery attempt; raises PermanentFailure on 5xx, other errors are temporary."""
+def deliver(settings: Settings, mime: EmailMessage, sender: str, recipients: list[str]) -> dict[str, str]:
+    """One blocking delivery attempt. Returns the recipients the relay refused for now
+    (4xx) with its answer; raises PermanentFailure on a 5xx for the whole message or for
+    every recipient, and smtplib/OS errors for temporary failures."""
     context = ssl.create_default_context()
     if os.environ.get("SWITCHROOM_RELAY_CAFILE"):
         context.load_verify_locations(os.environ["SWITCHROOM_RELAY_CAFILE"])
@@ -43,17 +45,23 @@ def deliver(settings: Settings, mime: EmailMessage, sender: str, recipients: lis
             if user:
                 client.login(user, os.environ.get("SWITCHROOM_RELAY_PASSWORD", ""))
             refused = client.send_message(mime, from_addr=sender, to_addrs=recipients)
-        if refused:
-            raise PermanentFailure(f"recipients refused: {refused}")
     except smtplib.SMTPRecipientsRefused as exc:
-        codes = [code for code, _ in exc.recipients.values()]
-        if all(code >= 500 for code in codes):
-            raise PermanentFailure(f"recipients refused: {exc.recipients}") from None
-        raise
-    except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError, smtplib.SMTPAuthenticationError) as exc:
+        if all(code >= 500 for code, _ in exc.recipients.values()):
+            raise PermanentFailure(f"recipients refused: {_refusals(exc.recipients)}") from None
+        return _refusals(exc.recipients)
+    except smtplib.SMTPResponseException as exc:
         if exc.smtp_code >= 500:
-            raise PermanentFailure(f"{exc.smtp_code} {exc.smtp_error!r}") from None
+            raise PermanentFailure(f"{exc.smtp_code} {_text(exc.smtp_error)}") from None
         raise
+    return _refusals(refused)
+
+
+def _refusals(refused: dict[str, tuple[int, bytes]]) -> dict[str, str]:
+    return {rcpt: f"{code} {_text(text)}" for rcpt, (code, text) in refused.items()}
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
 
 
 class Outbox:
@@ -107,44 +115,59 @@ class Outbox:
             message = apply_defaults("email.send", validate("email.send", message))
             mime, sender, recipients = compose(message, self.settings.sender)
         except (MessageFormatError, ValueError, TypeError, KeyError) as exc:
-            await self.dead_letter(message, f"invalid email.send message: {exc}", 0, None, None)
+            await self.dead_letter(message, f"invalid email.send message: {exc}", 0, None, None, [])
             return
         if not self.settings.relay_host:
-            await self.dead_letter(message, "no relay configured (--relay-host)", 0, None, None)
+            await self.dead_letter(message, "no relay configured (--relay-host)", 0, None, None, recipients)
             return
         first = time.time()
         deadline = time.monotonic() + self.settings.retry_for
         delay = self.settings.retry_backoff
         attempts = 0
+        pending = recipients
+        refused_for_good: dict[str, str] = {}
         while True:
             attempts += 1
             try:
-                await asyncio.to_thread(deliver, self.settings, mime, sender, recipients)
-                log.info(
-                    "delivered %s to %s via %s",
-                    mime["Message-ID"],
-                    ",".join(recipients),
-                    self.settings.relay_host,
-                )
-                return
+                refused = await asyncio.to_thread(deliver, self.settings, mime, sender, pending)
             except PermanentFailure as exc:
                 error = f"permanent failure: {exc}"
                 break
             except (smtplib.SMTPException, OSError) as exc:
                 error = f"temporary failure: {exc!r}"
-                if time.monotonic() + delay > deadline:
+            else:
+                delivered = [rcpt for rcpt in pending if rcpt not in refused]
+                if delivered:
+                    relay = self.settings.relay_host
+                    log.info("delivered %s to %s via %s", mime["Message-ID"], ",".join(delivered), relay)
+                refused_for_good.update({rcpt: why for rcpt, why in refused.items() if why.startswith("5")})
+                pending = [rcpt for rcpt, why in refused.items() if not why.startswith("5")]
+                if not pending:
+                    if not refused_for_good:
+                        return
+                    error = f"permanent failure: recipients refused: {refused_for_good}"
                     break
-                log.warning("delivery of %s failed (%s); retrying in %.1f s", mime["Message-ID"], exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
-        await self.dead_letter(message, error, attempts, first, time.time())
+                error = f"temporary failure: recipients refused for now: {refused}"
+            if time.monotonic() + delay > deadline:
+                break
+            log.warning("delivery of %s failed (%s); retrying in %.1f s", mime["Message-ID"], error, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
+        await self.dead_letter(message, error, attempts, first, time.time(), [*pending, *refused_for_good])
 
     async def dead_letter(
-        self, message: Any, error: str, attempts: int, first: float | None, last: float | None
+        self,
+        message: Any,
+        error: str,
+        attempts: int,
+        first: float | None,
+        last: float | None,
+        undelivered: list[str],
     ) -> None:
+        """Log the failure and report it on ``email.send.failed``."""
         log.error(
             "giving up on an email to %s after %d attempts: %s",
-            message.get("to") if isinstance(message, dict) else "?",
+            ",".join(undelivered) or "?",
             attempts,
             error,
         )
@@ -154,8 +177,24 @@ class Outbox:
             "attempts": attempts,
             "first_attempt": first,
             "last_attempt": last,
+            "undelivered": undelivered,
         }
         try:
-            await self.layer.send(DEAD_LETTERS, report)
+            try:
+                await self.layer.send(DEAD_LETTERS, report)
+            except MessageTooLarge:
+                # The report holds the whole message: without the attachments' bytes it fits.
+                report["message"] = {**report["message"], "attachments": _without_content(report["message"])}
+                await self.layer.send(DEAD_LETTERS, report)
         except LayerError as exc:
             log.error("could not report the failed email on %s: %s", DEAD_LETTERS, exc)
+
+
+def _without_content(message: dict[str, Any]) -> list[Any]:
+    attachments = message.get("attachments")
+    if not isinstance(attachments, list):
+        return []
+    return [
+        {**item, "content": None, "size": len(item.get("content") or b"")} if isinstance(item, dict) else item
+        for item in attachments
+    ]

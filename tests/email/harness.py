@@ -1,6 +1,7 @@
 """Runs ``switchroom email`` as a subprocess, and a relay sink for its outbound mail."""
 
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -10,6 +11,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 from switchroom.shared.redisproc import free_port
 
@@ -80,18 +82,26 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
 
 
 class SinkHandler:
-    """A relay that keeps what it receives; addresses starting with ``reject`` get 550."""
+    """A relay that keeps what it receives; addresses starting with ``reject`` get 550 and
+    ``later`` 451, and while ``busy`` is above zero every message gets 451 (and counts down)."""
 
     def __init__(self) -> None:
         self.messages: list = []
+        self.busy = 0
+        self.logins: list[str] = []
 
     async def handle_RCPT(self, server, session, envelope, address, options):
         if address.startswith("reject"):
             return "550 5.1.1 No such user"
+        if address.startswith("later"):
+            return "451 4.2.0 Mailbox busy, try later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.busy > 0:
+            self.busy -= 1
+            return "451 4.3.0 Busy, try again later"
         self.messages.append(
             (
                 envelope.mail_from,
@@ -103,12 +113,28 @@ class SinkHandler:
 
 
 class RelaySink:
-    """An aiosmtpd relay on a free loopback port (its own thread)."""
+    """An aiosmtpd relay on a free loopback port (its own thread); with ``tls`` (certificate
+    and key paths) it offers STARTTLS, and with ``users`` it requires AUTH after it."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: tuple[Path, Path] | None = None, users: dict[str, str] | None = None) -> None:
         self.handler = SinkHandler()
         self.port = free_port()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        kwargs = {}
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls)
+            kwargs["tls_context"] = context
+        if users is not None:
+
+            def check(server, session, envelope, mechanism, auth_data):
+                login = auth_data.login.decode()
+                ok = users.get(login) == auth_data.password.decode()
+                if ok:
+                    self.handler.logins.append(login)
+                return AuthResult(success=ok, handled=False)
+
+            kwargs.update(authenticator=check, auth_required=True)
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)
         self.controller.start()
 
     def wait_for(self, count: int, timeout: float = 20) -> list:

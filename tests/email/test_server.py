@@ -167,12 +167,80 @@ async def test_per_ip_connection_limit_gets_421(server, layer):
             client.quit()
 
 
-async def test_relay_refusal_and_relay_down_go_to_the_dead_letter_channel(server, layer, relay):
+async def test_a_permanent_refusal_goes_to_the_dead_letter_channel_at_once(server, layer, relay):
     await layer.send("email.send", {"to": ["reject-me@example.net"], "text": "x", "id": "job-1"})
     _, failed = await layer.receive(["email.send.failed"], timeout=10)
     assert failed["message"]["id"] == "job-1"
     assert failed["error"].startswith("permanent failure")
     assert failed["attempts"] == 1
+    assert failed["undelivered"] == ["reject-me@example.net"]
+
+
+async def test_a_busy_relay_is_retried_until_it_takes_the_message(server, layer, relay):
+    relay.handler.busy = 2
+    before = len(relay.handler.messages)
+    try:
+        await layer.send("email.send", {"to": ["ann@sender.example"], "subject": "patience", "text": "x"})
+        _, _, delivered = (await asyncio.to_thread(relay.wait_for, before + 1))[-1]
+        assert delivered["Subject"] == "patience"
+        assert relay.handler.busy == 0
+        assert len(relay.handler.messages) == before + 1
+    finally:
+        relay.handler.busy = 0
+
+
+async def test_recipients_refused_for_good_are_reported_and_the_others_served(server, layer, relay):
+    before = len(relay.handler.messages)
+    await layer.send(
+        "email.send", {"to": ["ok@example.net", "reject-me@example.net", "later@example.net"], "text": "x"}
+    )
+    _, failed = await layer.receive(["email.send.failed"], timeout=10)
+    assert sorted(failed["undelivered"]) == ["later@example.net", "reject-me@example.net"]
+    assert failed["attempts"] > 1  # "later" was retried until --retry-for ran out
+    delivered = relay.handler.messages[before:]
+    assert [recipients for _, recipients, _ in delivered] == [["ok@example.net"]]
+
+
+async def test_smtputf8_mail_is_taken(server, layer):
+    message = EmailMessage()
+    message["From"] = "Zoë <zoë@sender.example>"
+    message["To"] = "jürgen@example.com"
+    message["Subject"] = "Grüße"
+    message.set_content("Hallo ü")
+    with smtplib.SMTP("127.0.0.1", server.port, timeout=20) as client:
+        client.send_message(message)  # SMTPUTF8, raw UTF-8 headers
+    _, received = await layer.receive(["email.receive"], timeout=10)
+    assert received["rcpt_to"] == ["jürgen@example.com"]
+    assert received["from"] == "Zoë <zoë@sender.example>"
+    assert (received["subject"], received["text"]) == ("Grüße", "Hallo ü\n")
+
+
+async def test_delivery_through_a_relay_with_starttls_and_auth(redis_server, tmp_path):
+    cert, key = self_signed(tmp_path)
+    relay = RelaySink(tls=(cert, key), users={"switchroom": "relay-s3cret"})
+    proc = EmailProcess(
+        redis_server.url,
+        "--domain", "example.com",
+        "--relay-host", "127.0.0.1",
+        "--relay-port", str(relay.port),
+        "--relay-starttls",
+        env={
+            "SWITCHROOM_RELAY_USER": "switchroom",
+            "SWITCHROOM_RELAY_PASSWORD": "relay-s3cret",
+            "SWITCHROOM_RELAY_CAFILE": str(cert),
+        },
+    )
+    layer = get_layer(proc.layer_url)
+    try:
+        await layer.send("email.send", {"to": ["ann@sender.example"], "subject": "over TLS", "text": "x"})
+        _, _, delivered = (await asyncio.to_thread(relay.wait_for, 1))[0]
+        assert delivered["Subject"] == "over TLS"
+        assert relay.handler.logins == ["switchroom"]
+        assert "relay-s3cret" not in proc.log_text()
+    finally:
+        await layer.close()
+        proc.stop()
+        relay.stop()
 
 
 async def test_relay_down_is_retried_then_reported(redis_server):
