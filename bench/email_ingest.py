@@ -109,6 +109,12 @@ async def drain(url: str, stop: asyncio.Event, seen: dict[str, float], size: int
     return wrong
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_for_log(path: str, text: str, proc: subprocess.Popen, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while text not in Path(path).read_text():
@@ -149,13 +155,14 @@ async def run(size: int, seconds: float, clients: int) -> dict:
             procs = [
                 ctx.Process(target=client, args=(port, size, seconds, i, results)) for i in range(clients)
             ]
-            start = time.perf_counter()
+            start, server_cpu = time.perf_counter(), cpu_seconds(server.pid)
             for proc in procs:
                 proc.start()
             outcomes = []
             while len(outcomes) < clients:
                 outcomes.append(await asyncio.to_thread(results.get, True, seconds + 120))
             elapsed = time.perf_counter() - start
+            server_cpu = cpu_seconds(server.pid) - server_cpu
             for proc in procs:
                 proc.join(30)
             deadline = time.monotonic() + 30
@@ -179,6 +186,7 @@ async def run(size: int, seconds: float, clients: int) -> dict:
         "rate": len(accepted) / elapsed,
         "p50": latencies[len(latencies) // 2] * 1000,
         "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        "cpu": server_cpu / len(accepted) * 1000,
     }
 
 
@@ -192,13 +200,17 @@ def main() -> None:
     print(f"{args.clients} SMTP clients (processes) -> one switchroom email process -> Redis")
     print(f"{os.cpu_count()} CPUs shared by all of them")
     print("latency: end of DATA written by the client -> email.receive read from the layer")
-    print(f"{'message':<8} {'accepted':>9} {'451':>6} {'msg/s':>8} {'MB/s':>7} {'p50 ms':>8} {'p99 ms':>8}")
+    print("server CPU: CPU time of the server process per accepted message")
+    print(
+        f"{'message':<8} {'accepted':>9} {'451':>6} {'msg/s':>8} {'MB/s':>7} {'p50 ms':>8} {'p99 ms':>8}"
+        f" {'server CPU ms':>14}"
+    )
     for label, size in (("small", 0), ("1 MB", 1_000_000)):
         r = asyncio.run(run(size, args.seconds, args.clients))
         mbs = r["rate"] * (size or 400) / 1e6
         print(
             f"{label:<8} {r['count']:>9} {r['refused']:>6} {r['rate']:>8,.0f} {mbs:>7.1f} "
-            f"{r['p50']:>8.1f} {r['p99']:>8.1f}"
+            f"{r['p50']:>8.1f} {r['p99']:>8.1f} {r['cpu']:>14.2f}"
         )
 
 
