@@ -1,10 +1,14 @@
-"""The email interface server: inbound SMTP (aiosmtpd) and outbound delivery via a relay.
+"""The email interface server: inbound SMTP (aiosmtpd) onto the layer, and outbound
+delivery of ``email.send`` messages through a relay.
 
     server = EmailServer(layer, Settings(port=2525, domains=("example.com",)))
-    await server.start()
+    await server.start()     # SMTP on 127.0.0.1:2525, delivering email.send
+    await server.stop()      # graceful: a message in progress may finish
 
-``parse`` and ``compose`` translate between SMTP/MIME and messages as pure code;
-``inbound`` and ``outbound`` are the I/O around them.
+    whole = await complete(layer, message)   # an email.receive with every chunked part
+
+``parse``, ``data`` and ``compose`` translate between SMTP/MIME and messages as pure
+code; ``inbound`` and ``outbound`` are the I/O around them; ``cli`` is ``switchroom email``.
 """
 
 from .chunks import attachment_content, complete, raw_message, read_chunks

@@ -3,6 +3,7 @@ the message is safely on the layer (451 otherwise, so the sending server retries
 
 import asyncio
 import functools
+import hmac
 import logging
 import time
 from typing import Any
@@ -87,7 +88,7 @@ class LayerHandler:
     async def put(self, parsed: parse.Parsed) -> None:
         """Chunks first, then the message that names them: a reader never waits for a part."""
         message = parsed.message
-        chunk_size = self.layer.max_message_size - parse.ENVELOPE_ROOM
+        chunk_size = parse.payload_budget(self.layer.max_message_size)
         for key, data in parsed.spills:
             channel = await self.layer.new_channel("email.chunk?")
             if key == "raw":
@@ -282,7 +283,7 @@ class FileAuthenticator:
         self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
     ) -> AuthResult:
         if isinstance(auth_data, LoginPassword):
-            user = auth_data.login.decode("utf-8", "replace")
-            if self.users.get(user) == auth_data.password.decode("utf-8", "replace"):
+            known = self.users.get(auth_data.login.decode("utf-8", "replace"))
+            if known is not None and hmac.compare_digest(known.encode(), auth_data.password):
                 return AuthResult(success=True)
         return AuthResult(success=False, handled=False)

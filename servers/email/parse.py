@@ -20,6 +20,12 @@ from typing import Any
 ENVELOPE_ROOM = 64 * 1024
 
 
+def payload_budget(max_layer_message: int) -> int:
+    """Bytes of content one layer message may carry: what the envelope and the encoding
+    leave (a quarter of the message at least, for layers with a small limit)."""
+    return max_layer_message - min(ENVELOPE_ROOM, max_layer_message // 4)
+
+
 class CachedHeaders(HeaderRegistry):
     """The standard header registry, remembering the MIME structure headers it made.
 
@@ -244,7 +250,7 @@ def parse(
         "size": len(raw),
         "truncated": [],
     }
-    return Parsed(message, _fit(message, max_layer_message - ENVELOPE_ROOM))
+    return Parsed(message, _fit(message, payload_budget(max_layer_message)))
 
 
 def _fit(message: dict[str, Any], budget: int) -> list[tuple[str, bytes]]:

@@ -6,12 +6,15 @@ import signal
 import smtplib
 import socket
 import ssl
+import subprocess
+import sys
 
 import pytest
 
 from switchroom.layers import get_layer
+from switchroom.servers.email import EmailServer, Settings
 
-from .harness import EmailProcess, self_signed
+from .harness import ROOT, EmailProcess, self_signed
 
 pytestmark = pytest.mark.slow
 
@@ -143,9 +146,17 @@ async def test_require_starttls_and_tls_sessions_count_once(redis_server, tmp_pa
         proc.stop()
 
 
-async def test_the_server_runs_embedded_on_the_callers_loop():
-    from switchroom.servers.email import EmailServer, Settings
+def test_a_layer_that_cannot_hold_the_biggest_message_is_refused_at_start():
+    command = [sys.executable, "-m", "switchroom.shared.cli", "email", "--port", "0", "--domain", "x.example"]
+    small = ["--layer", "memory://?max_message_size=16384"]
+    done = subprocess.run([*command, *small], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 2
+    assert "cannot start" in done.stderr and "lower --max-message-size" in done.stderr
+    layer = get_layer("memory://?max_message_size=16384")
+    EmailServer(layer, Settings(domains=("x.example",), max_message_size=1_000_000))
 
+
+async def test_the_server_runs_embedded_on_the_callers_loop():
     layer = get_layer("memory://")
     server = EmailServer(layer, Settings(port=0, domains=("example.com",)))
     await server.start()

@@ -339,8 +339,9 @@ def test_defects_are_named():
     assert received(ALTERNATIVE).message["defects"] == []
 
 
-async def test_complete_gives_back_every_byte_and_every_cut_field():
-    layer = get_layer("memory://")
+@pytest.mark.parametrize("limit", [1024 * 1024, 64 * 1024])
+async def test_complete_gives_back_every_byte_and_every_cut_field(limit):
+    layer = get_layer(f"memory://?max_message_size={limit}")
     big_text = "line of text ü\n" * 30_000
     mime = EmailMessage()
     mime["From"] = "ann@sender.example"
@@ -354,7 +355,7 @@ async def test_complete_gives_back_every_byte_and_every_cut_field():
     try:
         handler = LayerHandler(layer, Settings(domains=("example.com",)))
         parsed = parse.parse(raw, max_layer_message=layer.max_message_size, **ENVELOPE)
-        assert sorted(parsed.message["truncated"]) == ["text", "to"]
+        assert {"text", "to"} <= set(parsed.message["truncated"])
         assert len(msgpack.packb(parsed.message)) < layer.max_message_size
         await handler.put(parsed)
         _, message = await layer.receive(["email.receive"], timeout=1)
