@@ -1,5 +1,5 @@
-"""The worker app bench/http.py measures: a hello endpoint, a WebSocket echo, a broadcast
-room and idle sockets.
+"""The worker app ``python -m bench`` measures on Switchroom: a hello endpoint, a WebSocket
+echo, a broadcast room, idle sockets and a Slack echo.
 
     switchroom worker bench.apps:app --layer redis://127.0.0.1:6379/0
 """
@@ -47,3 +47,11 @@ async def leave(message, ctx, room):
 async def idle(message, ctx):
     """W4: accept and do nothing else."""
     await ctx.accept()
+
+
+@app.slack("message")
+async def slack_echo(message, ctx):
+    """Slack round trip: post each message's text back to its channel (not the bot's own)."""
+    if message.get("bot_id") or message.get("subtype"):
+        return
+    await ctx.post_slack(message.get("text") or "")

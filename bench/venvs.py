@@ -15,6 +15,7 @@ so changing a recipe builds a fresh one and an unchanged recipe is built only on
   pins redis-py 2.10), plus this checkout and its layer's dependencies, so Channels 1.x
   and Daphne 1.x processes can name ``switchroom.layers.asgi1.ChannelLayer``.
 - ``channels4``: Channels 4 + Daphne 4 + channels_redis 4, today's descendant.
+- ``ceiling``: uvicorn with its fast extras (uvloop, httptools), for a raw ASGI app.
 - ``switchroom``: this checkout itself, in the running interpreter.
 """
 
@@ -57,6 +58,7 @@ RECIPES: dict[str, dict[str, object]] = {
         "editable": True,
     },
     "channels4": {"requirements": ["channels>=4,<5", "daphne>=4,<5", "channels_redis>=4,<5"]},
+    "ceiling": {"requirements": ["uvicorn[standard]>=0.30"]},
 }
 
 
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("name", nargs="?", help="original, interop, channels4 or switchroom")
+    parser.add_argument("name", nargs="?", help="original, interop, channels4, ceiling or switchroom")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--list", action="store_true", help="list the recipes and exit")
     args = parser.parse_args(argv)

@@ -1,0 +1,3 @@
+"""No Django views: every endpoint is a Channels consumer (see routing.py)."""
+
+urlpatterns: list = []
