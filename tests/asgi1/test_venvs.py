@@ -10,7 +10,7 @@ from .conftest import VENVS
 
 @pytest.fixture
 def venvs(monkeypatch):
-    """bench/venvs.py as a module (bench/ is a folder of scripts, not a package)."""
+    """A fresh copy of bench/venvs.py, so what a test changes in it stays in that test."""
     spec = importlib.util.spec_from_file_location("switchroom_bench_venvs", VENVS)
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)
