@@ -156,9 +156,18 @@ def python_http_load(port: int, connections: int, seconds: float) -> dict[str, f
 # ---------------------------------------------------------------------------- WebSocket
 
 
+def close_reason(exc: Exception) -> str:
+    """How a socket ended, for the results: the exception and the close code if there was one."""
+    received = getattr(exc, "rcvd", None)
+    code = f" {received.code}" if received is not None else ""
+    return f"{type(exc).__name__}{code}"
+
+
 def echo_load(port: int, sockets: int, seconds: float, ready: Any, go: Any, done: Any, out: Any) -> None:
     """In its own process: ``sockets`` WebSockets, each sending and awaiting its echo in a loop."""
     from websockets.asyncio.client import connect
+
+    reasons: list[str] = []
 
     async def one(ws: Any, deadline: float, latencies: list[float], counts: dict[str, int]) -> None:
         payload = "x" * 32
@@ -169,8 +178,9 @@ def echo_load(port: int, sockets: int, seconds: float, ready: Any, go: Any, done
                 if await ws.recv() != payload:
                     counts["wrong"] += 1
                 latencies.append(time.perf_counter() - start)
-        except Exception:  # a socket the server closed is a figure here, not a crash
+        except Exception as exc:  # a socket the server closed is a figure here, not a crash
             counts["closed"] += 1
+            reasons.append(close_reason(exc))
 
     async def main() -> None:
         clients = [await connect(f"ws://127.0.0.1:{port}/echo") for _ in range(sockets)]
@@ -186,7 +196,13 @@ def echo_load(port: int, sockets: int, seconds: float, ready: Any, go: Any, done
         await asyncio.gather(*(one(ws, start + seconds, latencies, counts) for ws in clients))
         elapsed = time.perf_counter() - start
         out.put(
-            {"messages": len(latencies), "mps": len(latencies) / elapsed, **counts, **summary_ms(latencies)}
+            {
+                "messages": len(latencies),
+                "mps": len(latencies) / elapsed,
+                **counts,
+                "close_reasons": sorted(set(reasons)),
+                **summary_ms(latencies),
+            }
         )
         while not done.is_set():
             await asyncio.sleep(0.05)
@@ -216,6 +232,7 @@ def broadcast_load(
         latencies: list[float] = []
         last = [0.0]
         closed = [0]
+        reasons: list[str] = []
 
         async def drain(ws: Any) -> None:
             try:
@@ -223,8 +240,9 @@ def broadcast_load(
                     now = time.monotonic()
                     latencies.append(now - float(text.split()[1]))
                     last[0] = now
-            except Exception:  # closed by the server: counted, the others keep receiving
+            except Exception as exc:  # closed by the server: counted, the others keep receiving
                 closed[0] += 1
+                reasons.append(close_reason(exc))
 
         tasks = [asyncio.ensure_future(drain(ws)) for ws in clients]
         while not stop.is_set():
@@ -238,6 +256,7 @@ def broadcast_load(
                 "received": len(latencies),
                 "last_delivery": last[0],
                 "closed": closed[0],
+                "close_reasons": sorted(set(reasons)),
                 **summary_ms(latencies),
             }
         )

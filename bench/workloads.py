@@ -120,6 +120,7 @@ def _broadcast_once(system: System, stack: Stack, rate: int, seconds: float) -> 
         "expected": expected,
         "received": got["received"],
         "sockets_closed": got["closed"],
+        "close_reasons": got["close_reasons"],
         "lost_pct": lost / max(expected, 1) * 100,
         "dps": got["received"] / span,
         "p50_ms": got["p50_ms"],
