@@ -28,6 +28,8 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_ABNORMAL = 1006
+# Seconds a cleanly closed socket may take to let our last frames out before it is aborted.
+CLOSE_LINGER = 2.0
 
 
 class LayerSocket(WebSocketServerProtocol):
@@ -278,6 +280,21 @@ class LayerSocket(WebSocketServerProtocol):
     def forget(self) -> None:
         if self.reply_channel is not None:
             self.factory.server.router.forget(self.reply_channel)
+
+    def dropConnection(self, abort: bool = False) -> None:
+        """Once the close handshake is done, close gracefully so our close frame gets out.
+
+        Autobahn aborts the connection as soon as the peer's close frame arrives. When a bad
+        frame and the client's close arrive in one read, our close frame (1002, 1007, 1009…)
+        is still in the transport's buffer, and the abort would reset the connection and
+        destroy it. A timer still aborts a peer that stops reading.
+        """
+        if abort and self.wasClean and self.transport is not None:
+            transport = self.transport
+            super().dropConnection(abort=False)
+            asyncio.get_running_loop().call_later(CLOSE_LINGER, transport.abortConnection)
+            return
+        super().dropConnection(abort=abort)
 
     def connectionLost(self, reason: Any) -> None:
         super().connectionLost(reason)
