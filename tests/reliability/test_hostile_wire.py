@@ -279,3 +279,32 @@ def test_the_server_still_serves_after_the_hostile_bytes(served: ServerProcess) 
     assert served.proc.poll() is None
     print(f"HTTP answers to the generated heads: {dict(statuses)}")
     print(f"WebSocket outcomes over the generated frames: {dict(outcomes)}")
+
+
+def test_no_channel_is_ever_named_from_client_input(served: ServerProcess, redis_server) -> None:
+    """Paths, queries and headers that look like reply channels only ever land in message
+    fields. A message sent to a channel named from input would stay on the layer (nothing
+    reads it) until it expires; after everything this module sent, none is there."""
+    import redis
+
+    lookalikes = [
+        b"/websocket.send.abc!def",
+        b"/http.response.abc!def",
+        b"/x?reply_channel=http.response.q!r",
+    ]
+    for target in lookalikes:
+        with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+            sock.sendall(
+                b"GET " + target + b" HTTP/1.1\r\nHost: a\r\nReply-Channel: x!y\r\nConnection: close\r\n\r\n"
+            )
+            read_all(sock)
+    prefix = served.layer_url.split("prefix=")[1].split("&")[0]
+    client = redis.Redis(port=redis_server.port)
+    try:
+        names = {key.decode().rsplit(":", 1)[-1] for key in client.scan_iter(f"{prefix}:*")}
+    finally:
+        client.close()
+    allowed = re.compile(
+        r"(http\.request|http\.disconnect|websocket\.(connect|receive|disconnect)|\w+\.\w+\.[0-9a-zA-Z_-]+!)"
+    )
+    assert all(allowed.fullmatch(name) for name in names), names
