@@ -5,6 +5,7 @@ import asyncio
 import functools
 import hmac
 import logging
+import re
 import time
 from typing import Any
 
@@ -108,6 +109,7 @@ class LayerHandler:
 # Bytes a connection's stream buffers before reading pauses (aiosmtpd sizes its buffer by
 # the line length limit, 1001 bytes, which makes a 1 MB message take a thousand pauses).
 READ_BUFFER = 64 * 1024
+_UNPRINTABLE = re.compile(r"[^\t\x20-\x7e]")
 SHUTTING_DOWN = b"421 4.3.2 Service shutting down, try again later\r\n"
 
 
@@ -235,11 +237,27 @@ class LimitedSMTP(SMTP):
         self._set_post_data_state()
         await self.push("250 OK" if status is MISSING else status)
 
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's address parsing, with an address the standard library's parser
+        fails on (``MAIL FROM:<``: IndexError; a NUL before ``@[``: AttributeError) taken
+        as the syntax error it is. It used to end in a traceback and a 451, a temporary
+        failure that a sending server retries for days."""
+        try:
+            return super()._getaddr(arg)
+        except Exception:
+            return None, None
+
     async def push(self, status: str) -> None:
-        """Send a reply; a message refused at MAIL for its announced size is logged too."""
+        """Send a reply; a message refused at MAIL for its announced size is logged too.
+
+        aiosmtpd repeats what the client sent in some replies (an unknown verb, a VRFY
+        argument): a control character there made a malformed reply, and a byte that is
+        not UTF-8 made the reply fail to encode (a traceback and a 451). Reply text is
+        printable ASCII (RFC 5321 4.2), so anything else becomes "?".
+        """
         if status.startswith("552 Error: message size exceeds"):
             log.info("552 for a message from %s: its announced size is over the limit", self.client_ip)
-        await super().push(status)
+        await super().push(_UNPRINTABLE.sub("?", status))
 
     def shut_down(self) -> None:
         """The server is stopping: end this session now, or after the message in progress."""

@@ -12,7 +12,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from switchroom.layers import BaseLayer, LayerError, MessageTooLarge
-from switchroom.shared.messages import MessageFormatError, apply_defaults, validate
+from switchroom.shared.messages import apply_defaults, validate
 
 from .compose import compose
 from .settings import Settings
@@ -114,8 +114,11 @@ class Outbox:
         try:
             message = apply_defaults("email.send", validate("email.send", message))
             mime, sender, recipients = compose(message, self.settings.sender)
-        except (MessageFormatError, ValueError, TypeError, KeyError) as exc:
-            await self.dead_letter(message, f"invalid email.send message: {exc}", 0, None, None, [])
+        except Exception as exc:
+            # Not only MessageFormatError: the standard library's header parser raises
+            # IndexError, AttributeError or HeaderParseError on some malformed addresses.
+            error = f"invalid email.send message: {type(exc).__name__}: {exc}"
+            await self.dead_letter(message, error, 0, None, None, [])
             return
         if not self.settings.relay_host:
             await self.dead_letter(message, "no relay configured (--relay-host)", 0, None, None, recipients)
@@ -135,6 +138,12 @@ class Outbox:
                 break
             except (smtplib.SMTPException, OSError) as exc:
                 error = f"temporary failure: {exc!r}"
+            except Exception as exc:
+                # The message itself cannot be sent (smtplib refuses a line break in a Bcc
+                # address with ValueError): trying again gives the same, and an uncaught
+                # error here would end the task and lose the message without a report.
+                error = f"permanent failure: cannot be sent: {exc!r}"
+                break
             else:
                 delivered = [rcpt for rcpt in pending if rcpt not in refused]
                 if delivered:

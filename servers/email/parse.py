@@ -11,9 +11,11 @@ the message, so every byte can be read back (``complete``).
 import re
 from dataclasses import dataclass, field
 from email import policy
+from email.generator import BytesGenerator
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.parser import BytesParser
+from io import BytesIO
 from typing import Any
 
 # Room left in a layer message for the envelope, field names and encoding overhead.
@@ -153,6 +155,30 @@ def _leaves(part: EmailMessage) -> list[EmailMessage]:
     return [part]
 
 
+class _AsReceived(BytesGenerator):
+    """Writes a wrapped (forwarded) message back as it came: header lines unrefolded
+    (refolding an 8-bit or broken encoded-word header can fail), and a multipart whose
+    boundary was never found written as its text, bytes kept, as the generator does for
+    text parts (its own multipart writer decodes that text with the declared charset,
+    which fails on 8-bit data or an unknown charset)."""
+
+    def _handle_multipart(self, msg: EmailMessage) -> None:
+        if msg.is_multipart():
+            super()._handle_multipart(msg)
+        else:
+            self._handle_text(msg)
+
+
+_AS_RECEIVED = policy.SMTP.clone(refold_source="none")
+
+
+def _flatten(message: EmailMessage) -> bytes:
+    """A wrapped message's bytes (see ``_AsReceived``)."""
+    out = BytesIO()
+    _AsReceived(out, policy=_AS_RECEIVED).flatten(message)
+    return out.getvalue()
+
+
 def _attachment(part: EmailMessage) -> dict[str, Any] | None:
     """One non-body part as an attachment, or None for loose text that is not one."""
     try:
@@ -165,7 +191,7 @@ def _attachment(part: EmailMessage) -> dict[str, Any] | None:
         return None
     if part.is_multipart():  # message/rfc822 and other wrapped messages
         inner = part.get_payload()
-        content = b"".join(sub.as_bytes(policy=policy.SMTP) for sub in inner if isinstance(sub, EmailMessage))
+        content = b"".join(_flatten(sub) for sub in inner if isinstance(sub, EmailMessage))
     else:
         content = part.get_payload(decode=True)
         if content is None:
@@ -187,13 +213,22 @@ def fields(raw: bytes) -> dict[str, Any]:
     msg = _parser.parsebytes(raw)
     text, html, bodies = _bodies(msg)
     attachments = []
-    for part in _leaves(msg):
-        if id(part) not in bodies and (item := _attachment(part)) is not None:
+    unreadable = []
+    for index, part in enumerate(_leaves(msg)):
+        if id(part) in bodies:
+            continue
+        try:
+            item = _attachment(part)
+        except Exception as exc:  # one part the standard library cannot write must not cost the others
+            unreadable.append(clean(f"part {index} unreadable: {type(exc).__name__}: {exc}"))
+            continue
+        if item is not None:
             attachments.append(item)
     defects = [type(defect).__name__ for defect in msg.defects]
     for part in msg.walk():
         if part is not msg:
             defects.extend(type(defect).__name__ for defect in part.defects)
+    defects.extend(unreadable)
     return {
         "message_id": _header(msg, "message-id"),
         "subject": _header(msg, "subject") or "",
@@ -227,7 +262,7 @@ def parse(
     try:
         found = fields(raw)
     except Exception as exc:  # the standard library failing on hostile input: keep the raw bytes
-        found = {"defects": [f"unreadable: {type(exc).__name__}: {exc}"]}
+        found = {"defects": [clean(f"unreadable: {type(exc).__name__}: {exc}")]}
     message: dict[str, Any] = {
         "mail_from": clean(mail_from),
         "rcpt_to": [clean(address) for address in rcpt_to],
