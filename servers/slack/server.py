@@ -384,7 +384,8 @@ class SlackServer:
                     retry_after,
                 )
                 return retry_after
-            return f"Slack refused {call.method}: {exc.response.get('error')}"
+            error = translate.api_error(exc.response.status_code, exc.response.data)
+            return f"Slack refused {call.method}: {error}"
         except Exception as exc:
             return f"{call.method} failed: {exc!r}"
 

@@ -10,6 +10,8 @@ from switchroom.layers import InvalidMessage, LayerError, MessageTooLarge
 from switchroom.shared.messages import MessageFormatError, apply_defaults, validate
 
 _TYPE = re.compile(r"[^A-Za-z0-9_.-]")
+# Ids that can key the redelivery filter and end a reply channel's name (Slack's are ~40 chars).
+_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 
 
 class BadSend(ValueError):
@@ -37,24 +39,40 @@ def is_own(event: dict[str, Any], bot_user: str | None, bot_id: str | None) -> b
     )
 
 
+def event_key(value: Any) -> str | None:
+    """An event or envelope id fit to drop redeliveries by and to name a reply channel;
+    None for anything else (a list would break the filter, odd text the channel name)."""
+    return value if isinstance(value, str) and _ID.match(value) else None
+
+
+def _text(value: Any) -> str | None:
+    """``value`` if it is a non-empty str, else None: a field of the wrong type is left to
+    the raw ``event`` so the message keeps to its spec."""
+    return value if isinstance(value, str) and value else None
+
+
 def event_message(
     event: dict[str, Any], *, reply_channel: str, mode: str, team: str | None, event_id: str | None = None
 ) -> dict[str, Any]:
-    """The ``slack.event`` message for one event (edits take their text from the new message)."""
+    """The ``slack.event`` message for one event (edits take their text from the new message).
+
+    Every field is a str or None whatever types the event holds; the raw event keeps all.
+    """
     # Edits (message_changed) carry the message itself inside "message".
     edited = event.get("type") == "message" and isinstance(event.get("message"), dict)
     inner = event["message"] if edited else {}
     item = event.get("item") if isinstance(event.get("item"), dict) else {}
+    text = event.get("text") if isinstance(event.get("text"), str) else inner.get("text")
     return {
-        "type": str(event.get("type") or "unknown"),
-        "team": event.get("team") or team,
-        "channel": event.get("channel") or item.get("channel"),
-        "user": event.get("user") or inner.get("user"),
-        "text": event.get("text") if event.get("text") is not None else inner.get("text"),
-        "ts": event.get("ts") or inner.get("ts") or item.get("ts"),
-        "thread_ts": event.get("thread_ts") or inner.get("thread_ts"),
-        "subtype": event.get("subtype"),
-        "bot_id": event.get("bot_id") or inner.get("bot_id"),
+        "type": _text(event.get("type")) or "unknown",
+        "team": _text(event.get("team")) or team,
+        "channel": _text(event.get("channel")) or _text(item.get("channel")),
+        "user": _text(event.get("user")) or _text(inner.get("user")),
+        "text": text if isinstance(text, str) else None,
+        "ts": _text(event.get("ts")) or _text(inner.get("ts")) or _text(item.get("ts")),
+        "thread_ts": _text(event.get("thread_ts")) or _text(inner.get("thread_ts")),
+        "subtype": _text(event.get("subtype")),
+        "bot_id": _text(event.get("bot_id")) or _text(inner.get("bot_id")),
         "event_id": event_id,
         "event": event,
         "reply_channel": reply_channel,
@@ -74,7 +92,7 @@ def envelope_event(
     payload = payload if isinstance(payload, dict) else {}
     if kind == "events_api":
         event = payload.get("event")
-        return (event if isinstance(event, dict) else {"type": "unknown"}), payload.get("event_id")
+        return (event if isinstance(event, dict) else {"type": "unknown"}), event_key(payload.get("event_id"))
     if kind == "slash_commands":
         event = {
             "type": "slash_command",
@@ -86,7 +104,7 @@ def envelope_event(
             "response_url": payload.get("response_url"),
             "trigger_id": payload.get("trigger_id"),
         }
-        return event, envelope_id
+        return event, event_key(envelope_id)
 
     def ident(key: str) -> str | None:
         value = payload.get(key)
@@ -102,7 +120,7 @@ def envelope_event(
         "ts": inner.get("ts"),
         "thread_ts": inner.get("thread_ts"),
     }
-    return event, envelope_id
+    return event, event_key(envelope_id)
 
 
 def retry_after(header: str | None, default: float = 1.0) -> float:
@@ -112,6 +130,15 @@ def retry_after(header: str | None, default: float = 1.0) -> float:
     except ValueError:
         return default
     return max(0.0, seconds) if math.isfinite(seconds) else default
+
+
+def api_error(status: int, data: Any) -> str:
+    """Why the Web API refused a call: Slack's ``error`` field, or the HTTP status when the
+    answer is not Slack's JSON (a 413 or a proxy's page is plain text: reading ``error``
+    from it raised, killed the channel's posting task and stalled the channel for good)."""
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
+    return f"HTTP {status}"
 
 
 def delivery(errors: list[LayerError | None]) -> str:
