@@ -512,6 +512,13 @@ _SPECS = (
             Field("message", DICT, True, doc="the original `slack.send`"),
             Field("error", STR, True, doc="why posting failed"),
             Field("attempts", INT, True, doc="attempts made"),
+            Field(
+                "truncated",
+                LIST,
+                default=[],
+                doc="fields of `message` cut short or left out so the report fits in one layer message",
+                item=_strings,
+            ),
         ),
     ),
 )

@@ -21,7 +21,7 @@ from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from switchroom.layers import BaseLayer, LayerError
+from switchroom.layers import BaseLayer, LayerError, MessageTooLarge
 
 from . import translate
 from .settings import Settings, Workspace
@@ -397,6 +397,9 @@ class SlackServer:
             "attempts": attempts,
         }
         try:
-            await self.layer.send(DEAD_LETTERS, report)
+            try:
+                await self.layer.send(DEAD_LETTERS, report)
+            except MessageTooLarge:
+                await self.layer.send(DEAD_LETTERS, translate.shrink_report(report))
         except LayerError as exc:
             log.error("could not report the failed post on %s: %s", DEAD_LETTERS, exc)

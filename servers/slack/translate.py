@@ -224,3 +224,24 @@ class Recent:
         if len(self.keys) > self.size:
             self.keys.popitem(last=False)
         return False
+
+
+# A field of a dead letter's message longer than this (as text) is cut or left out when the
+# whole report does not fit in one layer message.
+REPORT_FIELD_LIMIT = 2000
+
+
+def shrink_report(report: dict[str, Any]) -> dict[str, Any]:
+    """A dead letter whose ``message`` keeps its short fields whole, long text cut to
+    ``REPORT_FIELD_LIMIT`` characters and other large values (blocks, attachments) left out,
+    each named in ``truncated``: the report of a post too large for the layer still fits."""
+    message: dict[str, Any] = {}
+    cut: list[str] = []
+    for key, value in report["message"].items():
+        if len(repr(value)) <= REPORT_FIELD_LIMIT:
+            message[key] = value
+        else:
+            cut.append(str(key))
+            if isinstance(value, str):
+                message[key] = value[:REPORT_FIELD_LIMIT]
+    return {**report, "message": message, "truncated": cut}

@@ -10,6 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from switchroom.layers import get_layer
@@ -183,6 +184,31 @@ async def test_unpostable_messages_go_to_the_dead_letter_channel(redis_server, s
         await layer.send("slack.send", {"text": "no channel", "id": "job-7"})
         _, failed = await layer.receive(["slack.send.failed"], timeout=10)
         assert failed["message"]["id"] == "job-7"
+        assert "no channel" in failed["error"]
+    finally:
+        await layer.close()
+        proc.stop()
+
+
+async def test_a_dead_letter_too_large_for_the_layer_is_reported_cut_short(redis_server, standin):
+    """The report of a post that just fits in a layer message would not: its long text is
+    cut, its blocks left out, and both named in ``truncated``."""
+    limit = 50_000
+    proc = SlackProcess(redis_server.url, standin.base_url, layer_query=f"&max_message_size={limit}")
+    layer = get_layer(proc.layer_url)
+    try:
+        await proc.wait_for_log("connected to default")
+        blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "b" * 100}}] * 100
+        post = {"text": "", "blocks": blocks, "id": "big"}
+        # The post itself fits with 20 bytes to spare (a 16-bit length takes 2 more bytes).
+        post["text"] = "x" * (limit - 20 - len(msgpack.packb(post)) - 2)
+        assert limit - 20 <= len(msgpack.packb(post)) <= limit
+        await layer.send("slack.send", post)
+        _, failed = await layer.receive(["slack.send.failed"], timeout=10)
+        assert failed["message"]["id"] == "big"
+        assert failed["message"]["text"] == "x" * 2000
+        assert "blocks" not in failed["message"]
+        assert sorted(failed["truncated"]) == ["blocks", "text"]
         assert "no channel" in failed["error"]
     finally:
         await layer.close()
