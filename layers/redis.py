@@ -9,12 +9,13 @@ group send is one script call per shard however large the group.
 
 import asyncio
 import functools
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -88,6 +89,58 @@ async def _gather(calls: list[Coroutine[Any, Any, T]]) -> list[T | BaseException
 
 HEALTH_CHECK_INTERVAL = 1.0
 
+# Query-string options of a ``rediss`` URL that configure TLS (redis-py's names).
+TLS_FILES = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+TLS_OPTIONS = (*TLS_FILES, "ssl_password", "ssl_cert_reqs", "ssl_check_hostname")
+CERT_REQS = ("required", "optional", "none")
+
+
+def label(url: str) -> str:
+    """``host:port/db`` of a Redis URL: what errors name and shards are hashed by.
+
+    Credentials and the query string (which may carry a key's passphrase) are left out,
+    so a label can be logged, and processes hash shards alike whatever their file paths.
+    A password with an unencoded ``/`` ends the host part early; what follows its ``@``
+    is still the address.
+    """
+    parts = urlsplit(url)
+    text = parts.netloc + parts.path
+    return text.rpartition("@")[2] if "@" in text else text
+
+
+def tls_options(url: str) -> dict[str, Any]:
+    """The TLS settings in a URL's query string, checked, as redis-py keywords.
+
+    A ``rediss`` scheme turns TLS on; the options only make sense with it, and a file
+    that is missing is refused here rather than on every later connection attempt.
+    """
+    parts = urlsplit(url)
+    given = {k: v for k, v in parse_qsl(parts.query) if k in TLS_OPTIONS}
+    if not parts.scheme.startswith("rediss"):
+        if given:
+            raise ValueError(f"TLS options ({', '.join(sorted(given))}) need a rediss:// URL")
+        return {}
+    options: dict[str, Any] = {"ssl": True}
+    for key, value in given.items():
+        if key in TLS_FILES and not os.path.isfile(value):
+            raise ValueError(f"{key}: no such file: {value}")
+        if key == "ssl_cert_reqs" and value not in CERT_REQS:
+            raise ValueError(f"ssl_cert_reqs must be one of {', '.join(CERT_REQS)}")
+        if key == "ssl_check_hostname":
+            options[key] = value.lower() in ("1", "true", "yes", "on")
+        else:
+            options[key] = value
+    if "ssl_keyfile" in options and "ssl_certfile" not in options:
+        raise ValueError("ssl_keyfile needs ssl_certfile (the client certificate)")
+    return options
+
+
+def _without_tls_options(url: str) -> str:
+    """``url`` with the TLS options taken out of its query string."""
+    parts = urlsplit(url)
+    kept = [(k, v) for k, v in parse_qsl(parts.query) if k not in TLS_OPTIONS]
+    return parts._replace(query=urlencode(kept)).geturl()
+
 
 def _connect(url: str, socket_timeout: float, connect_timeout: float) -> aioredis.Redis:
     """A client for a ``redis://``, ``rediss://``, ``unix://`` or ``redis+sentinel://`` URL.
@@ -106,9 +159,11 @@ def _connect(url: str, socket_timeout: float, connect_timeout: float) -> aioredi
         # restart broke is replaced instead of failing a send long after Redis came back.
         "health_check_interval": HEALTH_CHECK_INTERVAL,
     }
+    tls = tls_options(url)
     parts = urlsplit(url)
     if not parts.scheme.endswith("+sentinel"):
-        return aioredis.Redis.from_url(url, **options)
+        tls.pop("ssl", None)
+        return aioredis.Redis.from_url(_without_tls_options(url), **options, **tls)
     credentials, _, hosts = parts.netloc.rpartition("@")
     nodes = []
     for host in hosts.split(","):
@@ -126,7 +181,7 @@ def _connect(url: str, socket_timeout: float, connect_timeout: float) -> aioredi
         parts.path.strip("/") or "mymaster",
         password=password,
         db=int(query.get("db", 0)),
-        ssl=parts.scheme.startswith("rediss"),
+        **tls,
     )
 
 
@@ -154,7 +209,7 @@ class _Shard:
         on_moved: Callable[[], None] | None = None,
     ) -> None:
         self.url = url
-        self.label = url.split("@")[-1]
+        self.label = label(url)
         self.on_moved = on_moved
         self.client = _connect(url, socket_timeout, connect_timeout)
         self.send = self.client.register_script(scripts.SEND)
@@ -208,6 +263,9 @@ class RedisLayer(BaseLayer):
         if self.cluster:
             self._shards: list[_Shard] = []
             self._cluster_nodes = _cluster_startup_nodes(self.urls[0])
+            self._cluster_tls = tls_options(self.urls[0])
+            tls_query = [(k, v) for k, v in parse_qsl(urlsplit(self.urls[0]).query) if k in TLS_OPTIONS]
+            self._cluster_query = "?" + urlencode(tls_query) if tls_query else ""
             self._topology_lock = asyncio.Lock()
         else:
             self._shards = [_Shard(u, socket_timeout, connect_timeout) for u in self.urls]
@@ -246,12 +304,12 @@ class RedisLayer(BaseLayer):
         topology = RedisCluster(
             startup_nodes=[ClusterNode(h, p) for h, p in self._cluster_nodes],
             password=unquote(credentials.partition(":")[2]) or None,
-            ssl=scheme == "rediss",
             socket_connect_timeout=self._timeouts[1],
             socket_timeout=self._timeouts[0],
+            **self._cluster_tls,
         )
         try:
-            with _unavailable(self.urls[0].split("@")[-1]):
+            with _unavailable(label(self.urls[0])):
                 await topology.initialize()
             masters: dict[str, int] = {}
             owners = []
@@ -264,7 +322,7 @@ class RedisLayer(BaseLayer):
             self._shards,
             [
                 _Shard(
-                    f"{scheme}://{credentials + '@' if credentials else ''}{name}/0",
+                    f"{scheme}://{credentials + '@' if credentials else ''}{name}/0{self._cluster_query}",
                     *self._timeouts,
                     on_moved=self._topology_changed,
                 )

@@ -4,12 +4,13 @@
 are Redis servers, several of them shards; ``redis+sentinel://h:p,h:p/service`` is a
 master found through Sentinel; ``redis+cluster://h:p,h:p`` is a Redis Cluster. Layer
 options may ride in the query string of the first URL
-(``redis://h:6379/0?capacity=200&expiry=30``) or be passed as keywords.
+(``redis://h:6379/0?capacity=200&expiry=30``) or be passed as keywords. TLS settings
+ride there too (``rediss://h:6380/0?ssl_ca_certs=/etc/ca.pem``; see ``redis.tls_options``).
 """
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .base import BaseLayer
 from .memory import MemoryLayer
@@ -65,8 +66,8 @@ def _take_options(url: str, options: dict[str, Any]) -> str:
         if key in _OPTIONS:
             options.setdefault(key, _OPTIONS[key](value))
         else:
-            kept.append(f"{key}={value}")
-    return urlunsplit(parts._replace(query="&".join(kept)))
+            kept.append((key, value))
+    return urlunsplit(parts._replace(query=urlencode(kept)))
 
 
 def get_layer(url_or_urls: str | Sequence[str], **options: Any) -> BaseLayer:

@@ -199,7 +199,7 @@ class LayerRequest(http.Request):
         except MessageTooLarge:
             self.answer(431, "request headers too large for the layer")
         except LayerError as exc:
-            self.unavailable(f"the channel layer failed: {exc}")
+            self.unavailable("the channel layer failed", detail=str(exc))
 
     async def send_chunk(self, channel: str, chunk: dict[str, Any]) -> None:
         """Send one body chunk, waiting while the worker catches up (bounded by the timeout)."""
@@ -260,11 +260,16 @@ class LayerRequest(http.Request):
         self.done()
         self.finish()
 
-    def unavailable(self, why: str) -> None:
-        """503 with Retry-After: the layer or the workers cannot take this request now."""
+    def unavailable(self, why: str, detail: str = "") -> None:
+        """503 with Retry-After: the layer or the workers cannot take this request now.
+
+        ``detail`` (such as which Redis failed, and how) goes to the log only: clients
+        learn nothing about the servers behind this one.
+        """
         if self.response_started or self.finished or self._disconnected:
             return
-        log.warning("503 %s %s: %s", self.method.decode(), self.path_text, why)
+        logged = f"{why}: {detail}" if detail else why
+        log.warning("503 %s %s: %s", self.method.decode(), self.path_text, logged)
         self.setHeader(b"retry-after", str(self.server.settings.retry_after).encode())
         self.answer(503, "Service Unavailable: " + why)
 
