@@ -32,6 +32,7 @@ HELP = {
     "max_frame_size": "WebSocket frame payload bytes (more: close 1009)",
     "max_ws_message_size": "WebSocket message bytes (more: close 1009)",
     "max_connections": "open WebSocket connections (more: 503 at the handshake)",
+    "max_connections_per_ip": "connections one client IP may hold, HTTP and WebSocket (more: 503; 0 = any)",
     "max_send_buffer": "bytes queued for a WebSocket client that stopped reading before it is dropped",
     "allowed_origins": "comma-separated WebSocket Origin patterns (empty = any)",
     "allowed_hosts": "comma-separated Host names allowed (empty = any; *.example.com works)",

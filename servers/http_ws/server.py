@@ -62,13 +62,22 @@ class HttpServer:
         s = self.settings
         if s.fd is not None:
             family = socket.AF_UNIX if _is_unix(s.fd) else socket.AF_INET
-            self.ports.append(reactor.adoptStreamPort(s.fd, family, self.http_factory))
+            self.ports.append(reactor.adoptStreamPort(s.fd, family, self.tcp_factory()))
         elif s.unix_socket:
             self.ports.append(reactor.listenUNIX(s.unix_socket, self.http_factory))
         else:
-            self.ports.append(reactor.listenTCP(s.port, self.http_factory, backlog=2048, interface=s.bind))
+            self.ports.append(reactor.listenTCP(s.port, self.tcp_factory(), backlog=2048, interface=s.bind))
         for where in self.addresses():
             log.info("listening on %s", where)
+
+    def tcp_factory(self) -> Any:
+        """The HTTP factory, wrapped in the per-address limit when one is set."""
+        limit = self.settings.max_connections_per_ip
+        if not limit:
+            return self.http_factory
+        from .limits import PerClientLimit
+
+        return PerClientLimit(self.http_factory, limit, self.settings.retry_after, self.settings.access_log)
 
     def addresses(self) -> list[str]:
         """Human-readable listening addresses (``http://host:port`` or the socket path)."""

@@ -32,6 +32,9 @@ class Settings:
     max_frame_size: int = 1024 * 1024
     max_ws_message_size: int = 1024 * 1024
     max_connections: int = 10_000
+    # TCP connections (HTTP and WebSocket) one client IP may hold; 0 means no limit, the
+    # default, because behind a proxy every connection comes from the proxy's address.
+    max_connections_per_ip: int = 0
     # Bytes queued for a WebSocket client that stopped reading before it is dropped.
     max_send_buffer: int = 4 * 1024 * 1024
     # Empty means any; entries are fnmatch patterns such as ``https://*.example.com``.
