@@ -195,11 +195,13 @@ class TlsProxy:
         self._clients.add(client_writer)
         try:
             redis_reader, redis_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+            await asyncio.gather(
+                self._pipe(client_reader, redis_writer), self._pipe(redis_reader, client_writer)
+            )
         except OSError:
             client_writer.close()
-            return
-        await asyncio.gather(self._pipe(client_reader, redis_writer), self._pipe(redis_reader, client_writer))
-        self._clients.discard(client_writer)
+        finally:
+            self._clients.discard(client_writer)
 
     async def _start(self) -> None:
         self._server = await asyncio.start_server(
@@ -207,14 +209,14 @@ class TlsProxy:
         )
 
     async def _stop(self) -> None:
+        """Stop listening and cut every client off; each pipe then ends by itself."""
         assert self._server is not None
         self._server.close()
-        for writer in self._clients:
+        for writer in list(self._clients):
             writer.transport.abort()
-        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if pending:
+            await asyncio.wait(pending, timeout=5)
 
     def start(self) -> Self:
         self._thread.start()
