@@ -23,7 +23,7 @@ HELP = {
     "max_message_size": "message bytes (more: 552)",
     "max_recipients": "recipients per message (more: 452)",
     "max_line_length": "bytes per line, CRLF included (more: 500)",
-    "command_timeout": "seconds a client has to complete each command; the whole DATA counts as one",
+    "command_timeout": "seconds to complete each command; during DATA, seconds without any bytes",
     "session_timeout": "seconds a whole SMTP session may last (then 421)",
     "max_connections_per_ip": "simultaneous connections per client IP (more: 421)",
     "shutdown_grace": "seconds a stop leaves sessions to finish the message in progress",

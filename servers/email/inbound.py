@@ -194,6 +194,14 @@ class LimitedSMTP(SMTP):
         self.session_timer = asyncio.get_running_loop().call_later(self.limits.session_timeout, self.too_long)
         super().connection_made(transport)
 
+    def data_received(self, data: bytes) -> None:
+        """While a message arrives, any bytes restart the command timeout: a large message
+        over a slow link is not cut off for taking longer in all than one command may. A
+        client trickling DATA is still bounded by the session timeout."""
+        if self.in_data:
+            self._reset_timeout()
+        super().data_received(data)
+
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         """DATA as aiosmtpd answers it, with the message read by ``read_data``."""

@@ -20,7 +20,7 @@ class Settings:
     max_message_size: int = 25 * 1024 * 1024
     max_recipients: int = 100
     max_line_length: int = 1001
-    # Seconds a client may stay silent between commands, and in all per session.
+    # Seconds to complete a command (during DATA: without any bytes arriving), and in all per session.
     command_timeout: float = 60.0
     session_timeout: float = 600.0
     max_connections_per_ip: int = 20

@@ -473,10 +473,11 @@ def trickle(port: int, opening: list[bytes], stream: bytes, interval: float) -> 
 
 @pytest.mark.slow
 async def test_slow_clients_are_cut_off_and_give_their_slot_back(redis_server):
-    """A command sent a byte at a time and a DATA that never ends are cut off at the
-    command timeout (aiosmtpd restarts it only on a complete command); slow but complete
-    commands at the session timeout. While they hold every slot, one more connection gets
-    421; once they are gone a good message is taken, and nothing of the unfinished DATA."""
+    """A command sent a byte at a time and a DATA that stops arriving are cut off at the
+    command timeout (restarted by a complete command, or by any bytes during DATA); slow
+    but complete commands and a DATA trickle at the session timeout. While they hold every
+    slot, one more connection gets 421; once they are gone a good message is taken, and
+    nothing of the unfinished DATA."""
     proc = EmailProcess(
         redis_server.url,
         "--domain",
@@ -486,7 +487,7 @@ async def test_slow_clients_are_cut_off_and_give_their_slot_back(redis_server):
         "--session-timeout",
         "3",
         "--max-connections-per-ip",
-        "3",
+        "4",
     )
     layer = get_layer(proc.layer_url)
     envelope = [
@@ -500,15 +501,17 @@ async def test_slow_clients_are_cut_off_and_give_their_slot_back(redis_server):
             asyncio.to_thread(trickle, proc.port, [], b"NOOP", 0.25),
             asyncio.to_thread(trickle, proc.port, envelope, b"x", 0.25),
             asyncio.to_thread(trickle, proc.port, [], b"NOOP\r\n", 0.05),
+            asyncio.to_thread(trickle, proc.port, envelope, b"x", 60),
         ]
         cut = asyncio.gather(*slow)
         await asyncio.sleep(0.5)
         extra = await asyncio.to_thread(RawSMTP, proc.port)
         assert extra.greeting[-1].startswith(b"421 4.7.0"), extra.greeting
         extra.close()
-        (command, _), (data, in_data), (session, complete) = await cut
+        (command, _), (data, in_data), (session, complete), (stalled, _) = await cut
         assert b"354" in in_data
-        assert 0.9 <= command < 2.5 and 0.9 <= data < 2.5, (command, data)
+        assert 0.9 <= command < 2.5 and 0.9 <= stalled < 2.5, (command, stalled)
+        assert 2.9 <= data < 4.5 and b"421 4.4.2" in in_data, (data, in_data[-200:])
         assert 2.9 <= session < 4.5 and b"421 4.4.2" in complete, (session, complete[-200:])
         await asyncio.to_thread(good_mail, proc.port, "after the slow ones")
         _, message = await layer.receive(["email.receive"], timeout=10)
@@ -520,7 +523,8 @@ async def test_slow_clients_are_cut_off_and_give_their_slot_back(redis_server):
                 "command_timeout": 1.0,
                 "session_timeout": 3.0,
                 "byte_per_0.25s_command_cut_after_s": round(command, 2),
-                "unfinished_data_cut_after_s": round(data, 2),
+                "trickled_data_cut_after_s": round(data, 2),
+                "stalled_data_cut_after_s": round(stalled, 2),
                 "slow_complete_commands_cut_after_s": round(session, 2),
             },
         )
