@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from switchroom.layers import BaseLayer
 
+from .batching import SendBatcher
 from .replies import ReplyRouter
 from .settings import Settings
 
@@ -44,6 +45,7 @@ class HttpServer:
         self.layer = layer
         self.settings = settings or Settings()
         self.router = ReplyRouter(layer)
+        self.sender = SendBatcher(layer)
         self.in_flight: set[LayerRequest] = set()
         self.sockets: set[LayerSocket] = set()
         self.ports: list[Any] = []

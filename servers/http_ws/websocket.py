@@ -155,7 +155,8 @@ class LayerSocket(WebSocketServerProtocol):
             )
 
     def queue(self, channel: str, message: dict[str, Any]) -> None:
-        """Send in order: one sender per socket drains its outbox in batches."""
+        """Send in order: one sender per socket drains its outbox in batches, which the
+        server's batcher joins with those of other sockets and requests."""
         self.outbox.append((channel, message))
         if len(self.outbox) > self.factory.server.layer.capacity_for(channel):
             self.outbox.clear()
@@ -165,12 +166,12 @@ class LayerSocket(WebSocketServerProtocol):
             self.sender = asyncio.get_running_loop().create_task(self.send_outbox())
 
     async def send_outbox(self) -> None:
-        layer = self.factory.server.layer
+        sender = self.factory.server.sender
         try:
             while self.outbox:
                 batch, self.outbox = self.outbox, []
                 try:
-                    results = await layer.send_many(batch)
+                    results = await sender.send_many(batch)
                 except LayerError as exc:
                     results = [exc] * len(batch)
                 for (channel, _), error in zip(batch, results, strict=True):
@@ -235,6 +236,10 @@ class LayerSocket(WebSocketServerProtocol):
         handshake.callback(subprotocol)
 
     def carry_out(self, reply: translate.SocketReply) -> None:
+        """Send a reply's frame and close; nothing once the socket is closing, when the
+        protocol allows no more data frames (a reply may still be on its way then)."""
+        if self.state != self.STATE_OPEN:
+            return
         payload = reply.text.encode("utf-8") if reply.text is not None else reply.data
         if payload is not None:
             if self.write_paused:
