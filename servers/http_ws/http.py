@@ -191,7 +191,7 @@ class LayerRequest(http.Request):
                 body=parts[0],
                 body_channel=body_channel,
             )
-            await layer.send("http.request", message)
+            await server.sender.send("http.request", message)
             for index, part in enumerate(parts[1:], 2):
                 await self.send_chunk(body_channel, translate.body_chunk(part, index < len(parts)))
         except ChannelFull:
@@ -318,6 +318,19 @@ class LayerRequest(http.Request):
         return f"{host}:{getattr(peer, 'port', '')}" if host else "unix"
 
 
+def check_persistence(request: http.Request, version: bytes) -> bool:
+    """Whether the connection stays open after this request: HTTP/1.1 unless a Connection
+    header lists ``close``. Twisted reads only the first Connection header, split on spaces,
+    so ``Connection: foo`` then ``Connection: close`` (or ``close,foo``) kept it open."""
+    if version != b"HTTP/1.1":
+        return False
+    values = request.requestHeaders.getRawHeaders(b"connection", [])
+    if any(token.strip().lower() == b"close" for value in values for token in value.split(b",")):
+        request.responseHeaders.setRawHeaders(b"Connection", [b"close"])
+        return False
+    return True
+
+
 class HttpFactory(http.HTTPFactory):
     """Builds HTTP channels whose requests are ``LayerRequest``s, with our limits."""
 
@@ -332,6 +345,7 @@ class HttpFactory(http.HTTPFactory):
         channel = protocol._channel
         channel.maxHeaders = settings.max_header_count * TWISTED_HEADER_FACTOR
         channel.totalHeadersSize = settings.max_header_bytes * TWISTED_HEADER_FACTOR
+        channel.checkPersistence = check_persistence
         asyncio.get_running_loop().call_later(settings.read_timeout, self.check_started, channel)
         return protocol
 

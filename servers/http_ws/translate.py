@@ -52,13 +52,21 @@ def split_target(target: bytes) -> tuple[str, bytes]:
     return path, query
 
 
+# Control characters other than HTAB: RFC 9110's field values never hold them, and passed on
+# they would reach applications and their logs (Twisted lets them through).
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def check_headers(headers: Sequence[Sequence[bytes]], max_count: int, max_bytes: int) -> None:
-    """Raise 431 when there are too many headers or they are too large together."""
+    """Raise 431 when there are too many headers or they are too large together, 400 when
+    a value holds a control character."""
     if len(headers) > max_count:
         raise BadRequest(431, f"more than {max_count} request headers")
     size = 0
     for name, value in headers:
         size += len(name) + len(value) + 4
+        if _CONTROL.search(value):
+            raise BadRequest(400, f"a control character in the {name.decode('latin-1')} header")
     if size > max_bytes:
         raise BadRequest(431, f"request headers larger than {max_bytes} bytes")
 

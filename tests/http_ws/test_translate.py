@@ -55,6 +55,17 @@ def test_header_limits():
     assert caught.value.status == 431
 
 
+@pytest.mark.parametrize("value", [b"a\x01b", b"\x00", b"a\x1b[31m", b"\x7f", b"a\nb"])
+def test_control_characters_in_a_header_value_are_refused(value):
+    with pytest.raises(translate.BadRequest) as caught:
+        translate.check_headers([[b"x-a", value]], max_count=10, max_bytes=1000)
+    assert caught.value.status == 400
+
+
+def test_tabs_and_8_bit_bytes_in_a_header_value_are_kept():
+    translate.check_headers([[b"x-a", b"a\tb \xe9"]], max_count=10, max_bytes=1000)
+
+
 @pytest.mark.parametrize(
     ("host", "allowed", "ok"),
     [

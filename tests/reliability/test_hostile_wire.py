@@ -72,7 +72,7 @@ def served(redis_server) -> Iterator[ServerProcess]:
     finally:
         worker.stop()
         server.stop()
-        assert "Traceback" not in server.stopped_log
+        assert "Traceback" not in server.stopped_log, server.stopped_log[-3000:]
 
 
 def read_all(sock: socket.socket, limit: int = 1 << 16) -> bytes:
@@ -241,6 +241,22 @@ def test_any_frames_get_a_close_code_or_a_closed_connection(served: ServerProces
     code = struct.unpack("!H", closes[0][:2])[0] if len(closes[0]) >= 2 else 1005
     outcomes[f"close {code}"] += 1
     assert code in CLOSE_CODES, (code, closes[0], sent)
+
+
+@pytest.mark.parametrize(
+    "connection",
+    [[b"keep-alive", b"close"], [b"upgrade, close"], [b"close,foo"]],
+    ids=["second-header", "in-a-list", "no-space"],
+)
+def test_a_connection_header_listing_close_closes_after_the_answer(
+    served: ServerProcess, connection: list[bytes]
+) -> None:
+    """Every Connection header counts, as a comma-separated list (RFC 9110 7.6.1)."""
+    headers = b"".join(b"Connection: " + value + b"\r\n" for value in connection)
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+        sock.sendall(b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers + b"\r\n")
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 200") and b"Hello, world!" in answer
 
 
 @pytest.mark.parametrize(
