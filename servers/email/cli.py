@@ -1,18 +1,13 @@
 """``switchroom email``: run the email server (inbound SMTP, outbound relay) until a signal."""
 
 import argparse
-import asyncio
 import dataclasses
-import logging
-import signal
 
-from switchroom.shared.config import add_common_arguments, env, layer_from_args
-from switchroom.shared.logs import setup_logging
+from switchroom.shared.config import add_common_arguments, env
+from switchroom.shared.serving import run_server
 
 from .server import EmailServer
 from .settings import Settings
-
-log = logging.getLogger("switchroom.email")
 
 HELP = {
     "bind": "address to listen on",
@@ -86,30 +81,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)})
 
 
-async def serve(args: argparse.Namespace) -> None:
-    layer = layer_from_args(args)
-    server = EmailServer(layer, settings_from_args(args))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await server.start()
-        await stop.wait()
-        log.info("stopping")
-        await server.stop()
-    finally:
-        await layer.close()
-
-
 def main(argv: list[str]) -> int:
     """Entry point of ``switchroom email``."""
     args = build_parser().parse_args(argv)
-    setup_logging(args.log_level, "email")
-    try:
-        asyncio.run(serve(args))
-    except (OSError, ValueError) as exc:
-        log.error("cannot start: %s", exc)
-        return 2
-    log.info("stopped")
-    return 0
+    return run_server(args, "email", lambda layer: EmailServer(layer, settings_from_args(args)))

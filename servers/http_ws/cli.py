@@ -1,18 +1,13 @@
 """``switchroom http``: run the HTTP/WebSocket interface server until SIGTERM or SIGINT."""
 
 import argparse
-import asyncio
 import dataclasses
-import logging
-import signal
 
-from switchroom.shared.config import add_common_arguments, env, layer_from_args
-from switchroom.shared.logs import setup_logging
+from switchroom.shared.config import add_common_arguments, env
+from switchroom.shared.serving import run_server
 
 from .server import HttpServer
 from .settings import Settings
-
-log = logging.getLogger("switchroom.http")
 
 HELP = {
     "bind": "address to listen on",
@@ -73,34 +68,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)})
 
 
-async def serve(args: argparse.Namespace) -> None:
-    """Start the server, wait for a signal, shut down gracefully."""
-    layer = layer_from_args(args)
-    server = HttpServer(layer, settings_from_args(args))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await server.start()
-        await stop.wait()
-        log.info("stopping")
-        await server.stop()
-    finally:
-        await layer.close()
-
-
 def main(argv: list[str]) -> int:
     """Entry point of ``switchroom http``."""
     args = build_parser().parse_args(argv)
-    setup_logging(args.log_level, "http")
-    try:
-        asyncio.run(serve(args))
-    except OSError as exc:
-        log.error("cannot listen: %s", exc)
-        return 2
-    except ValueError as exc:
-        log.error("cannot start: %s", exc)
-        return 2
-    log.info("stopped")
-    return 0
+    return run_server(args, "http", lambda layer: HttpServer(layer, settings_from_args(args)))

@@ -2,17 +2,12 @@
 environment only (see ``settings.py``); they never appear in flags or logs."""
 
 import argparse
-import asyncio
-import logging
-import signal
 
-from switchroom.shared.config import add_common_arguments, env, layer_from_args
-from switchroom.shared.logs import setup_logging
+from switchroom.shared.config import add_common_arguments, env
+from switchroom.shared.serving import run_server
 
 from .server import SlackServer
 from .settings import Settings, workspaces_from_env
-
-log = logging.getLogger("switchroom.slack")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,30 +86,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     )
 
 
-async def serve(args: argparse.Namespace) -> None:
-    layer = layer_from_args(args)
-    server = SlackServer(layer, settings_from_args(args))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await server.start()
-        await stop.wait()
-        log.info("stopping")
-        await server.stop()
-    finally:
-        await layer.close()
-
-
 def main(argv: list[str]) -> int:
     """Entry point of ``switchroom slack``."""
     args = build_parser().parse_args(argv)
-    setup_logging(args.log_level, "slack")
-    try:
-        asyncio.run(serve(args))
-    except (ValueError, OSError) as exc:
-        log.error("cannot start: %s", exc)
-        return 2
-    log.info("stopped")
-    return 0
+    return run_server(args, "slack", lambda layer: SlackServer(layer, settings_from_args(args)))
