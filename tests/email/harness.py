@@ -1,10 +1,7 @@
 """Runs ``switchroom email`` as a subprocess, and a relay sink for its outbound mail."""
 
-import os
 import ssl
 import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from email import message_from_bytes, policy
@@ -15,66 +12,45 @@ from aiosmtpd.smtp import AuthResult
 
 from switchroom.shared.redisproc import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..processes import ROOT, SwitchroomProcess
+
+__all__ = ["ROOT", "EmailProcess", "RelaySink", "self_signed"]
 
 
-class EmailProcess:
+class EmailProcess(SwitchroomProcess):
     """A ``switchroom email`` process on a free port, its log in a file."""
+
+    name = "email"
 
     def __init__(self, redis_url: str, *args: str, env: dict[str, str] | None = None) -> None:
         self.layer_url = f"{redis_url}?prefix=em{uuid.uuid4().hex[:10]}"
         self.port = free_port()
-        self.log_file = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "switchroom.shared.cli",
-                "email",
-                "--port",
-                str(self.port),
-                "--layer",
-                self.layer_url,
-                *args,
-            ],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-            stdout=subprocess.DEVNULL,
-            stderr=self.log_file,
-        )
+        super().__init__(["email", "--port", str(self.port), "--layer", self.layer_url, *args], env)
         self.wait_for_log("listening for SMTP")
-
-    def log_text(self) -> str:
-        return Path(self.log_file.name).read_text()
-
-    def wait_for_log(self, text: str, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.log_text():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the email server exited:\n{self.log_text()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no {text!r} in the log:\n{self.log_text()}")
-            time.sleep(0.05)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.log_file.close()
-        os.unlink(self.log_file.name)
-        return self.proc.returncode
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
     """A self-signed certificate for localhost and 127.0.0.1, and its key, made with openssl."""
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
         check=True,
         capture_output=True,
     )

@@ -2,13 +2,8 @@
 clients inside it talking to the local Slack stand-in, a consumer answering on the layer."""
 
 import asyncio
-import os
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import msgpack
 import pytest
@@ -16,68 +11,30 @@ import pytest
 from switchroom.layers import get_layer
 from switchroom.servers.slack.standin import StandIn
 
+from ..processes import SwitchroomProcess
+
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-class SlackProcess:
+class SlackProcess(SwitchroomProcess):
     """A ``switchroom slack`` process against a stand-in, its log in a file."""
+
+    name = "slack"
 
     def __init__(
         self, redis_url: str, api_url: str, *args: str, layer_query: str = "", **environ: str
     ) -> None:
         self.layer_url = f"{redis_url}?prefix=sk{uuid.uuid4().hex[:10]}{layer_query}"
-        self.log_file = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
+        tokens = {
             "SWITCHROOM_SLACK_BOT_TOKEN": "xoxb-test-secret",
             "SWITCHROOM_SLACK_APP_TOKEN": "xapp-test-secret",
-            **environ,
         }
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "switchroom.shared.cli",
-                "slack",
-                "--layer",
-                self.layer_url,
-                "--api-url",
-                api_url,
-                "--ping-interval",
-                "2",
-                *args,
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log_file,
-        )
+        command = ["slack", "--layer", self.layer_url, "--api-url", api_url, "--ping-interval", "2", *args]
+        super().__init__(command, {**tokens, **environ})
 
-    def log_text(self) -> str:
-        return Path(self.log_file.name).read_text()
-
-    async def wait_for_log(self, text: str, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.log_text():
-            assert self.proc.poll() is None, self.log_text()
-            assert time.monotonic() < deadline, f"no {text!r} in:\n{self.log_text()}"
-            await asyncio.sleep(0.05)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if not self.log_file.closed:
-            self.log_file.close()
-            os.unlink(self.log_file.name)
-        return self.proc.returncode
+    async def wait_for_log(self, text: str, timeout: float = 20) -> None:  # type: ignore[override]
+        """As the base, without blocking the loop the in-process stand-in runs on."""
+        await asyncio.to_thread(super().wait_for_log, text, timeout)
 
 
 @pytest.fixture
