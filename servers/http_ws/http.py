@@ -30,7 +30,8 @@ REASONS = {
     431: b"Request Header Fields Too Large",
     503: b"Service Unavailable",
 }
-# Seconds a rejected connection keeps reading (and discarding) before it is dropped.
+# Seconds a closing connection may take to let our last bytes out (a rejected request keeps
+# reading and discarding meanwhile, a closed socket flushes its close frame) before it is dropped.
 LINGER = 2.0
 # Twisted's own ceilings (answered with 400) sit above ours so clients see 431 first.
 TWISTED_HEADER_FACTOR = 2

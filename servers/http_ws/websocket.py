@@ -17,6 +17,7 @@ from twisted.internet.defer import Deferred
 from switchroom.layers import ChannelFull, LayerError
 
 from . import translate
+from .http import LINGER
 
 if TYPE_CHECKING:
     from .server import HttpServer
@@ -28,8 +29,6 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_ABNORMAL = 1006
-# Seconds a cleanly closed socket may take to let our last frames out before it is aborted.
-CLOSE_LINGER = 2.0
 
 
 class LayerSocket(WebSocketServerProtocol):
@@ -297,7 +296,7 @@ class LayerSocket(WebSocketServerProtocol):
         if abort and self.wasClean and self.transport is not None:
             transport = self.transport
             super().dropConnection(abort=False)
-            asyncio.get_running_loop().call_later(CLOSE_LINGER, transport.abortConnection)
+            asyncio.get_running_loop().call_later(LINGER, transport.abortConnection)
             return
         super().dropConnection(abort=abort)
 
