@@ -2,8 +2,8 @@
 concurrent SMTP clients (separate processes) into a real Redis, and the time from the end
 of DATA to the message being readable on the layer, for small and 1 MB messages.
 
-    python bench/email_ingest.py                 # 10 s per size
-    python bench/email_ingest.py --seconds 5 --clients 20
+    python -m bench.email_ingest                 # 10 s per size
+    python -m bench.email_ingest --seconds 5 --clients 20
 
 Latency: each client notes the moment it has written the final ``.`` of DATA; a reader in
 this process notes the moment it got the ``email.receive`` with that Message-ID (for 1 MB
@@ -24,6 +24,7 @@ import time
 from email.utils import formatdate
 from pathlib import Path
 
+from bench.measure import cpu_seconds
 from switchroom.layers import get_layer
 from switchroom.servers.email import complete
 from switchroom.shared.redisproc import RedisProcess, free_port
@@ -107,12 +108,6 @@ async def drain(url: str, stop: asyncio.Event, seen: dict[str, float], size: int
     finally:
         await layer.close()
     return wrong
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process has used so far, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_for_log(path: str, text: str, proc: subprocess.Popen, timeout: float = 30) -> None:

@@ -6,7 +6,7 @@ and joined to one group by a small worker in this process), then this process ca
 the deliveries per second it wrote, with the server's CPU time per delivery — the
 figures docs/scaling.md builds its model on.
 
-    python bench/fanout.py --sockets 2000 --seconds 10
+    python -m bench.fanout --sockets 2000 --seconds 10
 """
 
 import argparse
@@ -19,23 +19,12 @@ import sys
 import time
 from pathlib import Path
 
+from bench.measure import cpu_seconds, rss_kb
 from switchroom.layers import get_layer
 from switchroom.shared.redisproc import RedisProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUP = "fanout"
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load(port: int, sockets: int, opened, counts, stop) -> None:
