@@ -66,7 +66,7 @@ async def _group(url: str | None, seconds: float) -> tuple[int, int]:
     deadline = time.perf_counter() + seconds
     try:
         while time.perf_counter() < deadline:
-            sent += await layer.group_send("bench-room", {"text": "broadcast", "n": sent})
+            sent += (await layer.group_send("bench-room", {"text": "broadcast", "n": sent})).reached
             while delivered < sent:
                 delivered += len(await layer.receive_many([prefix], 1000, timeout=5))
     finally:

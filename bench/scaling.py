@@ -55,7 +55,7 @@ async def _group(urls: list[str], seconds: float, client: int) -> int:
     deadline = time.perf_counter() + seconds
     try:
         while time.perf_counter() < deadline:
-            reached = await layer.group_send(f"scale-room-{client}", {"text": "broadcast"})
+            reached = (await layer.group_send(f"scale-room-{client}", {"text": "broadcast"})).reached
             got = 0
             while got < reached:
                 got += len(await layer.receive_many([prefix], 1000, timeout=5))

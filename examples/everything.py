@@ -44,7 +44,7 @@ def post_message(message, ctx, room):
     """A plain function: it runs on the worker's thread pool and uses blocking helpers."""
     text = message["body"].decode("utf-8", "replace")
     reached = ctx.group_send(room_group(room), text=f"[http] {text}")
-    ctx.respond({"room": room, "delivered_to": reached}, status=201)
+    ctx.respond({"room": room, "delivered_to": reached.reached}, status=201)
 
 
 @app.websocket("/chat/{room}", on="connect")

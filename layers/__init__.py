@@ -19,15 +19,18 @@ from .errors import (
 from .memory import MemoryLayer
 from .names import queue_name, validate_channel, validate_group
 from .redis import RedisLayer
+from .stats import GroupReach, LayerStats
 from .sync import SyncLayer
 from .url import get_layer
 
 __all__ = [
     "BaseLayer",
     "ChannelFull",
+    "GroupReach",
     "InvalidChannelName",
     "InvalidMessage",
     "LayerError",
+    "LayerStats",
     "LayerUnavailable",
     "MemoryLayer",
     "Message",

@@ -29,6 +29,7 @@ import msgpack
 
 from .errors import InvalidChannelName, InvalidMessage, LayerError, MessageTooLarge
 from .names import is_process_prefix, queue_name, validate_channel, validate_group
+from .stats import GroupReach, LayerStats
 
 Message = dict[str, Any]
 
@@ -81,6 +82,7 @@ class BaseLayer(ABC):
         self.group_expiry = float(group_expiry)
         self.max_message_size = int(max_message_size)
         self.client_id = uuid.uuid4().hex[:12]
+        self.stats = LayerStats()
         self._mailboxes: dict[str, deque[tuple[float, Message]]] = {}
         self._mail_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._demux_tasks: dict[str, asyncio.Task[None]] = {}
@@ -195,8 +197,8 @@ class BaseLayer(ABC):
         """Remove ``channel`` from ``group``; a no-op if it is not a member."""
 
     @abstractmethod
-    async def group_send(self, group: str, message: Message) -> int:
-        """Send to every member; full members are skipped. Returns how many were sent."""
+    async def group_send(self, group: str, message: Message) -> GroupReach:
+        """Send to every member; full members are skipped. Returns who it reached and skipped."""
 
     @abstractmethod
     async def group_channels(self, group: str) -> list[str]:

@@ -14,6 +14,7 @@ from typing import Any
 from .base import BaseLayer, Message
 from .errors import ChannelFull, LayerError
 from .names import queue_name
+from .stats import GroupReach
 
 
 class MemoryLayer(BaseLayer):
@@ -119,30 +120,38 @@ class MemoryLayer(BaseLayer):
 
     async def group_channels(self, group: str) -> list[str]:
         self._check_group(group)
-        return list(self._live_members(group))
+        return list(self._live_members(group)[0])
 
-    def _live_members(self, group: str) -> dict[str, float]:
+    def _live_members(self, group: str) -> tuple[dict[str, float], int]:
+        """The group's members, after removing lapsed ones; and how many lapsed."""
         members = self._groups.get(group)
         if not members:
-            return {}
+            return {}, 0
         cutoff = time.time() - self.group_expiry
-        for channel in [c for c, joined in members.items() if joined <= cutoff]:
+        lapsed = [c for c, joined in members.items() if joined <= cutoff]
+        for channel in lapsed:
             del members[channel]
-        return members
+        return members, len(lapsed)
 
-    async def group_send(self, group: str, message: Message) -> int:
+    async def group_send(self, group: str, message: Message) -> GroupReach:
         self._check_group(group)
-        members = self._live_members(group)
+        members, lapsed = self._live_members(group)
         if not members:
-            return 0
+            reach = GroupReach(expired=lapsed)
+            self.stats.reach(group, reach)
+            return reach
         payload = self.encode(message, f"group {group}")
         now = time.time()
         deadline = now + self.expiry
-        sent = 0
+        sent = full = 0
         for channel in list(members):
             if self._push(queue_name(channel), deadline, channel, payload, now) is None:
                 sent += 1
-        return sent
+            else:
+                full += 1
+        reach = GroupReach(reached=sent, full=full, expired=lapsed)
+        self.stats.reach(group, reach)
+        return reach
 
     async def flush(self) -> None:
         self._queues.clear()

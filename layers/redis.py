@@ -32,6 +32,7 @@ from .base import BaseLayer, Message, raise_if_cancelled
 from .errors import ChannelFull, LayerError, LayerUnavailable
 from .hashring import HashRing
 from .names import queue_name
+from .stats import GroupReach
 
 DEFAULT_PREFIX = "switchroom"
 DEFAULT_SOCKET_TIMEOUT = 10.0
@@ -632,7 +633,7 @@ class RedisLayer(BaseLayer):
         replies = await asyncio.gather(*(members(s, k) for s, k in self._group_targets(group, tags)))
         return [m.decode() for reply in replies for m in reply]
 
-    async def group_send(self, group: str, message: Message) -> int:
+    async def group_send(self, group: str, message: Message) -> GroupReach:
         self._check_group(group)
         await self._ready()
         payload = self.encode(message, f"group {group}")
@@ -652,25 +653,30 @@ class RedisLayer(BaseLayer):
             argv += [pattern, cap]
         tags = await self._group_tags(group) if self.cluster else None
 
-        async def send(shard: _Shard, key: bytes) -> int:
+        async def send(shard: _Shard, key: bytes) -> GroupReach:
             with shard.guard():
-                return await shard.group_send(keys=[key], args=argv)
+                reached, full, lapsed = await shard.group_send(keys=[key], args=argv)
+            return GroupReach(reached=reached, full=full, expired=lapsed)
 
-        reached = sum(await asyncio.gather(*(send(s, k) for s, k in self._group_targets(group, tags))))
-        return reached + self._group_send_local(group, payload, now)
+        reach = self._group_send_local(group, payload, now)
+        for part in await asyncio.gather(*(send(s, k) for s, k in self._group_targets(group, tags))):
+            reach += part
+        self.stats.reach(group, reach)
+        return reach
 
-    def _group_send_local(self, group: str, payload: bytes, now: float) -> int:
+    def _group_send_local(self, group: str, payload: bytes, now: float) -> GroupReach:
         """Deliver a group message to this process's own members without Redis."""
         members = self._local_groups.get(group)
         if not members:
-            return 0
+            return GroupReach()
         cutoff = now - self.group_expiry
         for channel in [c for c, joined in members.items() if joined <= cutoff]:
             del members[channel]
-        return sum(
+        sent = sum(
             self._deliver_local(queue_name(channel), channel, payload, now) is None
             for channel in list(members)
         )
+        return GroupReach(reached=sent, full=len(members) - sent)
 
     # -- housekeeping ----------------------------------------------------------------
 

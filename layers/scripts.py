@@ -63,7 +63,7 @@ return out
 # queue and the name of any other), entry head (deadline), payload, default capacity,
 # process capacity, a marker of process queues to skip ("" for none; the sender delivers
 # to those itself), then pairs of (Lua pattern, capacity) checked in order.
-# Returns how many members got it.
+# Returns {members reached, members skipped as full, lapsed memberships removed}.
 GROUP_SEND = (
     _TRIM
     + """
@@ -75,9 +75,10 @@ local payload = ARGV[6]
 local default_cap = tonumber(ARGV[7])
 local process_cap = tonumber(ARGV[8])
 local skip = ARGV[9]
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+local lapsed = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 local members = redis.call('ZRANGE', KEYS[1], 0, -1)
 local sent = 0
+local full = 0
 for _, channel in ipairs(members) do
   local bang = string.find(channel, '!', 1, true)
   local queue = channel
@@ -102,10 +103,12 @@ for _, channel in ipairs(members) do
       redis.call('RPUSH', key, head .. channel .. '\\n' .. payload)
       redis.call('PEXPIRE', key, ttl)
       sent = sent + 1
+    else
+      full = full + 1
     end
   end
 end
-return sent
+return {sent, full, lapsed}
 """
 )
 

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from .base import BaseLayer, Message
 from .errors import LayerError
+from .stats import GroupReach
 
 T = TypeVar("T")
 
@@ -57,7 +58,7 @@ class SyncLayer:
     def group_discard(self, group: str, channel: str) -> None:
         self._run(self.layer.group_discard(group, channel))
 
-    def group_send(self, group: str, message: Message) -> int:
+    def group_send(self, group: str, message: Message) -> GroupReach:
         return self._run(self.layer.group_send(group, message))
 
     def group_channels(self, group: str) -> list[str]:

@@ -38,7 +38,7 @@ async def tour(layer: BaseLayer, count: int) -> None:
     for member in members:
         await layer.group_add("demo-room", member)
     start = time.perf_counter()
-    reached = await layer.group_send("demo-room", {"text": "hello, room"})
+    reached = (await layer.group_send("demo-room", {"text": "hello, room"})).reached
     delivered = []
     while len(delivered) < reached:
         batch = await layer.receive_many([queue_name(members[0])], 1000, timeout=5)

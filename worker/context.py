@@ -5,7 +5,7 @@ import asyncio
 import logging
 from typing import Any
 
-from switchroom.layers import BaseLayer, SyncLayer
+from switchroom.layers import BaseLayer, GroupReach, SyncLayer
 
 from . import replies
 
@@ -101,8 +101,11 @@ class Context:
         """Remove ``channel`` (default: this message's reply channel) from ``group``."""
         await self.layer.group_discard(group, channel or self._need_reply_channel())
 
-    async def group_send(self, group: str, message: dict[str, Any] | None = None, **fields: Any) -> int:
-        """Send to every member of ``group``; keyword fields make a WebSocket frame, e.g. text=..."""
+    async def group_send(
+        self, group: str, message: dict[str, Any] | None = None, **fields: Any
+    ) -> GroupReach:
+        """Send to every member of ``group``; keyword fields make a WebSocket frame, e.g. text=...
+        Returns the members reached and those skipped (full, dead, lapsed)."""
         return await self.layer.group_send(group, message if message is not None else fields)
 
 

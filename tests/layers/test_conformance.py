@@ -7,6 +7,7 @@ import pytest
 
 from switchroom.layers import (
     ChannelFull,
+    GroupReach,
     InvalidChannelName,
     InvalidMessage,
     MessageTooLarge,
@@ -208,14 +209,14 @@ async def test_groups_broadcast_and_discard(make_layer):
     for member in members:
         await layer.group_add("room", member)
     assert sorted(await layer.group_channels("room")) == sorted(members)
-    assert await layer.group_send("room", {"text": "hi"}) == 6
+    assert await layer.group_send("room", {"text": "hi"}) == GroupReach(reached=6)
     got = await layer.receive_many([queue_name(members[0])], 100, timeout=2)
     assert sorted(c for c, _ in got) == sorted(members[:5])
     assert await layer.receive(["conf.plain-member"], timeout=2) == ("conf.plain-member", {"text": "hi"})
     await layer.group_discard("room", members[0])
     await layer.group_discard("room", "conf.never-joined")
-    assert await layer.group_send("room", {"text": "again"}) == 5
-    assert await layer.group_send("empty-group", {"text": "nobody"}) == 0
+    assert await layer.group_send("room", {"text": "again"}) == GroupReach(reached=5)
+    assert await layer.group_send("empty-group", {"text": "nobody"}) == GroupReach()
 
 
 async def test_group_send_skips_full_members(make_layer):
@@ -223,7 +224,8 @@ async def test_group_send_skips_full_members(make_layer):
     await layer.group_add("skip", "conf.full")
     await layer.group_add("skip", "conf.free")
     await layer.send("conf.full", {"filler": True})
-    assert await layer.group_send("skip", {"n": 1}) == 1
+    assert await layer.group_send("skip", {"n": 1}) == GroupReach(reached=1, full=1)
+    assert layer.stats.dropped["full"] == 1
     assert await layer.receive(["conf.free"], timeout=2) == ("conf.free", {"n": 1})
     assert await layer.receive(["conf.full"], timeout=2) == ("conf.full", {"filler": True})
 
@@ -234,7 +236,7 @@ async def test_group_membership_expires(make_layer):
     await asyncio.sleep(0.45)
     await layer.group_add("lapse", "conf.fresh")
     assert await layer.group_channels("lapse") == ["conf.fresh"]
-    assert await layer.group_send("lapse", {"x": 1}) == 1
+    assert await layer.group_send("lapse", {"x": 1}) == GroupReach(reached=1)
 
 
 async def test_concurrent_senders_and_receivers_lose_nothing(make_layer):

@@ -92,8 +92,8 @@ async def test_capacity_patterns_apply_inside_group_send(redis_server):
     try:
         await layer.group_add("g", "gcap.tiny1")
         await layer.group_add("g", "gcap.big")
-        assert await layer.group_send("g", {"n": 1}) == 2
-        assert await layer.group_send("g", {"n": 2}) == 1
+        assert (await layer.group_send("g", {"n": 1})).reached == 2
+        assert (await layer.group_send("g", {"n": 2})).reached == 1
     finally:
         await layer.flush()
         await layer.close()
@@ -122,7 +122,7 @@ async def test_outage_raises_quickly_and_recovers(redis_process):
         assert await layer.receive(["out.q"], timeout=2) == ("out.q", {"after": True})
         name = await layer.new_channel("out.reply!")
         await layer.group_add("after", name)
-        assert await layer.group_send("after", {"ok": 1}) == 1
+        assert (await layer.group_send("after", {"ok": 1})).reached == 1
         assert await layer.receive([name], timeout=2) == (name, {"ok": 1})
     finally:
         if redis_process.proc is not None:
@@ -200,11 +200,11 @@ async def test_local_mode_keeps_own_messages_off_redis(redis_server):
         await here.group_add("mixed", mine)
         await there.group_add("mixed", theirs)
         assert sorted(await here.group_channels("mixed")) == sorted([mine, theirs])
-        assert await here.group_send("mixed", {"all": 1}) == 2
+        assert (await here.group_send("mixed", {"all": 1})).reached == 2
         assert await here.receive([mine], timeout=2) == (mine, {"all": 1})
         assert await there.receive([theirs], timeout=2) == (theirs, {"all": 1})
         await here.group_discard("mixed", mine)
-        assert await here.group_send("mixed", {"all": 2}) == 1
+        assert (await here.group_send("mixed", {"all": 2})).reached == 1
         assert await here.receive([mine], timeout=0.2) == (None, None)
     finally:
         await here.flush()
@@ -225,7 +225,7 @@ async def test_cluster_group_send_reaches_members_on_every_master(redis_cluster)
         assert len(owners) == 3, "members should be spread over all three masters"
         for member in members:
             await layers[0].group_add("cluster-room", member)
-        assert await layers[0].group_send("cluster-room", {"hi": 1}) == len(members)
+        assert (await layers[0].group_send("cluster-room", {"hi": 1})).reached == len(members)
         for layer, member in zip(layers, members, strict=True):
             assert await layer.receive([member], timeout=2) == (member, {"hi": 1})
     finally:

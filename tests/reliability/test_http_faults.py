@@ -283,7 +283,7 @@ async def test_a_killed_server_leaves_nothing_growing_and_a_new_one_serves(redis
         # ...and lapse with the expiry, as do the group memberships.
         await asyncio.sleep(2.5)
         assert await layer.group_channels("room") == []
-        assert await layer.group_send("room", {"text": "hello?"}) == 0
+        assert (await layer.group_send("room", {"text": "hello?"})).reached == 0
         await layer.send(channels[0], {"text": "room again"})
         record(
             "server_kill",
