@@ -5,8 +5,8 @@ PID), from one process and from several, and prints the figures beside
 ``redis-benchmark``'s LPUSH/RPOP rates on the same server in the same run: the ceiling
 a Python client can approach.
 
-    python bench/layer.py            # about 1 minute
-    python bench/layer.py --quick    # a few seconds per workload
+    python -m bench.layer            # about 1 minute
+    python -m bench.layer --quick    # a few seconds per workload
 """
 
 import argparse
@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from switchroom.layers import get_layer, queue_name
+from switchroom.layers import BaseLayer, get_layer
 from switchroom.shared.redisproc import RedisProcess
 
 BATCH = 100
@@ -55,20 +55,53 @@ def _pairs_process(url: str, seconds: float, index: int, results: "multiprocessi
     results.put(asyncio.run(_pairs(url, seconds, BATCH, f"bench.pairs.{index}")))
 
 
+class DeliveryCounter:
+    """Counts what reaches addresses of this process's inbox, as a server does: a group
+    message for many addresses counts once per address without being copied."""
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.target = 0
+        self.reached = asyncio.Event()
+
+    async def members(self, layer: BaseLayer, count: int) -> list[str]:
+        await layer.inbox.start()
+        layer.inbox.fanout = self._fanned
+        return [layer.inbox.address("bench.sock", self._one) for _ in range(count)]
+
+    def _count(self, n: int) -> None:
+        self.delivered += n
+        if self.delivered >= self.target:
+            self.reached.set()
+
+    def _one(self, message: dict) -> None:
+        self._count(1)
+
+    def _fanned(self, addresses: list[str], message: dict) -> list[str]:
+        self._count(len(addresses))
+        return []
+
+    async def wait_for(self, total: int) -> None:
+        self.target = total
+        if self.delivered < total:
+            self.reached.clear()
+            await asyncio.wait_for(self.reached.wait(), 5)
+
+
 async def _group(url: str | None, seconds: float) -> tuple[int, int]:
     """group_send to GROUP_SIZE process channels, drained by one reader; returns (sent, delivered)."""
     layer = get_layer(url or "memory://", process_capacity=GROUP_SIZE * 4)
-    members = [await layer.new_channel("bench.sock!") for _ in range(GROUP_SIZE)]
+    counter = DeliveryCounter()
+    members = await counter.members(layer, GROUP_SIZE)
     for member in members:
         await layer.group_add("bench-room", member)
-    prefix = queue_name(members[0])
-    delivered = sent = 0
+    sent = 0
     deadline = time.perf_counter() + seconds
     try:
         while time.perf_counter() < deadline:
             sent += (await layer.group_send("bench-room", {"text": "broadcast", "n": sent})).reached
-            while delivered < sent:
-                delivered += len(await layer.receive_many([prefix], 1000, timeout=5))
+            await counter.wait_for(sent)
+        delivered = counter.delivered
     finally:
         await layer.flush()
         await layer.close()
@@ -81,8 +114,8 @@ async def _request_reply(url: str, local: bool, seconds: float) -> tuple[float, 
     Returns (round trips/s, Redis commands per round trip).
     """
     layer = get_layer(url, local=local, capacity=BATCH * 2)
-    replies = [await layer.new_channel("bench.response!") for _ in range(BATCH)]
-    prefix = queue_name(replies[0])
+    counter = DeliveryCounter()
+    replies = await counter.members(layer, BATCH)
     client = layer._shards[0].client
     before = int((await client.info("stats"))["total_commands_processed"])
     done = 0
@@ -94,10 +127,8 @@ async def _request_reply(url: str, local: bool, seconds: float) -> tuple[float, 
             while len(requests) < BATCH:
                 requests += await layer.receive_many(["bench.request"], BATCH, timeout=5)
             await layer.send_many([(m["reply_channel"], {"status": 200}) for _, m in requests])
-            answered = 0
-            while answered < BATCH:
-                answered += len(await layer.receive_many([prefix], BATCH, timeout=5))
             done += BATCH
+            await counter.wait_for(done)
         elapsed = time.perf_counter() - start
         commands = int((await client.info("stats"))["total_commands_processed"]) - before - 1
     finally:

@@ -6,7 +6,7 @@ of 500 members on their own process queue and drain it. Figures are totals over 
 clients. On a 2-core machine the clients and the shards share the cores, so this shows
 where the work goes more than a ceiling.
 
-    python bench/scaling.py --quick
+    python -m bench.scaling --quick
 """
 
 import argparse
@@ -19,7 +19,8 @@ import time
 
 import redis
 
-from switchroom.layers import get_layer, queue_name
+from bench.layer import DeliveryCounter
+from switchroom.layers import get_layer
 from switchroom.shared.redisproc import RedisProcess
 
 BATCH = 100
@@ -47,19 +48,17 @@ async def _pairs(urls: list[str], seconds: float, client: int) -> int:
 
 async def _group(urls: list[str], seconds: float, client: int) -> int:
     layer = get_layer(urls, process_capacity=GROUP * 4, prefix="scale")
-    members = [await layer.new_channel("scale.sock!") for _ in range(GROUP)]
+    counter = DeliveryCounter()
+    members = await counter.members(layer, GROUP)
     for member in members:
         await layer.group_add(f"scale-room-{client}", member)
-    prefix = queue_name(members[0])
-    delivered = 0
+    sent = 0
     deadline = time.perf_counter() + seconds
     try:
         while time.perf_counter() < deadline:
-            reached = (await layer.group_send(f"scale-room-{client}", {"text": "broadcast"})).reached
-            got = 0
-            while got < reached:
-                got += len(await layer.receive_many([prefix], 1000, timeout=5))
-            delivered += got
+            sent += (await layer.group_send(f"scale-room-{client}", {"text": "broadcast"})).reached
+            await counter.wait_for(sent)
+        delivered = counter.delivered
     finally:
         await layer.close()
     return delivered

@@ -7,6 +7,7 @@
 See ``docs/layers.md`` for the semantics (capacity, expiry, groups, ``!`` and ``?`` names).
 """
 
+from . import streams
 from .base import BaseLayer, Message
 from .errors import (
     ChannelFull,
@@ -15,7 +16,9 @@ from .errors import (
     LayerError,
     LayerUnavailable,
     MessageTooLarge,
+    ReceiverGone,
 )
+from .inbox import Inbox
 from .memory import MemoryLayer
 from .names import queue_name, validate_channel, validate_group
 from .redis import RedisLayer
@@ -27,6 +30,7 @@ __all__ = [
     "BaseLayer",
     "ChannelFull",
     "GroupReach",
+    "Inbox",
     "InvalidChannelName",
     "InvalidMessage",
     "LayerError",
@@ -35,10 +39,12 @@ __all__ = [
     "MemoryLayer",
     "Message",
     "MessageTooLarge",
+    "ReceiverGone",
     "RedisLayer",
     "SyncLayer",
     "get_layer",
     "queue_name",
+    "streams",
     "validate_channel",
     "validate_group",
 ]

@@ -16,21 +16,24 @@ thread, so those processes share a layer with Switchroom's own servers and worke
 Names follow the standard: ``prefix?random`` channels have a single reader and
 ``prefix!local`` channels belong to the one process that receives on ``prefix!`` and
 gets back the full name of each message. They map directly onto Switchroom's ``?``
-channels and per-process ``!`` queues. See ``docs/migrating-from-channels-1.md``.
+channels and process inboxes (the process being the last dotted part of the prefix, as
+``daphne.response.<id>!``); a group message comes once per member, as the standard says.
+See ``docs/migrating-from-channels-1.md``.
 """
 
 import asyncio
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .base import BaseLayer, Message
 from .errors import ChannelFull as _ChannelFull
 from .errors import InvalidChannelName
 from .errors import MessageTooLarge as _MessageTooLarge
-from .names import validate_channel
+from .names import process_of, validate_channel
 from .sync import SyncLayer
 from .url import get_layer
 
@@ -66,9 +69,59 @@ def _globs(channel_capacity: Mapping[Any, int] | None) -> dict[str, int]:
     return globs
 
 
-async def _receive_one(layer: BaseLayer, channels: list[str], timeout: float) -> list[tuple[str, Message]]:
-    """One read of plain queues and whole process queues (``prefix!``), as ASGI 1.0 receives."""
-    return await layer._receive_queues(channels, 1, timeout)
+Read = Callable[[float], Awaitable[list[tuple[str, Message]]]]
+
+
+def _sources(layer: BaseLayer, names: list[str]) -> list[Read]:
+    """One reader for the plain names together and one per process inbox named."""
+    plain = [n for n in names if not n.endswith("!")]
+    reads: list[Read] = []
+    if plain:
+        reads.append(lambda timeout: layer.receive_many(plain, 1, timeout))
+    for name in names:
+        if name.endswith("!"):
+            inbox = layer.open_inbox(process_of(name))
+            reads.append(lambda timeout, inbox=inbox: inbox.receive(1, timeout))
+    return reads
+
+
+async def _receive_one(
+    layer: BaseLayer, names: list[str], timeout: float, held: deque[tuple[str, Message]]
+) -> list[tuple[str, Message]]:
+    """One message from plain channels and process inboxes (``prefix!``), as ASGI 1.0
+    receives. When several sources answer one blocking wait, the extra messages are
+    ``held`` for the next call that asks for their channel."""
+    for index, (channel, message) in enumerate(held):
+        if channel in names or channel[: channel.find("!") + 1] in names:
+            del held[index]
+            return [(channel, message)]
+    reads = _sources(layer, names)
+    for read in reads:
+        got = await read(0)
+        if got or not timeout:
+            return got
+    if len(reads) == 1:
+        return await reads[0](timeout)
+    tasks = [asyncio.ensure_future(read(timeout)) for read in reads]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    got: list[tuple[str, Message]] = []
+    errors = []
+    for task in tasks:
+        if task.cancelled():
+            continue
+        if task.exception() is not None:
+            errors.append(task.exception())
+        else:
+            got += task.result()
+    if errors and not got:
+        raise errors[0]
+    held.extend(got[1:])
+    return got[:1]
 
 
 class ChannelLayer:
@@ -127,6 +180,7 @@ class ChannelLayer:
         )
         self._thread.start()
         self._sync = SyncLayer(self.layer, loop=self._loop)
+        self._held: deque[tuple[str, Message]] = deque()
 
     # -- the ASGI 1.0 core API ---------------------------------------------------------
 
@@ -152,7 +206,7 @@ class ChannelLayer:
         for name in names:
             self._check_name(name, receive=True)
         timeout = self.block_timeout if block else 0
-        read = _receive_one(self.layer, names, timeout)
+        read = _receive_one(self.layer, names, timeout, self._held)
         batch = asyncio.run_coroutine_threadsafe(read, self._loop).result()
         return batch[0] if batch else (None, None)
 

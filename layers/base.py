@@ -1,33 +1,28 @@
 """The channel-layer contract shared by every backend.
 
 ``BaseLayer`` holds what does not depend on storage: configuration (capacity, expiry,
-size limit), name validation, msgpack serialisation, ``new_channel`` and the local
-demultiplexing of process-specific (``!``) channels. Backends implement a handful of
-storage primitives (``send_many``, ``_receive_queues``, groups, ``flush``, ``close``).
+size limit, liveness), name validation, msgpack serialisation, ``new_channel`` and the
+inboxes that read process-specific (``!``) channels. Backends implement a handful of
+storage primitives (``send_many``, ``_receive_queues``, groups, ``_announce``, ``flush``,
+``close``).
 
-Messages for every ``!`` channel of a process share one queue, named by the part up
-to and including ``!``. A process can read that queue directly (``receive`` on the
-prefix, then dispatch by the returned channel name), or wait on individual full
-names, in which case one reader per prefix drains the queue in batches and hands each
-message to the coroutine waiting for its channel.
+Every ``!`` channel of a process is an address in that process's inbox (``inbox.py``):
+one queue per process, read by the inbox alone. ``receive`` reads the other channels.
 """
 
-import asyncio
 import fnmatch
-import itertools
-import logging
 import re
 import secrets
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgpack
 
-from .errors import InvalidChannelName, InvalidMessage, LayerError, MessageTooLarge
+from .errors import ChannelFull, InvalidChannelName, InvalidMessage, LayerError, MessageTooLarge, ReceiverGone
+from .inbox import Inbox
 from .names import is_process_prefix, queue_name, validate_channel, validate_group
 from .stats import GroupReach, LayerStats
 
@@ -38,26 +33,15 @@ DEFAULT_PROCESS_CAPACITY = 10_000
 DEFAULT_EXPIRY = 60.0
 DEFAULT_GROUP_EXPIRY = 86_400.0
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
-DEMUX_BATCH = 200
-DEMUX_BLOCK = 5.0
-SWEEP_INTERVAL = 1.0
-
-log = logging.getLogger("switchroom.layers")
-
-
-def raise_if_cancelled() -> None:
-    """Re-raise a cancellation the client library swallowed.
-
-    A client library (redis-py) can absorb a task's cancellation when it races with a command finishing; a
-    receive loop that went on waiting would then never end, so it checks on each turn.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
+DEFAULT_HEARTBEAT_INTERVAL = 1.0
+DEFAULT_LIVENESS_TIMEOUT = 5.0
+# Room in a message for everything but a payload chunk (HTTP headers are capped below it);
+# a layer with a small size limit keeps at least three quarters of it for payload.
+ENVELOPE_ROOM = 64 * 1024
 
 
 class BaseLayer(ABC):
-    """An asynchronous channel layer; see the module docstring for the demux model."""
+    """An asynchronous channel layer; see ``docs/layers.md`` for the contract."""
 
     extensions: Sequence[str] = ("groups", "flush")
 
@@ -70,7 +54,11 @@ class BaseLayer(ABC):
         expiry: float = DEFAULT_EXPIRY,
         group_expiry: float = DEFAULT_GROUP_EXPIRY,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+        liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT,
     ) -> None:
+        if not 0 < heartbeat_interval < liveness_timeout:
+            raise ValueError("heartbeat_interval must be positive and shorter than liveness_timeout")
         self.capacity = int(capacity)
         self.process_capacity = int(process_capacity)
         self.capacities = dict(capacities or {})
@@ -81,22 +69,21 @@ class BaseLayer(ABC):
         self.expiry = float(expiry)
         self.group_expiry = float(group_expiry)
         self.max_message_size = int(max_message_size)
+        self.heartbeat_interval = float(heartbeat_interval)
+        self.liveness_timeout = float(liveness_timeout)
         self.client_id = uuid.uuid4().hex[:12]
         self.stats = LayerStats()
-        self._mailboxes: dict[str, deque[tuple[float, Message]]] = {}
-        self._mail_waiters: dict[str, list[asyncio.Future[None]]] = {}
-        self._demux_tasks: dict[str, asyncio.Task[None]] = {}
-        self._boxes_by_prefix: dict[str, dict[str, None]] = {}
-        self._waiting: dict[str, int] = {}
-        self._next_sweep = 0.0
+        self._inboxes: dict[str, Inbox] = {}
 
     # -- configuration ---------------------------------------------------------------
 
     def capacity_for(self, queue: str) -> int:
-        """Capacity of a channel, or of a process queue when given a ``prefix!`` name."""
+        """Capacity of a channel, or ``process_capacity`` for a process queue (``process!``)."""
+        if is_process_prefix(queue):
+            return self.process_capacity
         cap = self._capacity_cache.get(queue)
         if cap is None:
-            cap = self.process_capacity if is_process_prefix(queue) else self.capacity
+            cap = self.capacity
             for pattern, value in self._capacity_patterns:
                 if pattern.match(queue):
                     cap = value
@@ -133,14 +120,33 @@ class BaseLayer(ABC):
         """Decode wire bytes back into a message dict."""
         return msgpack.unpackb(payload, raw=False, strict_map_key=False)
 
+    @property
+    def chunk_size(self) -> int:
+        """The most payload bytes one message of a stream carries (``streams.py``)."""
+        return self.max_message_size - min(ENVELOPE_ROOM, self.max_message_size // 4)
+
     # -- public API ------------------------------------------------------------------
 
+    @property
+    def inbox(self) -> Inbox:
+        """This process's inbox: the one reader of its ``!`` channels."""
+        return self.open_inbox(self.client_id)
+
+    def open_inbox(self, process: str) -> Inbox:
+        """The inbox of ``process`` in this layer object (made once): for ASGI 1.0 peers,
+        whose process names come from their own ``!`` prefixes."""
+        inbox = self._inboxes.get(process)
+        if inbox is None:
+            inbox = self._inboxes[process] = Inbox(self, process)
+        return inbox
+
     async def new_channel(self, prefix: str) -> str:
-        """A new unique name: ``prefix`` must end in ``?`` (single reader) or ``!`` (this process)."""
+        """A new unique name: ``prefix`` must end in ``?`` (single reader) or ``!`` (an address
+        in this process's inbox, as ``inbox.address(prefix[:-1])``)."""
         if prefix.endswith("?"):
             return validate_channel(prefix + secrets.token_hex(8))
         if prefix.endswith("!") and prefix.count("!") == 1:
-            return validate_channel(f"{prefix[:-1]}.{self.client_id}!{secrets.token_hex(8)}")
+            return self.inbox.address(prefix[:-1])
         raise InvalidChannelName(f"new_channel needs a prefix ending in '?' or '!': {prefix!r}")
 
     async def send(self, channel: str, message: Message) -> None:
@@ -165,28 +171,32 @@ class BaseLayer(ABC):
     ) -> list[tuple[str, Message]]:
         """Wait for up to ``max_messages`` messages on ``channels``; ``[]`` after ``timeout``.
 
-        Process-specific names (full ``prefix!local`` names, or a bare ``prefix!`` meaning
-        any channel under it) are served by the local demux and cannot be mixed with
-        other names in one call.
+        Process-specific (``!``) channels are read through their process's ``inbox``.
         """
         if isinstance(channels, str):
             raise InvalidChannelName("receive needs a list of channel names, not a string")
-        special = 0
         for name in channels:
             validate_channel(name)
             if "!" in name:
-                special += 1
-        if not special:
-            return await self._receive_queues(list(dict.fromkeys(channels)), max_messages, timeout)
-        if special != len(channels):
-            raise InvalidChannelName("process-specific names cannot be mixed with other names in one receive")
-        return await self._receive_mail(list(dict.fromkeys(channels)), max_messages, timeout)
+                raise InvalidChannelName(
+                    f"read process-specific channels through layer.inbox, not receive: {name!r}"
+                )
+        return await self._receive_queues(list(dict.fromkeys(channels)), max_messages, timeout)
 
     @abstractmethod
     async def _receive_queues(
         self, queues: list[str], max_messages: int, timeout: float | None
     ) -> list[tuple[str, Message]]:
-        """Backend read of plain queues and process queues, oldest first per queue."""
+        """Backend read of plain queues and process queues, oldest first per queue.
+
+        Each pair is (target, message); a fan-out entry's target names several addresses
+        (``names.join_addresses``). Safe to cancel: nothing taken is lost.
+        """
+
+    @abstractmethod
+    async def _announce(self, process: str, alive: bool) -> bool:
+        """Mark ``process`` alive for ``liveness_timeout`` seconds, or gone at once.
+        Returns whether it was alive before (False on a first beat or after a lapse)."""
 
     @abstractmethod
     async def group_add(self, group: str, channel: str) -> None:
@@ -209,12 +219,10 @@ class BaseLayer(ABC):
         """Delete every message and group this layer holds."""
 
     async def close(self) -> None:
-        """Stop local readers; backends also release their connections."""
-        tasks = list(self._demux_tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._demux_tasks.clear()
+        """Close the inboxes (their processes are gone); backends also release connections."""
+        for inbox in list(self._inboxes.values()):
+            await inbox.close()
+        self.stats.flush_log()
 
     # -- helpers for backends --------------------------------------------------------
 
@@ -229,112 +237,19 @@ class BaseLayer(ABC):
             if is_process_prefix(channel):
                 raise InvalidChannelName(f"a bare process prefix cannot join a group: {channel!r}")
 
-    def _clear_local(self) -> None:
-        """Forget messages the demux holds (part of ``flush``)."""
-        self._mailboxes.clear()
-        self._boxes_by_prefix.clear()
+    def _full(self, channel: str) -> ChannelFull:
+        """The error for a send refused by a full queue (``_count_refusals`` counts it)."""
+        capacity = self.capacity_for(queue_name(channel))
+        return ChannelFull(f"channel {channel!r} is full ({capacity} messages)")
 
-    # -- local demultiplexing of process-specific names ------------------------------
+    @staticmethod
+    def _gone(channel: str) -> ReceiverGone:
+        """The error for a send to an address of a dead process."""
+        return ReceiverGone(f"the process reading {channel!r} has stopped")
 
-    async def _receive_mail(
-        self, names: list[str], max_messages: int, timeout: float | None
-    ) -> list[tuple[str, Message]]:
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        prefixes = {queue_name(n) for n in names}
-        while True:
-            raise_if_cancelled()
-            out = self._take_mail(names, max_messages)
-            if out:
-                return out
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
-                return []
-            waiter = loop.create_future()
-            for name in names:
-                self._mail_waiters.setdefault(name, []).append(waiter)
-            for prefix in prefixes:
-                self._waiting[prefix] = self._waiting.get(prefix, 0) + 1
-                self._ensure_demux(prefix)
-            try:
-                await asyncio.wait_for(waiter, remaining)
-            except TimeoutError:
-                pass
-            finally:
-                for name in names:
-                    waiters = self._mail_waiters[name]
-                    waiters.remove(waiter)
-                    if not waiters:
-                        del self._mail_waiters[name]
-                for prefix in prefixes:
-                    self._waiting[prefix] -= 1
-
-    def _take_mail(self, names: list[str], max_messages: int) -> list[tuple[str, Message]]:
-        out: list[tuple[str, Message]] = []
-        now = time.time()
-        for name in names:
-            channels = list(self._boxes_by_prefix.get(name, ())) if is_process_prefix(name) else (name,)
-            for channel in channels:
-                box = self._mailboxes.get(channel)
-                while box and len(out) < max_messages:
-                    expires, message = box.popleft()
-                    if expires > now:
-                        out.append((channel, message))
-                if box is not None and not box:
-                    self._drop_box(channel)
-                if len(out) >= max_messages:
-                    return out
-        return out
-
-    def _drop_box(self, channel: str) -> None:
-        del self._mailboxes[channel]
-        prefix = queue_name(channel)
-        index = self._boxes_by_prefix[prefix]
-        del index[channel]
-        if not index:
-            del self._boxes_by_prefix[prefix]
-
-    def _ensure_demux(self, prefix: str) -> None:
-        task = self._demux_tasks.get(prefix)
-        if task is None or task.done():
-            self._demux_tasks[prefix] = asyncio.get_running_loop().create_task(
-                self._demux(prefix), name=f"switchroom-demux-{prefix}"
-            )
-
-    async def _demux(self, prefix: str) -> None:
-        """Drain one process queue into per-channel mailboxes while anyone waits on it."""
-        while self._waiting.get(prefix):
-            try:
-                batch = await self._receive_queues([prefix], DEMUX_BATCH, DEMUX_BLOCK)
-            except LayerError as exc:
-                log.warning("reading %s failed: %s", prefix, exc)
-                await asyncio.sleep(0.5)
-                continue
-            if batch:
-                self._deliver_mail(prefix, batch)
-            self._sweep_mailboxes()
-
-    def _deliver_mail(self, prefix: str, batch: list[tuple[str, Message]]) -> None:
-        expires = self._deadline()
-        waiters = self._mail_waiters
-        for channel, message in batch:
-            box = self._mailboxes.get(channel)
-            if box is None:
-                box = self._mailboxes[channel] = deque()
-                self._boxes_by_prefix.setdefault(prefix, {})[channel] = None
-            if len(box) < self.capacity_for(channel):
-                box.append((expires, message))
-            else:
-                log.warning("mailbox of %s is full; message dropped", channel)
-            for waiter in itertools.chain(waiters.get(channel, ()), waiters.get(prefix, ())):
-                if not waiter.done():
-                    waiter.set_result(None)
-                    break
-
-    def _sweep_mailboxes(self) -> None:
-        now = time.time()
-        if now < self._next_sweep:
-            return
-        self._next_sweep = now + SWEEP_INTERVAL
-        for channel in [c for c, box in self._mailboxes.items() if box and box[-1][0] <= now]:
-            self._drop_box(channel)
+    def _count_refusals(self, items: list[tuple[str, Message]], results: list[LayerError | None]) -> None:
+        """Count the sends of a batch refused by a full queue or a dead receiver, as drops."""
+        for kind, reason in ((ChannelFull, "full"), (ReceiverGone, "dead")):
+            refused = [i for i, error in enumerate(results) if isinstance(error, kind)]
+            if refused:
+                self.stats.drop(reason, len(refused), items[refused[0]][0])

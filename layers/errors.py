@@ -23,3 +23,7 @@ class InvalidMessage(LayerError, TypeError):
 
 class LayerUnavailable(LayerError):
     """The backend could not be reached or did not answer in time."""
+
+
+class ReceiverGone(LayerError):
+    """The process that reads this ``!`` channel has stopped (closed, or its heartbeat lapsed)."""

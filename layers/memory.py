@@ -2,7 +2,8 @@
 
 Messages are serialised on send (so size limits, type checks and copy semantics match
 the network backends) and kept per queue with their deadline; waiting receivers park
-on a future and are woken by the next send to any queue they wait on.
+on a future and are woken by the next send to any queue they wait on. A process is alive
+from its inbox's first heartbeat until the inbox closes.
 """
 
 import asyncio
@@ -12,9 +13,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from .base import BaseLayer, Message
-from .errors import ChannelFull, LayerError
-from .names import queue_name
+from .errors import LayerError
+from .names import join_addresses, process_of, queue_name
 from .stats import GroupReach
+
+Entry = tuple[float, str, bytes]
 
 
 class MemoryLayer(BaseLayer):
@@ -24,11 +27,17 @@ class MemoryLayer(BaseLayer):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self._queues: dict[str, deque[tuple[float, str, bytes]]] = {}
+        self._queues: dict[str, deque[Entry]] = {}
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._groups: dict[str, dict[str, float]] = {}
+        self._seen: set[str] = set()
+        self._alive: set[str] = set()
+
+    def _dead(self, process: str) -> bool:
+        return process in self._seen and process not in self._alive
 
     async def send_many(self, items: Iterable[tuple[str, Message]]) -> list[LayerError | None]:
+        items = list(items)
         results: list[LayerError | None] = []
         now = time.time()
         deadline = now + self.expiry
@@ -38,27 +47,38 @@ class MemoryLayer(BaseLayer):
             except LayerError as exc:
                 results.append(exc)
                 continue
-            results.append(self._push(queue_name(channel), deadline, channel, payload, now))
+            if "!" in channel and self._dead(process_of(channel)):
+                results.append(self._gone(channel))
+            elif self._push(queue_name(channel), (deadline, channel, payload), now):
+                results.append(None)
+            else:
+                results.append(self._full(channel))
+        self._count_refusals(items, results)
         return results
 
-    def _push(
-        self, queue: str, deadline: float, channel: str, payload: bytes, now: float
-    ) -> LayerError | None:
+    def _push(self, queue: str, entry: Entry, now: float) -> bool:
+        """Append ``entry`` unless the queue is full (after shedding expired heads)."""
         box = self._queues.get(queue)
         if box is None:
             box = self._queues[queue] = deque()
         capacity = self.capacity_for(queue)
         if len(box) >= capacity:
-            while box and box[0][0] <= now:
-                box.popleft()
+            self._shed(box, now)
             if len(box) >= capacity:
-                return ChannelFull(f"channel {channel!r} is full ({capacity} messages)")
-        box.append((deadline, channel, payload))
+                return False
+        box.append(entry)
         for waiter in self._waiters.get(queue, ()):
             if not waiter.done():
                 waiter.set_result(None)
                 break
-        return None
+        return True
+
+    def _shed(self, box: deque[Entry], now: float) -> None:
+        expired = 0
+        while box and box[0][0] <= now:
+            box.popleft()
+            expired += 1
+        self.stats.drop("expired", expired)
 
     async def _receive_queues(
         self, queues: list[str], max_messages: int, timeout: float | None
@@ -93,18 +113,31 @@ class MemoryLayer(BaseLayer):
         out: list[tuple[str, Message]] = []
         now = time.time()
         count = len(queues)
+        expired = 0
         for i in range(count):
             queue = queues[(start + i) % count]
             box = self._queues.get(queue)
             while box and len(out) < max_messages:
-                expires, channel, payload = box.popleft()
-                if expires > now:
-                    out.append((channel, self.unpack(payload)))
+                deadline, target, payload = box.popleft()
+                if deadline > now:
+                    out.append((target, self.unpack(payload)))
+                else:
+                    expired += 1
             if box is not None and not box:
                 del self._queues[queue]
             if len(out) >= max_messages:
                 break
+        self.stats.drop("expired", expired)
         return out
+
+    async def _announce(self, process: str, alive: bool) -> bool:
+        was = process in self._alive
+        if alive:
+            self._seen.add(process)
+            self._alive.add(process)
+        else:
+            self._alive.discard(process)
+        return was
 
     async def group_add(self, group: str, channel: str) -> None:
         self._check_group(group, channel)
@@ -120,40 +153,47 @@ class MemoryLayer(BaseLayer):
 
     async def group_channels(self, group: str) -> list[str]:
         self._check_group(group)
-        return list(self._live_members(group)[0])
+        members, _, _ = self._live_members(group)
+        return list(members)
 
-    def _live_members(self, group: str) -> tuple[dict[str, float], int]:
-        """The group's members, after removing lapsed ones; and how many lapsed."""
+    def _live_members(self, group: str) -> tuple[dict[str, float], int, int]:
+        """The group's members, after removing lapsed ones and those of dead processes;
+        and how many of each were removed."""
         members = self._groups.get(group)
         if not members:
-            return {}, 0
+            return {}, 0, 0
         cutoff = time.time() - self.group_expiry
         lapsed = [c for c, joined in members.items() if joined <= cutoff]
         for channel in lapsed:
             del members[channel]
-        return members, len(lapsed)
+        dead = [c for c in members if "!" in c and self._dead(process_of(c))]
+        for channel in dead:
+            del members[channel]
+        if not members:
+            del self._groups[group]
+        return members, len(lapsed), len(dead)
 
     async def group_send(self, group: str, message: Message) -> GroupReach:
         self._check_group(group)
-        members, lapsed = self._live_members(group)
-        if not members:
-            reach = GroupReach(expired=lapsed)
-            self.stats.reach(group, reach)
-            return reach
-        payload = self.encode(message, f"group {group}")
-        now = time.time()
-        deadline = now + self.expiry
-        sent = full = 0
-        for channel in list(members):
-            if self._push(queue_name(channel), deadline, channel, payload, now) is None:
-                sent += 1
-            else:
-                full += 1
-        reach = GroupReach(reached=sent, full=full, expired=lapsed)
+        members, lapsed, dead = self._live_members(group)
+        reached = full = 0
+        if members:
+            payload = self.encode(message, f"group {group}")
+            now = time.time()
+            deadline = now + self.expiry
+            by_queue: dict[str, list[str]] = {}
+            for channel in members:
+                by_queue.setdefault(queue_name(channel), []).append(channel)
+            # One entry per process for all its members; a plain channel is its own queue.
+            for queue, channels in by_queue.items():
+                if self._push(queue, (deadline, join_addresses(channels), payload), now):
+                    reached += len(channels)
+                else:
+                    full += len(channels)
+        reach = GroupReach(reached=reached, full=full, dead=dead, expired=lapsed)
         self.stats.reach(group, reach)
         return reach
 
     async def flush(self) -> None:
         self._queues.clear()
         self._groups.clear()
-        self._clear_local()

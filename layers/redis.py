@@ -1,10 +1,12 @@
 """Redis channel layer: one server or several shards, on ``redis.asyncio`` with hiredis.
 
-Every channel is a Redis list; all ``!`` channels of a process share one list named by
-their prefix. A batch of sends is one script call per shard; a receive takes up to N
-entries per round trip and blocks with ``BLPOP`` only when every queue is empty. Groups
-are sorted sets (member -> join time) kept on the shard of each member's queue, so a
-group send is one script call per shard however large the group.
+Every channel is a Redis list; all ``!`` channels of a process share one list, its inbox
+queue. Sends that arrive while a round trip is in flight go together in the next one (one
+script call per shard); a receive takes up to N entries per round trip and blocks with
+``BLPOP`` only when every queue is empty. Groups are sorted sets (member -> join time)
+kept on the shard of each member's queue, so a group send is one script call per shard
+however large the group, and puts one entry per member process. Each process with an
+inbox keeps a liveness key alive; the scripts treat a process whose key lapsed as dead.
 """
 
 import asyncio
@@ -12,8 +14,8 @@ import functools
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
@@ -28,15 +30,18 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import scripts
-from .base import BaseLayer, Message, raise_if_cancelled
-from .errors import ChannelFull, LayerError, LayerUnavailable
+from .base import BaseLayer, Message
+from .batching import SendBatcher
+from .cancelling import raise_if_cancelled
+from .errors import LayerError, LayerUnavailable
 from .hashring import HashRing
-from .names import queue_name
+from .names import join_addresses, queue_name
 from .stats import GroupReach
 
 DEFAULT_PREFIX = "switchroom"
 DEFAULT_SOCKET_TIMEOUT = 10.0
 DEFAULT_BLOCK_TIMEOUT = 5.0
+DEFAULT_MAX_CONNECTIONS = 50
 
 T = TypeVar("T")
 
@@ -72,10 +77,8 @@ def _glob_escape(text: str) -> str:
 
 
 def shard_key(queue: str) -> str:
-    """The name a queue is hashed by: a process queue hashes by its process id only."""
-    if queue.endswith("!"):
-        return queue[:-1].rsplit(".", 1)[-1]
-    return queue
+    """The name a queue is hashed by: a process queue (``process!``) by its process id."""
+    return queue[:-1] if queue.endswith("!") else queue
 
 
 async def _gather(calls: list[Coroutine[Any, Any, T]]) -> list[T | BaseException]:
@@ -143,7 +146,7 @@ def _without_tls_options(url: str) -> str:
     return parts._replace(query=urlencode(kept)).geturl()
 
 
-def _connect(url: str, socket_timeout: float, connect_timeout: float) -> aioredis.Redis:
+def _connect(url: str, socket_timeout: float, connect_timeout: float, max_connections: int) -> aioredis.Redis:
     """A client for a ``redis://``, ``rediss://``, ``unix://`` or ``redis+sentinel://`` URL.
 
     A Sentinel URL lists sentinels and names the service:
@@ -159,6 +162,8 @@ def _connect(url: str, socket_timeout: float, connect_timeout: float) -> aioredi
         # A pooled connection idle for this long is pinged before use, so one that a Redis
         # restart broke is replaced instead of failing a send long after Redis came back.
         "health_check_interval": HEALTH_CHECK_INTERVAL,
+        # The shard's semaphore keeps commands in flight below this, so the pool never refuses.
+        "max_connections": max_connections + 1,
     }
     tls = tls_options(url)
     parts = urlsplit(url)
@@ -200,27 +205,47 @@ def _cluster_startup_nodes(url: str) -> list[tuple[str, int]]:
 
 
 class _Shard:
-    """One Redis server (or Sentinel-managed master): its client, scripts and a label for errors."""
+    """One Redis server (or Sentinel-managed master): its client, scripts, a label for
+    errors, and a bound on the commands in flight to it (``max_connections``)."""
 
     def __init__(
         self,
         url: str,
         socket_timeout: float,
         connect_timeout: float,
+        max_connections: int,
         on_moved: Callable[[], None] | None = None,
     ) -> None:
         self.url = url
         self.label = label(url)
         self.on_moved = on_moved
-        self.client = _connect(url, socket_timeout, connect_timeout)
+        self.wait = socket_timeout
+        self.max_connections = max_connections
+        self.slots = asyncio.Semaphore(max_connections)
+        self.client = _connect(url, socket_timeout, connect_timeout, max_connections)
         self.send = self.client.register_script(scripts.SEND)
         self.pop = self.client.register_script(scripts.POP)
         self.group_send = self.client.register_script(scripts.GROUP_SEND)
+        self.group_members = self.client.register_script(scripts.GROUP_MEMBERS)
+        self.heartbeat = self.client.register_script(scripts.HEARTBEAT)
         self._dropping: asyncio.Task[None] | None = None
 
-    def guard(self) -> AbstractContextManager[None]:
-        """The error translation for a command on this shard."""
-        return _unavailable(self.label, self.on_moved, self.drop_idle)
+    @asynccontextmanager
+    async def use(self) -> AsyncIterator[None]:
+        """Run a command on this shard: wait for a free connection (at most ``socket_timeout``
+        seconds, then LayerUnavailable) and translate its errors."""
+        try:
+            await asyncio.wait_for(self.slots.acquire(), self.wait)
+        except TimeoutError:
+            raise LayerUnavailable(
+                f"no free connection to redis at {self.label} within {self.wait:.0f} s "
+                f"({self.max_connections} commands in flight; raise max_connections)"
+            ) from None
+        try:
+            with _unavailable(self.label, self.on_moved, self.drop_idle):
+                yield
+        finally:
+            self.slots.release()
 
     def drop_idle(self) -> None:
         """Close the pool's idle connections (in the background): they are likely broken too."""
@@ -242,10 +267,13 @@ class RedisLayer(BaseLayer):
         socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
         connect_timeout: float = 5.0,
         block_timeout: float = DEFAULT_BLOCK_TIMEOUT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         local: bool = False,
         **options: Any,
     ) -> None:
         super().__init__(**options)
+        if max_connections < 2:
+            raise ValueError("max_connections must be at least 2 (a blocked read holds one)")
         if isinstance(urls, str):
             urls = [urls]
         if block_timeout >= socket_timeout:
@@ -258,7 +286,7 @@ class RedisLayer(BaseLayer):
         self._queue_prefix = self.prefix + "q:"
         self._group_prefix = self.prefix + "g:"
         self.block_timeout = block_timeout
-        self._timeouts = (socket_timeout, connect_timeout)
+        self._timeouts = (socket_timeout, connect_timeout, max_connections)
         self._slot_owner: list[int] = []
         self._stale = True
         if self.cluster:
@@ -269,12 +297,15 @@ class RedisLayer(BaseLayer):
             self._cluster_query = "?" + urlencode(tls_query) if tls_query else ""
             self._topology_lock = asyncio.Lock()
         else:
-            self._shards = [_Shard(u, socket_timeout, connect_timeout) for u in self.urls]
+            self._shards = [_Shard(u, *self._timeouts) for u in self.urls]
             self._ring = HashRing([s.label for s in self._shards])
         self._lua_patterns = [(scripts.glob_to_lua(p), c) for p, c in self.capacities.items()]
         self.local = local
-        self._local_marker = f".{self.client_id}!"
+        self._own_queue = self.client_id + "!"
         self._local_groups: dict[str, dict[str, float]] = {}
+        self._batcher = SendBatcher(self._send_now)
+        # What a blocked read popped after its caller left, for the next read of its queue
+        # (and, in local mode, what this process sent itself).
         self._stash: dict[str, deque[tuple[float, str, Message]]] = {}
         self._blocked: dict[tuple[int, frozenset[bytes]], asyncio.Task[Any]] = {}
         self._arrival_waiters: list[asyncio.Future[None]] = []
@@ -343,12 +374,16 @@ class RedisLayer(BaseLayer):
         return f"{self._queue_prefix}{{{shard_key(queue)}}}:{queue}".encode()
 
     def _is_local(self, queue: str) -> bool:
-        """True when ``local`` is on and ``queue`` is one of this process's ``!`` queues."""
-        return self.local and queue.endswith(self._local_marker)
+        """True when ``local`` is on and ``queue`` is this process's own inbox queue."""
+        return self.local and queue == self._own_queue
 
     # -- send ------------------------------------------------------------------------
 
     async def send_many(self, items: Iterable[tuple[str, Message]]) -> list[LayerError | None]:
+        """Sends made while a round trip is in flight go together in the next one."""
+        return await self._batcher.send_many(list(items))
+
+    async def _send_now(self, items: list[tuple[str, Message]]) -> list[LayerError | None]:
         await self._ready()
         results: list[LayerError | None] = []
         channels: list[str] = []
@@ -365,18 +400,24 @@ class RedisLayer(BaseLayer):
                 continue
             queue = queue_name(channel)
             if self._is_local(queue):
-                results[index] = self._deliver_local(queue, channel, payload, now)
+                results[index] = self._deliver_local(channel, payload, now)
                 continue
             positions, keys, argv = batches.setdefault(self._shard_of(queue), ([], [], []))
             positions.append(index)
             keys.append(self._queue_key(queue))
-            argv.append(self.capacity_for(queue))
-            argv.append(b"".join((head, channel.encode(), b"\n", payload)))
+            argv += (
+                self.capacity_for(queue),
+                b"".join((head, channel.encode(), b"\n", payload)),
+                queue[:-1] if queue.endswith("!") else "",
+            )
         if batches:
             ttl = int(self.expiry * 1000)
             now_ms = int(now * 1000)
             shard_ids = list(batches)
-            calls = [self._send_batch(i, batches[i][1], [now_ms, ttl, *batches[i][2]]) for i in shard_ids]
+            calls = [
+                self._send_batch(i, batches[i][1], [now_ms, ttl, self.prefix, *batches[i][2]])
+                for i in shard_ids
+            ]
             replies = await _gather(calls)
             for shard_id, reply in zip(shard_ids, replies, strict=False):
                 positions = batches[shard_id][0]
@@ -386,16 +427,18 @@ class RedisLayer(BaseLayer):
                     for index in positions:
                         results[index] = reply
                     continue
-                for index, ok in zip(positions, reply, strict=False):
-                    if not ok:
-                        channel = channels[index]
-                        capacity = self.capacity_for(queue_name(channel))
-                        results[index] = ChannelFull(f"channel {channel!r} is full ({capacity} messages)")
+                self.stats.drop("expired", reply[-1])
+                for index, code in zip(positions, reply, strict=False):
+                    if code == 0:
+                        results[index] = self._full(channels[index])
+                    elif code == 2:
+                        results[index] = self._gone(channels[index])
+        self._count_refusals(items, results)
         return results
 
     async def _send_batch(self, shard_id: int, keys: list[bytes], argv: list[Any]) -> list[int]:
         shard = self._shard(shard_id)
-        with shard.guard():
+        async with shard.use():
             return await shard.send(keys=keys, args=argv)
 
     # -- receive ---------------------------------------------------------------------
@@ -459,7 +502,7 @@ class RedisLayer(BaseLayer):
 
     async def _pop(self, shard_id: int, keys: list[bytes], count: int) -> list[tuple[str, Message]]:
         shard = self._shard(shard_id)
-        with shard.guard():
+        async with shard.use():
             entries = await shard.pop(keys=keys, args=[count])
         return self._decode_all(entries)
 
@@ -489,7 +532,7 @@ class RedisLayer(BaseLayer):
 
     async def _blpop(self, shard_id: int, keys: list[bytes], block: float) -> list[tuple[str, Message]]:
         shard = self._shard(shard_id)
-        with shard.guard():
+        async with shard.use():
             reply = await shard.client.blpop(keys, timeout=block)
         return self._decode_all([reply[1]]) if reply else []
 
@@ -517,34 +560,43 @@ class RedisLayer(BaseLayer):
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _deliver_local(self, queue: str, channel: str, payload: bytes, now: float) -> LayerError | None:
-        """Put a message for one of this process's own queues straight into its stash."""
-        box = self._stash.get(queue)
+    def _deliver_local(self, target: str, payload: bytes, now: float) -> LayerError | None:
+        """Put a message for this process's own inbox straight into its stash (local mode)."""
+        box = self._stash.get(self._own_queue)
         if box is None:
-            box = self._stash[queue] = deque()
-        capacity = self.capacity_for(queue)
-        if len(box) >= capacity:
-            while box and box[0][0] <= now:
-                box.popleft()
-            if len(box) >= capacity:
-                return ChannelFull(f"channel {channel!r} is full ({capacity} messages)")
-        box.append((now + self.expiry, channel, self.unpack(payload)))
+            box = self._stash[self._own_queue] = deque()
+        if len(box) >= self.process_capacity:
+            self._shed(box, now)
+            if len(box) >= self.process_capacity:
+                return self._full(target.partition(",")[0])
+        box.append((now + self.expiry, target, self.unpack(payload)))
         self._wake_arrivals()
         return None
+
+    def _shed(self, box: deque[tuple[float, str, Message]], now: float) -> None:
+        expired = 0
+        while box and box[0][0] <= now:
+            box.popleft()
+            expired += 1
+        self.stats.drop("expired", expired)
 
     def _take_stash(self, queues: list[str], max_messages: int) -> list[tuple[str, Message]]:
         out: list[tuple[str, Message]] = []
         if not self._stash:
             return out
         now = time.time()
+        expired = 0
         for queue in queues:
             box = self._stash.get(queue)
             while box and len(out) < max_messages:
                 deadline, channel, message = box.popleft()
                 if deadline > now:
                     out.append((channel, message))
+                else:
+                    expired += 1
             if box is not None and not box:
                 del self._stash[queue]
+        self.stats.drop("expired", expired)
         return out
 
     def _decode_all(self, entries: list[bytes]) -> list[tuple[str, Message]]:
@@ -552,6 +604,7 @@ class RedisLayer(BaseLayer):
         out = []
         for entry in entries:
             if int(entry[:13]) <= now_ms:
+                self.stats.drop("expired", 1, "a queue read")
                 continue
             split = entry.index(b"\n", 13)
             out.append((entry[13:split].decode(), self.unpack(entry[split + 1 :])))
@@ -571,7 +624,7 @@ class RedisLayer(BaseLayer):
 
     async def _group_tags(self, group: str) -> list[str]:
         shard = self._shard(key_slot(group.encode()))
-        with shard.guard():
+        async with shard.use():
             return [t.decode() for t in await shard.client.smembers(self._group_index_key(group))]
 
     async def group_add(self, group: str, channel: str) -> None:
@@ -584,14 +637,14 @@ class RedisLayer(BaseLayer):
         ttl = int(self.group_expiry * 1000)
         if self._is_local(queue):
             self._local_groups.setdefault(group, {})[channel] = time.time()
-        with shard.guard():
+        async with shard.use():
             async with shard.client.pipeline(transaction=False) as pipe:
                 pipe.zadd(key, {channel: int(time.time() * 1000)})
                 pipe.pexpire(key, ttl)
                 await pipe.execute()
         if tag is not None:
             index = self._shard(key_slot(group.encode()))
-            with index.guard():
+            async with index.use():
                 async with index.client.pipeline(transaction=False) as pipe:
                     pipe.sadd(self._group_index_key(group), tag)
                     pipe.pexpire(self._group_index_key(group), ttl)
@@ -608,7 +661,7 @@ class RedisLayer(BaseLayer):
         queue = queue_name(channel)
         shard = self._shard(self._shard_of(queue))
         key = self._group_key(group, shard_key(queue) if self.cluster else None)
-        with shard.guard():
+        async with shard.use():
             await shard.client.zrem(key, channel)
 
     def _group_targets(self, group: str, tags: list[str] | None) -> list[tuple["_Shard", bytes]]:
@@ -620,15 +673,12 @@ class RedisLayer(BaseLayer):
     async def group_channels(self, group: str) -> list[str]:
         self._check_group(group)
         await self._ready()
-        cutoff = int((time.time() - self.group_expiry) * 1000)
+        argv = [int((time.time() - self.group_expiry) * 1000), self.prefix]
         tags = await self._group_tags(group) if self.cluster else None
 
         async def members(shard: _Shard, key: bytes) -> list[bytes]:
-            with shard.guard():
-                async with shard.client.pipeline(transaction=False) as pipe:
-                    pipe.zremrangebyscore(key, "-inf", cutoff)
-                    pipe.zrange(key, 0, -1)
-                    return (await pipe.execute())[1]
+            async with shard.use():
+                return await shard.group_members(keys=[key], args=argv)
 
         replies = await asyncio.gather(*(members(s, k) for s, k in self._group_targets(group, tags)))
         return [m.decode() for reply in replies for m in reply]
@@ -642,21 +692,22 @@ class RedisLayer(BaseLayer):
             int(now * 1000),
             int(self.expiry * 1000),
             int((now - self.group_expiry) * 1000),
-            self._queue_prefix.encode(),
+            self.prefix,
             b"%013d" % int((now + self.expiry) * 1000),
             payload,
             self.capacity,
             self.process_capacity,
-            self._local_marker if self.local else "",
+            self.client_id if self.local else "",
         ]
         for pattern, cap in self._lua_patterns:
             argv += [pattern, cap]
         tags = await self._group_tags(group) if self.cluster else None
 
         async def send(shard: _Shard, key: bytes) -> GroupReach:
-            with shard.guard():
-                reached, full, lapsed = await shard.group_send(keys=[key], args=argv)
-            return GroupReach(reached=reached, full=full, expired=lapsed)
+            async with shard.use():
+                reached, full, lapsed, dead, shed = await shard.group_send(keys=[key], args=argv)
+            self.stats.drop("expired", shed)
+            return GroupReach(reached=reached, full=full, dead=dead, expired=lapsed)
 
         reach = self._group_send_local(group, payload, now)
         for part in await asyncio.gather(*(send(s, k) for s, k in self._group_targets(group, tags))):
@@ -665,25 +716,34 @@ class RedisLayer(BaseLayer):
         return reach
 
     def _group_send_local(self, group: str, payload: bytes, now: float) -> GroupReach:
-        """Deliver a group message to this process's own members without Redis."""
+        """Local mode: one entry for this process's own members, without Redis (the
+        script leaves them to the sender)."""
         members = self._local_groups.get(group)
         if not members:
             return GroupReach()
         cutoff = now - self.group_expiry
         for channel in [c for c, joined in members.items() if joined <= cutoff]:
             del members[channel]
-        sent = sum(
-            self._deliver_local(queue_name(channel), channel, payload, now) is None
-            for channel in list(members)
-        )
-        return GroupReach(reached=sent, full=len(members) - sent)
+        if not members:
+            return GroupReach()
+        if self._deliver_local(join_addresses(list(members)), payload, now) is None:
+            return GroupReach(reached=len(members))
+        return GroupReach(full=len(members))
+
+    async def _announce(self, process: str, alive: bool) -> bool:
+        await self._ready()
+        shard = self._shard(self._shard_of(process + "!"))
+        keys = [f"{self.prefix}live:{{{process}}}", f"{self.prefix}seen:{{{process}}}"]
+        argv = [int(self.liveness_timeout * 1000), int(self.group_expiry * 1000), "1" if alive else "0"]
+        async with shard.use():
+            return bool(await shard.heartbeat(keys=keys, args=argv))
 
     # -- housekeeping ----------------------------------------------------------------
 
     async def flush(self) -> None:
         await self._ready()
         for shard in self._shards:
-            with shard.guard():
+            async with shard.use():
                 batch = []
                 async for key in shard.client.scan_iter(match=_glob_escape(self.prefix) + "*", count=1000):
                     batch.append(key)
@@ -694,7 +754,6 @@ class RedisLayer(BaseLayer):
                     await self._unlink(shard, batch)
         self._stash.clear()
         self._local_groups.clear()
-        self._clear_local()
 
     async def _unlink(self, shard: _Shard, keys: list[bytes]) -> None:
         """Delete keys; a cluster node takes one key per command (they span slots)."""

@@ -1,8 +1,9 @@
 """Lua scripts run inside Redis, so each batch costs one round trip per shard.
 
-Queue entries are ``<deadline ms, 13 digits><channel>\\n<msgpack payload>``: the deadline
-lets a full queue shed expired heads before refusing a message, and the channel name
-lets one process queue carry all of a process's ``!`` channels.
+Queue entries are ``<deadline ms, 13 digits><target>\\n<msgpack payload>``: the deadline
+lets a full queue shed expired heads before refusing a message, and the target (a channel
+name, or several addresses of one process for a group send) lets one process queue carry
+all of a process's ``!`` channels.
 """
 
 # Drop expired entries from the head of a full queue; returns the new length.
@@ -20,25 +21,62 @@ local function trim(key, n, now)
 end
 """
 
-# KEYS: queue keys (may repeat). ARGV: now_ms, ttl_ms, then capacity and entry per key.
+# Appends an entry unless the queue is full after shedding expired heads; true if it did.
+_PUSH = """
+local shed = 0
+local function push(key, cap, entry, now, ttl)
+  local n = redis.call('LLEN', key)
+  if n >= cap then
+    local left = trim(key, n, now)
+    shed = shed + n - left
+    n = left
+  end
+  if n >= cap then return false end
+  redis.call('RPUSH', key, entry)
+  redis.call('PEXPIRE', key, ttl)
+  return true
+end
+"""
+
+# True when a process was seen alive and its heartbeat has lapsed or been withdrawn.
+# ``kp`` is the key prefix; liveness keys carry the process id as their hash tag.
+_DEAD = """
+local dead_cache = {}
+local function dead(kp, proc)
+  local known = dead_cache[proc]
+  if known == nil then
+    known = redis.call('EXISTS', kp .. 'seen:{' .. proc .. '}') == 1
+      and redis.call('EXISTS', kp .. 'live:{' .. proc .. '}') == 0
+    dead_cache[proc] = known
+  end
+  return known
+end
+"""
+
+# KEYS: queue keys (may repeat). ARGV: now_ms, ttl_ms, key prefix, then per key its
+# capacity, its entry and its process id ("" for a plain queue).
+# Returns one code per key (1 sent, 0 full, 2 its process is dead), then how many
+# expired entries full queues shed.
 SEND = (
     _TRIM
+    + _PUSH
+    + _DEAD
     + """
 local now = tonumber(ARGV[1])
 local ttl = ARGV[2]
+local kp = ARGV[3]
 local out = {}
 for i, key in ipairs(KEYS) do
-  local cap = tonumber(ARGV[1 + 2 * i])
-  local n = redis.call('LLEN', key)
-  if n >= cap then n = trim(key, n, now) end
-  if n < cap then
-    redis.call('RPUSH', key, ARGV[2 + 2 * i])
-    redis.call('PEXPIRE', key, ttl)
+  local proc = ARGV[3 + 3 * i]
+  if proc ~= '' and dead(kp, proc) then
+    out[i] = 2
+  elseif push(key, tonumber(ARGV[1 + 3 * i]), ARGV[2 + 3 * i], now, ttl) then
     out[i] = 1
   else
     out[i] = 0
   end
 end
+out[#KEYS + 1] = shed
 return out
 """
 )
@@ -58,59 +96,127 @@ end
 return out
 """
 
-# KEYS[1]: the group's sorted set. ARGV: now_ms, ttl_ms, membership cutoff ms, queue key
-# prefix (keys are ``<prefix>{<tag>}:<queue>``, the tag being the process id of a ``!``
-# queue and the name of any other), entry head (deadline), payload, default capacity,
-# process capacity, a marker of process queues to skip ("" for none; the sender delivers
-# to those itself), then pairs of (Lua pattern, capacity) checked in order.
-# Returns {members reached, members skipped as full, lapsed memberships removed}.
+# Removes members in slices (Lua's unpack has a stack limit).
+_ZREM_ALL = """
+local function zrem_all(key, members)
+  for i = 1, #members, 1000 do
+    redis.call('ZREM', key, unpack(members, i, math.min(i + 999, #members)))
+  end
+end
+"""
+
+# KEYS[1]: the group's sorted set (member -> join time). ARGV: now_ms, ttl_ms, membership
+# cutoff ms, key prefix (a queue's key is ``<prefix>q:{<tag>}:<queue>``, the tag being the
+# process id of a ``!`` queue and the name of any other), entry head (deadline), payload,
+# default capacity, process capacity, the process whose members the sender serves itself
+# ("" for none), then pairs of (Lua pattern, capacity) for plain channels, checked in order.
+# Every member process gets one entry naming all its members (``names.join_addresses``);
+# members of dead processes are removed. Returns {members reached, members skipped as full,
+# lapsed memberships removed, members of dead processes removed, expired entries shed}.
 GROUP_SEND = (
     _TRIM
+    + _PUSH
+    + _DEAD
+    + _ZREM_ALL
     + """
 local now = tonumber(ARGV[1])
 local ttl = ARGV[2]
-local qprefix = ARGV[4]
+local kp = ARGV[4]
 local head = ARGV[5]
 local payload = ARGV[6]
 local default_cap = tonumber(ARGV[7])
 local process_cap = tonumber(ARGV[8])
-local skip = ARGV[9]
+local mine = ARGV[9]
 local lapsed = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 local members = redis.call('ZRANGE', KEYS[1], 0, -1)
-local sent = 0
-local full = 0
+local sent, full, gone = 0, 0, 0
+local procs, order = {}, {}
 for _, channel in ipairs(members) do
   local bang = string.find(channel, '!', 1, true)
-  local queue = channel
-  local cap = default_cap
-  local tag = channel
   if bang then
-    queue = string.sub(channel, 1, bang)
-    tag = string.match(queue, '([^.]*)!$')
-    cap = process_cap
-  end
-  if not (bang and skip ~= '' and string.find(queue, skip, 1, true)) then
-    for p = 10, #ARGV - 1, 2 do
-      if string.find(queue, ARGV[p]) then
-        cap = tonumber(ARGV[p + 1])
+    local prefix = string.sub(channel, 1, bang)
+    local tag = string.match(prefix, '([^.]*)!$')
+    local p = procs[tag]
+    if not p then
+      p = {members = {}, parts = {}, last = ''}
+      procs[tag] = p
+      order[#order + 1] = tag
+    end
+    p.members[#p.members + 1] = channel
+    if prefix == p.last then
+      p.parts[#p.parts + 1] = string.sub(channel, bang + 1)
+    else
+      p.parts[#p.parts + 1] = channel
+      p.last = prefix
+    end
+  else
+    local cap = default_cap
+    for i = 10, #ARGV - 1, 2 do
+      if string.find(channel, ARGV[i]) then
+        cap = tonumber(ARGV[i + 1])
         break
       end
     end
-    local key = qprefix .. '{' .. tag .. '}:' .. queue
-    local n = redis.call('LLEN', key)
-    if n >= cap then n = trim(key, n, now) end
-    if n < cap then
-      redis.call('RPUSH', key, head .. channel .. '\\n' .. payload)
-      redis.call('PEXPIRE', key, ttl)
+    local entry = head .. channel .. '\\n' .. payload
+    if push(kp .. 'q:{' .. channel .. '}:' .. channel, cap, entry, now, ttl) then
       sent = sent + 1
     else
       full = full + 1
     end
   end
 end
-return {sent, full, lapsed}
+for _, tag in ipairs(order) do
+  local p = procs[tag]
+  local n = #p.members
+  if dead(kp, tag) then
+    zrem_all(KEYS[1], p.members)
+    gone = gone + n
+  elseif tag ~= mine then
+    local entry = head .. table.concat(p.parts, ',') .. '\\n' .. payload
+    if push(kp .. 'q:{' .. tag .. '}:' .. tag .. '!', process_cap, entry, now, ttl) then
+      sent = sent + n
+    else
+      full = full + n
+    end
+  end
+end
+return {sent, full, lapsed, gone, shed}
 """
 )
+
+# KEYS[1]: a group's sorted set. ARGV: membership cutoff ms, key prefix. Removes lapsed
+# members and those of dead processes; returns the rest.
+GROUP_MEMBERS = (
+    _DEAD
+    + _ZREM_ALL
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local live, gone = {}, {}
+for _, channel in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local tag = string.match(channel, '([^.!]*)!')
+  if tag and dead(ARGV[2], tag) then
+    gone[#gone + 1] = channel
+  else
+    live[#live + 1] = channel
+  end
+end
+zrem_all(KEYS[1], gone)
+return live
+"""
+)
+
+# KEYS: a process's liveness key and its seen key. ARGV: liveness ms, seen ms, "1" to
+# beat or "0" to withdraw. Returns 1 if the process was alive before.
+HEARTBEAT = """
+local was = redis.call('EXISTS', KEYS[1])
+if ARGV[3] == '1' then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+else
+  redis.call('DEL', KEYS[1])
+end
+return was
+"""
 
 _LUA_MAGIC = set("^$()%.[]*+-?")
 

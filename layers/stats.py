@@ -14,13 +14,13 @@ log = logging.getLogger("switchroom.layers")
 
 LOG_EVERY = 10.0
 
-# Why a message was dropped; each is a key of ``LayerStats.dropped``.
+# Why a message was dropped (each is a key of ``LayerStats.dropped``), and the log level:
+# a reply arriving after its client left is routine, the others mean lost work.
 DROP_REASONS = {
-    "full": "the receiving queue was full",
-    "expired": "nobody read it before it expired",
-    "gone": "it arrived for an address this process no longer serves",
-    "dead": "its receiver's process stopped",
-    "malformed": "it could not be decoded",
+    "full": ("the receiving queue was full", logging.WARNING),
+    "expired": ("nobody read it before it expired", logging.WARNING),
+    "gone": ("it arrived for an address this process no longer serves", logging.INFO),
+    "dead": ("its receiver's process had stopped", logging.WARNING),
 }
 
 
@@ -58,6 +58,7 @@ class LayerStats:
         self.counts: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
         self._unlogged: Counter[str] = Counter()
+        self._example: dict[str, str] = {}
         self._next_log: dict[str, float] = {}
 
     def drop(self, reason: str, count: int = 1, where: str = "") -> None:
@@ -66,15 +67,25 @@ class LayerStats:
             return
         self.dropped[reason] += count
         self._unlogged[reason] += count
+        if where:
+            self._example[reason] = where
         now = time.monotonic()
-        if now < self._next_log.get(reason, 0.0):
-            return
-        self._next_log[reason] = now + LOG_EVERY
+        if now >= self._next_log.get(reason, 0.0):
+            self._next_log[reason] = now + LOG_EVERY
+            self._log(reason)
+
+    def flush_log(self) -> None:
+        """Log the drops not logged yet (the layer is closing)."""
+        for reason, count in list(self._unlogged.items()):
+            if count:
+                self._log(reason)
+
+    def _log(self, reason: str) -> None:
         total, self._unlogged[reason] = self._unlogged[reason], 0
-        place = f" ({where})" if where else ""
-        log.warning(
-            "dropped %d message%s: %s%s", total, "" if total == 1 else "s", DROP_REASONS[reason], place
-        )
+        why, level = DROP_REASONS[reason]
+        where = self._example.pop(reason, "")
+        place = f" (e.g. {where})" if where else ""
+        log.log(level, "dropped %d message%s: %s%s", total, "" if total == 1 else "s", why, place)
 
     def reach(self, group: str, reach: GroupReach) -> None:
         """Count one group send; its skipped members are drops of their reason."""

@@ -9,7 +9,7 @@ import argparse
 import asyncio
 import time
 
-from switchroom.layers import BaseLayer, ChannelFull, get_layer, queue_name
+from switchroom.layers import BaseLayer, ChannelFull, get_layer
 from switchroom.shared.config import add_common_arguments
 from switchroom.shared.redisproc import RedisProcess
 
@@ -29,19 +29,19 @@ async def tour(layer: BaseLayer, count: int) -> None:
     in_order = [m["n"] for _, m in received] == list(range(count))
     print(f"sent and received {count:,} messages in {elapsed * 1000:.0f} ms, in order: {in_order}")
 
-    reply = await layer.new_channel("demo.reply!")
+    reply = layer.inbox.address("demo.reply")
     await layer.send(reply, {"text": "a reply only this process reads"})
-    channel, message = await layer.receive([reply], timeout=5)
+    ((channel, message),) = await layer.inbox.receive(1, timeout=5)
     print(f"process-specific channel {channel} -> {message['text']!r}")
 
-    members = [await layer.new_channel("demo.socket!") for _ in range(1000)]
+    members = [layer.inbox.address("demo.socket") for _ in range(1000)]
     for member in members:
         await layer.group_add("demo-room", member)
     start = time.perf_counter()
     reached = (await layer.group_send("demo-room", {"text": "hello, room"})).reached
     delivered = []
     while len(delivered) < reached:
-        batch = await layer.receive_many([queue_name(members[0])], 1000, timeout=5)
+        batch = await layer.inbox.receive(1000, timeout=5)
         if not batch:
             break
         delivered += batch

@@ -1,5 +1,6 @@
 """Fixtures shared by the whole suite: private redis-servers and layers on every backend."""
 
+import hashlib
 import subprocess
 import time
 
@@ -150,7 +151,8 @@ async def make_layer(request, backend):
         else:
             url = [s.url for s in request.getfixturevalue("redis_shards")]
         if backend != "memory":
-            options.setdefault("prefix", f"t{len(made)}-{request.node.name[:40]}")
+            test = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:12]
+            options.setdefault("prefix", f"t{len(made)}-{test}")
         layer = get_layer(url, **options)
         made.append(layer)
         return layer

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
-from switchroom.layers import BaseLayer
+from switchroom.layers import BaseLayer, streams
 
 from . import replies
 
@@ -41,8 +41,8 @@ def http_scope(message: dict[str, Any], state: dict[str, Any] | None = None) -> 
 class ResponseWriter:
     """Turns ``http.response.start`` / ``http.response.body`` events into response messages."""
 
-    def __init__(self, max_message_size: int) -> None:
-        self.max_message_size = max_message_size
+    def __init__(self, chunk_size: int) -> None:
+        self.chunk_size = chunk_size
         self.start: dict[str, Any] | None = None
         self.sent_head = False
         self.finished = False
@@ -64,7 +64,7 @@ class ResponseWriter:
         more = bool(event.get("more_body", False))
         self.finished = not more
         pieces = replies.http_response(
-            self.start.get("status", 200), event.get("body", b""), [], self.max_message_size
+            self.start.get("status", 200), event.get("body", b""), [], self.chunk_size
         )
         pieces[-1]["more_content"] = more
         if not self.sent_head:
@@ -81,11 +81,10 @@ class BodyReader:
     def __init__(
         self, layer: BaseLayer, message: dict[str, Any], disconnected: asyncio.Event, timeout: float
     ):
-        self.layer = layer
         self.body: bytes = message.get("body") or b""
         self.channel: str | None = message.get("body_channel")
+        self.chunks = streams.read(layer, self.channel, timeout) if self.channel else None
         self.disconnected = disconnected
-        self.timeout = timeout
         self.sent_first = False
         self.done = False
 
@@ -100,9 +99,7 @@ class BodyReader:
         return {"type": "http.disconnect"}
 
     async def _chunk(self) -> dict[str, Any]:
-        _, chunk = await self.layer.receive([self.channel], timeout=self.timeout)
-        if chunk is None:
-            raise TimeoutError(f"no request body chunk on {self.channel} within {self.timeout} s")
+        chunk = await anext(self.chunks)
         if chunk.get("closed"):
             self.done = True
             self.disconnected.set()
@@ -121,7 +118,7 @@ async def call_http(
     body_timeout: float,
 ) -> None:
     """Run the app once for ``message``; finishes a response the app left open."""
-    writer = ResponseWriter(layer.max_message_size)
+    writer = ResponseWriter(layer.chunk_size)
 
     async def send(event: dict[str, Any]) -> None:
         if disconnected.is_set():

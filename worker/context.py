@@ -44,7 +44,7 @@ class Context:
             pairs.append((b"content-type", ctype.encode("latin-1")))
         if not any(k == b"content-length" for k, _ in pairs):
             pairs.append((b"content-length", str(len(data)).encode()))
-        await self.send_response(replies.http_response(status, data, pairs, self.layer.max_message_size))
+        await self.send_response(replies.http_response(status, data, pairs, self.layer.chunk_size))
 
     async def send_response(self, messages: list[dict[str, Any]]) -> None:
         """Send prepared ``http.response`` / ``http.response.chunk`` messages in order."""

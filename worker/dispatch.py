@@ -79,7 +79,7 @@ class Dispatcher:
         status = 405 if found.method_not_allowed else 404
         log.info("%s %s %s: no route", status, message["method"], message["path"])
         text = "Method Not Allowed" if status == 405 else "Not Found"
-        await ctx.send_response(replies.plain_response(status, text, self.layer.max_message_size))
+        await ctx.send_response(replies.plain_response(status, text, self.layer.chunk_size))
 
     async def _asgi(self, message: dict[str, Any], ctx: Context) -> None:
         disconnected = asyncio.Event()
@@ -163,7 +163,7 @@ class Dispatcher:
         try:
             if channel == "http.request":
                 await ctx.send_response(
-                    replies.plain_response(500, "Internal Server Error", self.layer.max_message_size)
+                    replies.plain_response(500, "Internal Server Error", self.layer.chunk_size)
                 )
             elif channel in ("websocket.connect", "websocket.receive"):
                 await ctx.close(1011)
@@ -176,7 +176,7 @@ class Dispatcher:
             return
         try:
             if channel == "http.request":
-                for part in replies.plain_response(400, "Bad Request", self.layer.max_message_size):
+                for part in replies.plain_response(400, "Bad Request", self.layer.chunk_size):
                     await self.layer.send(reply, part)
             elif channel.startswith("websocket."):
                 await self.layer.send(reply, replies.websocket_frame(close=1011))

@@ -5,8 +5,7 @@ import json
 from email.utils import parseaddr
 from typing import Any
 
-# Room left in each message for everything that is not body bytes.
-ENVELOPE_ROOM = 4096
+from switchroom.layers.streams import pieces
 
 
 def encode_body(body: Any, content_type: str | None) -> tuple[bytes, str]:
@@ -22,26 +21,26 @@ def http_response(
     status: int,
     body: bytes,
     headers: list[tuple[bytes, bytes]] | list[list[bytes]],
-    max_message_size: int,
+    chunk_size: int,
 ) -> list[dict[str, Any]]:
-    """One ``http.response`` and as many ``http.response.chunk`` messages as the body needs."""
-    size = max(1024, max_message_size - ENVELOPE_ROOM)
-    pieces = [body[i : i + size] for i in range(0, len(body), size)] or [b""]
+    """One ``http.response`` and as many ``http.response.chunk`` messages as the body needs,
+    each with at most ``chunk_size`` (the layer's ``chunk_size``) body bytes."""
+    parts = pieces(body, chunk_size)
     first = {
         "status": status,
         "headers": [[bytes(k), bytes(v)] for k, v in headers],
-        "content": pieces[0],
-        "more_content": len(pieces) > 1,
+        "content": parts[0],
+        "more_content": len(parts) > 1,
     }
-    rest = [{"content": p, "more_content": i < len(pieces) - 2} for i, p in enumerate(pieces[1:])]
+    rest = [{"content": p, "more_content": i < len(parts) - 2} for i, p in enumerate(parts[1:])]
     return [first, *rest]
 
 
-def plain_response(status: int, text: str, max_message_size: int) -> list[dict[str, Any]]:
+def plain_response(status: int, text: str, chunk_size: int) -> list[dict[str, Any]]:
     """A short text/plain response, e.g. 404 or 500."""
     body = text.encode("utf-8")
     headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
-    return http_response(status, body, headers, max_message_size)
+    return http_response(status, body, headers, chunk_size)
 
 
 def websocket_frame(

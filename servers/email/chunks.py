@@ -1,23 +1,16 @@
-"""Reading back the parts of an email that travelled as ``email.chunk`` messages."""
+"""Reading back the parts of an email that travelled as streams (``email.chunk``)."""
 
 import asyncio
 from typing import Any
 
-from switchroom.layers import BaseLayer, LayerError
+from switchroom.layers import BaseLayer, streams
 
 from .parse import fields
 
 
 async def read_chunks(layer: BaseLayer, channel: str, timeout: float = 10.0) -> bytes:
     """All the bytes sent on a ``raw_channel`` or ``content_channel``, in order."""
-    parts = []
-    while True:
-        name, piece = await layer.receive([channel], timeout=timeout)
-        if name is None:
-            raise LayerError(f"{channel}: a chunk did not arrive within {timeout} s")
-        parts.append(piece["content"])
-        if not piece.get("more_content"):
-            return b"".join(parts)
+    return await streams.read_all(layer, channel, timeout)
 
 
 async def raw_message(layer: BaseLayer, message: dict[str, Any], timeout: float = 10.0) -> bytes:

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, syntax
 
-from switchroom.layers import BaseLayer, ChannelFull, LayerError
+from switchroom.layers import BaseLayer, ChannelFull, LayerError, streams
 
 from . import parse
 from .data import read_data
@@ -63,7 +63,7 @@ class LayerHandler:
             rcpt_to=list(envelope.rcpt_tos),
             peer=list(session.peer[:2]) if isinstance(session.peer, tuple) else [str(session.peer), 0],
             helo=session.host_name,
-            max_layer_message=self.layer.max_message_size,
+            budget=self.layer.chunk_size,
         )
         # A big message takes a while to parse: on a thread, other sessions go on meanwhile.
         parsed = await asyncio.to_thread(parsing) if len(raw) > PARSE_ON_A_THREAD else parsing()
@@ -87,17 +87,16 @@ class LayerHandler:
         return "250 OK: queued"
 
     async def put(self, parsed: parse.Parsed) -> None:
-        """Chunks first, then the message that names them: a reader never waits for a part."""
+        """Streams first, then the message that names them: the message is on the layer only
+        once every byte is, and a reader never waits for a part."""
         message = parsed.message
-        chunk_size = parse.payload_budget(self.layer.max_message_size)
         for key, data in parsed.spills:
             channel = await self.layer.new_channel("email.chunk?")
             if key == "raw":
                 message["raw_channel"] = channel
             else:
                 message["attachments"][int(key.partition(":")[2])]["content_channel"] = channel
-            for piece in parse.pieces(data, chunk_size):
-                await self.layer.send(channel, piece)
+            await streams.write(self.layer, channel, streams.pieces(data, self.layer.chunk_size), timeout=0)
         await self.layer.send("email.receive", message)
 
     async def handle_exception(self, error: Exception) -> str:

@@ -18,15 +18,6 @@ from email.parser import BytesParser
 from io import BytesIO
 from typing import Any
 
-# Room left in a layer message for the envelope, field names and encoding overhead.
-ENVELOPE_ROOM = 64 * 1024
-
-
-def payload_budget(max_layer_message: int) -> int:
-    """Bytes of content one layer message may carry: what the envelope and the encoding
-    leave (a quarter of the message at least, for layers with a small limit)."""
-    return max_layer_message - min(ENVELOPE_ROOM, max_layer_message // 4)
-
 
 class CachedHeaders(HeaderRegistry):
     """The standard header registry, remembering the MIME structure headers it made.
@@ -252,9 +243,10 @@ def parse(
     rcpt_to: list[str],
     peer: list[Any],
     helo: str | None,
-    max_layer_message: int,
+    budget: int,
 ) -> Parsed:
-    """Translate a received message; big parts are listed in ``spills`` to send as chunks.
+    """Translate a received message to fit in ``budget`` bytes (the layer's ``chunk_size``);
+    big parts are listed in ``spills`` to send as streams.
 
     A spill's key is ``"raw"`` or ``"attachment:<index>"``; the caller names a channel for
     each and sets ``raw_channel`` / ``content_channel`` before sending.
@@ -285,7 +277,7 @@ def parse(
         "size": len(raw),
         "truncated": [],
     }
-    return Parsed(message, _fit(message, payload_budget(max_layer_message)))
+    return Parsed(message, _fit(message, budget))
 
 
 def _fit(message: dict[str, Any], budget: int) -> list[tuple[str, bytes]]:
@@ -328,8 +320,3 @@ def _fit(message: dict[str, Any], budget: int) -> list[tuple[str, bytes]]:
         message["raw"] = None
     return spills
 
-
-def pieces(data: bytes, size: int) -> list[dict[str, Any]]:
-    """``data`` as ``email.chunk`` messages of at most ``size`` bytes."""
-    parts = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
-    return [{"content": part, "more_content": i < len(parts) - 1} for i, part in enumerate(parts)]

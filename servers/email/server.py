@@ -10,7 +10,6 @@ from switchroom.layers import BaseLayer
 
 from .inbound import FileAuthenticator, LayerHandler, LimitedSMTP, Sessions
 from .outbound import Outbox
-from .parse import payload_budget
 from .settings import Settings
 
 log = logging.getLogger("switchroom.email")
@@ -33,13 +32,13 @@ class EmailServer:
         self.settings = settings or Settings()
         if not (self.settings.domains or self.settings.addresses):
             raise ValueError("give at least one --domain or --address to accept mail for")
-        chunks = -(-self.settings.max_message_size // payload_budget(layer.max_message_size))
+        chunks = -(-self.settings.max_message_size // layer.chunk_size)
         capacity = layer.capacity_for("email.chunk?")
         if chunks > capacity:
             # Otherwise the biggest messages allowed could never be put on the layer: 451 forever.
             raise ValueError(
                 f"a message of --max-message-size {self.settings.max_message_size} bytes needs {chunks} "
-                f"chunks of {payload_budget(layer.max_message_size)} bytes on one channel, and the layer's "
+                f"chunks of {layer.chunk_size} bytes on one channel, and the layer's "
                 f"email.chunk? channels hold {capacity}: lower --max-message-size or raise the layer's "
                 "max_message_size or capacity"
             )

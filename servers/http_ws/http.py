@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from autobahn.twisted.resource import WebSocketResource
 from twisted.web import http
 
-from switchroom.layers import ChannelFull, LayerError, MessageTooLarge
+from switchroom.layers import ChannelFull, LayerError, MessageTooLarge, streams
 
 from . import translate
 
@@ -132,7 +132,7 @@ class LayerRequest(http.Request):
         except translate.BadRequest as exc:
             self.answer(exc.status, exc.reason)
             return
-        self.reply_channel = self.server.router.new_channel(False, self.on_reply)
+        self.reply_channel = self.server.inbox.address("http.response", self.on_reply)
         self.server.in_flight.add(self)
         asyncio.get_running_loop().create_task(self.send_request(headers, client, scheme))
         self.arm_timer()
@@ -176,7 +176,7 @@ class LayerRequest(http.Request):
         layer = server.layer
         self.content.seek(0)
         body = self.content.read()
-        parts = translate.body_parts(body, max(1024, layer.max_message_size - translate.ENVELOPE_ROOM))
+        parts = streams.pieces(body, layer.chunk_size)
         body_channel = await layer.new_channel("http.request.body?") if len(parts) > 1 else None
         try:
             message = translate.request_message(
@@ -192,27 +192,23 @@ class LayerRequest(http.Request):
                 body=parts[0],
                 body_channel=body_channel,
             )
-            await server.sender.send("http.request", message)
-            for index, part in enumerate(parts[1:], 2):
-                await self.send_chunk(body_channel, translate.body_chunk(part, index < len(parts)))
+            await layer.send("http.request", message)
+            if body_channel is not None:
+                # The worker reads the rest as it comes; the writer waits while it catches up.
+                await streams.write(
+                    layer,
+                    body_channel,
+                    parts[1:],
+                    server.settings.request_timeout,
+                    give_up=lambda: self.finished or self._disconnected,
+                    closed=False,
+                )
         except ChannelFull:
             self.unavailable("the http.request channel is full")
         except MessageTooLarge:
             self.answer(431, "request headers too large for the layer")
         except LayerError as exc:
             self.unavailable("the channel layer failed", detail=str(exc))
-
-    async def send_chunk(self, channel: str, chunk: dict[str, Any]) -> None:
-        """Send one body chunk, waiting while the worker catches up (bounded by the timeout)."""
-        deadline = time.monotonic() + self.server.settings.request_timeout
-        while True:
-            try:
-                await self.server.layer.send(channel, chunk)
-                return
-            except ChannelFull:
-                if self.finished or self._disconnected or time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.01)
 
     # -- answering -------------------------------------------------------------------
 
@@ -292,7 +288,7 @@ class LayerRequest(http.Request):
             self.timer.cancel()
             self.timer = None
         if self.reply_channel is not None:
-            self.server.router.forget(self.reply_channel)
+            self.server.inbox.forget(self.reply_channel)
         self.server.in_flight.discard(self)
 
     def connectionLost(self, reason: Any) -> None:

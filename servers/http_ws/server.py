@@ -1,5 +1,6 @@
-"""``HttpServer``: listening sockets, the reply reader and graceful shutdown, on the
-asyncio loop it is started from (Twisted runs on that loop through its asyncio reactor)."""
+"""``HttpServer``: listening sockets, the process inbox that replies arrive in, group
+fan-out to local sockets, and graceful shutdown, on the asyncio loop it is started from
+(Twisted runs on that loop through its asyncio reactor)."""
 
 import asyncio
 import logging
@@ -8,10 +9,9 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from switchroom.layers import BaseLayer
+from switchroom.layers import BaseLayer, Message
 
-from .batching import SendBatcher
-from .replies import ReplyRouter
+from . import translate
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -44,10 +44,10 @@ class HttpServer:
     def __init__(self, layer: BaseLayer, settings: Settings | None = None) -> None:
         self.layer = layer
         self.settings = settings or Settings()
-        self.router = ReplyRouter(layer)
-        self.sender = SendBatcher(layer)
+        self.inbox = layer.inbox
         self.in_flight: set[LayerRequest] = set()
-        self.sockets: set[LayerSocket] = set()
+        # Open sockets (and those still in their handshake) by reply channel.
+        self.sockets: dict[str, LayerSocket] = {}
         self.ports: list[Any] = []
         self.http_factory: Any = None
         self.ws_factory: Any = None
@@ -60,7 +60,8 @@ class HttpServer:
 
         self.ws_factory = SocketFactory(self)
         self.http_factory = HttpFactory(self)
-        await self.router.start()
+        self.inbox.fanout = self.fan_out
+        await self.inbox.start()
         s = self.settings
         if s.fd is not None:
             family = socket.AF_UNIX if _is_unix(s.fd) else socket.AF_INET
@@ -109,17 +110,42 @@ class HttpServer:
                 len(self.in_flight),
                 len(self.sockets),
             )
-        for sock in list(self.sockets):
+        for sock in list(self.sockets.values()):
             sock.give_up(1001, "server shutting down")
         deadline = time.monotonic() + grace
         while (self.in_flight or self.sockets) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         for request in list(self.in_flight):
             request.unavailable("the server is shutting down")
-        for sock in list(self.sockets):
+        for sock in list(self.sockets.values()):
             sock.dropConnection(abort=True)
-        await self.router.stop()
-        log.info("stopped; %d reply channels left routed", len(self.router.handlers))
+        left = len(self.inbox.handlers)
+        await self.inbox.close()
+        log.info("stopped; %d reply channels left routed", left)
+
+    def fan_out(self, addresses: list[str], message: Message) -> list[str]:
+        """One group message for many sockets of this process: parsed once, its frame
+        encoded once and the same bytes written to each open socket. Returns the addresses
+        left for their own handlers (handshakes, closes, requests, sockets that are gone)."""
+        try:
+            reply = translate.parse_socket_reply(message)
+        except translate.BadReply:
+            return addresses
+        if not reply.is_plain_frame():
+            return addresses
+        payload = reply.text.encode("utf-8") if reply.text is not None else reply.data
+        frame = None
+        left = []
+        sockets = self.sockets
+        for address in addresses:
+            sock = sockets.get(address)
+            if sock is None or not sock.takes_shared_frames():
+                left.append(address)
+                continue
+            if frame is None:
+                frame = self.ws_factory.prepareMessage(payload, isBinary=reply.text is None)
+            sock.send_shared(frame, len(payload))
+        return left
 
 
 def _is_unix(fd: int) -> bool:

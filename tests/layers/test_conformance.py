@@ -11,6 +11,7 @@ from switchroom.layers import (
     InvalidChannelName,
     InvalidMessage,
     MessageTooLarge,
+    ReceiverGone,
     SyncLayer,
     queue_name,
 )
@@ -124,42 +125,125 @@ async def test_new_channel_names(make_layer):
     assert await layer.receive([single], timeout=2) == (single, {"x": 1})
 
 
-async def test_process_channels_share_one_prefix_queue(make_layer):
+async def test_process_channels_share_one_inbox_queue(make_layer):
     layer = make_layer()
-    a = await layer.new_channel("conf.reply!")
-    b = await layer.new_channel("conf.reply!")
-    assert queue_name(a) == queue_name(b)
+    a = layer.inbox.address("conf.reply")
+    b = await layer.new_channel("conf.other!")
+    assert queue_name(a) == queue_name(b) == layer.client_id + "!"
     await layer.send(a, {"to": "a"})
     await layer.send(b, {"to": "b"})
-    got = await layer.receive_many([queue_name(a)], 10, timeout=2)
+    got = await layer.inbox.receive(10, timeout=2)
     assert sorted(got, key=lambda item: item[1]["to"]) == [(a, {"to": "a"}), (b, {"to": "b"})]
 
 
-async def test_full_process_names_are_demultiplexed(make_layer):
+async def started_inbox(layer, process=None):
+    inbox = layer.inbox if process is None else layer.open_inbox(process)
+    await inbox.start()
+    return inbox
+
+
+async def until(condition, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_inbox_hands_each_message_to_its_address_handler(make_layer):
     layer = make_layer()
-    names = [await layer.new_channel("conf.demux!") for _ in range(20)]
-    waiters = [asyncio.ensure_future(layer.receive([n], timeout=5)) for n in names]
-    await asyncio.sleep(0.05)
-    await layer.send_many([(n, {"for": n}) for n in reversed(names)])
-    results = await asyncio.gather(*waiters)
-    assert results == [(n, {"for": n}) for n in names]
+    inbox = await started_inbox(layer)
+    got: dict[str, list] = {}
+    names = [inbox.address("conf.demux", lambda m, i=i: got.setdefault(i, []).append(m)) for i in range(20)]
+    await layer.send_many([(n, {"for": i}) for i, n in reversed(list(enumerate(names)))])
+    await until(lambda: len(got) == 20)
+    assert got == {i: [{"for": i}] for i in range(20)}
 
 
-async def test_prefix_reader_sees_messages_held_by_the_demux(make_layer):
+async def test_a_burst_to_one_address_arrives_whole_and_in_order(make_layer):
     layer = make_layer()
-    first = await layer.new_channel("conf.mixed!")
-    await layer.send(first, {"n": 1})
-    assert await layer.receive([first], timeout=2) == (first, {"n": 1})
-    other = await layer.new_channel("conf.mixed!")
-    await layer.send(other, {"n": 2})
-    assert await layer.receive([queue_name(other)], timeout=2) == (other, {"n": 2})
+    inbox = await started_inbox(layer)
+    got: list[int] = []
+    address = inbox.address("conf.burst", lambda m: got.append(m["n"]))
+    for n in range(1000):
+        await layer.send(address, {"n": n})
+    await until(lambda: len(got) == 1000)
+    assert got == list(range(1000))
+    assert layer.stats.dropped == {}
 
 
-async def test_process_names_cannot_mix_with_plain_names(make_layer):
+async def test_a_full_inbox_refuses_counts_and_tells_the_sender(make_layer):
+    layer = make_layer(process_capacity=50)
+    address = layer.inbox.address("conf.full")
+    results = await layer.send_many([(address, {"n": n}) for n in range(60)])
+    assert results[:50] == [None] * 50
+    assert all(isinstance(r, ChannelFull) for r in results[50:])
+    assert layer.stats.dropped["full"] == 10
+    got = await layer.inbox.receive(100, timeout=2)
+    assert [m["n"] for _, m in got] == list(range(50))
+
+
+async def test_messages_for_forgotten_addresses_are_counted_as_gone(make_layer):
+    layer = make_layer()
+    inbox = await started_inbox(layer)
+    seen = []
+    kept = inbox.address("conf.kept", seen.append)
+    gone = inbox.address("conf.gone", seen.append)
+    inbox.forget(gone)
+    await layer.send(gone, {"late": True})
+    await layer.send(kept, {"on": "time"})
+    await until(lambda: seen)
+    assert seen == [{"on": "time"}]
+    assert layer.stats.dropped["gone"] == 1
+
+
+async def test_receive_refuses_process_names(make_layer):
     layer = make_layer()
     name = await layer.new_channel("conf.mix!")
     with pytest.raises(InvalidChannelName):
-        await layer.receive([name, "conf.plain"], timeout=0.1)
+        await layer.receive([name], timeout=0.1)
+    with pytest.raises(InvalidChannelName):
+        await layer.receive([queue_name(name)], timeout=0.1)
+
+
+async def test_group_send_puts_one_entry_per_member_process(make_layer):
+    layer = make_layer()
+    inbox = await started_inbox(layer)
+    fanned: list[tuple[list[str], dict]] = []
+    got: list[str] = []
+    inbox.fanout = lambda addresses, message: fanned.append((addresses, message)) or addresses[1:]
+    members = [inbox.address("conf.sock", lambda m, i=i: got.append(i)) for i in range(5)]
+    for member in members:
+        await layer.group_add("per-process", member)
+    assert await layer.group_send("per-process", {"text": "hi"}) == GroupReach(reached=5)
+    await until(lambda: len(got) == 4)
+    assert len(fanned) == 1
+    assert sorted(fanned[0][0]) == sorted(members)
+    assert fanned[0][1] == {"text": "hi"}
+
+
+async def test_members_of_an_unknown_process_are_still_reached(make_layer):
+    layer = make_layer()
+    stranger = "conf.sock.nobodyknows!abc"
+    await layer.group_add("strangers", stranger)
+    assert await layer.group_send("strangers", {"n": 1}) == GroupReach(reached=1)
+    assert await layer.open_inbox("nobodyknows").receive(10, timeout=2) == [(stranger, {"n": 1})]
+
+
+async def test_members_of_a_stopped_process_leave_and_senders_learn(make_layer):
+    layer = make_layer()
+    other = await started_inbox(layer, "conf-other-process")
+    theirs = [other.address("conf.sock", lambda m: None) for _ in range(3)]
+    mine = (await started_inbox(layer)).address("conf.sock", lambda m: None)
+    for member in [*theirs, mine]:
+        await layer.group_add("leavers", member)
+    assert (await layer.group_send("leavers", {"n": 1})).reached == 4
+    await other.close()
+    assert await layer.group_send("leavers", {"n": 2}) == GroupReach(reached=1, dead=3)
+    assert await layer.group_channels("leavers") == [mine]
+    assert await layer.group_send("leavers", {"n": 3}) == GroupReach(reached=1)
+    with pytest.raises(ReceiverGone):
+        await layer.send(theirs[0], {"late": True})
+    assert layer.stats.dropped["dead"] == 4
 
 
 @pytest.mark.parametrize(
@@ -210,7 +294,7 @@ async def test_groups_broadcast_and_discard(make_layer):
         await layer.group_add("room", member)
     assert sorted(await layer.group_channels("room")) == sorted(members)
     assert await layer.group_send("room", {"text": "hi"}) == GroupReach(reached=6)
-    got = await layer.receive_many([queue_name(members[0])], 100, timeout=2)
+    got = await layer.inbox.receive(100, timeout=2)
     assert sorted(c for c, _ in got) == sorted(members[:5])
     assert await layer.receive(["conf.plain-member"], timeout=2) == ("conf.plain-member", {"text": "hi"})
     await layer.group_discard("room", members[0])

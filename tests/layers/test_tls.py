@@ -77,7 +77,7 @@ async def test_send_receive_and_group_send_over_tls(tls_redis: TlsProxy, certs: 
         reply = await receiver.new_channel("tls.reply!")
         await receiver.group_add("room", reply)
         assert (await sender.group_send("room", {"n": 1})).reached == 1
-        assert await receiver.receive([reply], timeout=5) == (reply, {"n": 1})
+        assert await receiver.inbox.receive(1, timeout=5) == [(reply, {"n": 1})]
         assert await sender.send_many([("tls.batch", {"i": i}) for i in range(50)]) == [None] * 50
         got = await receiver.receive_many(["tls.batch"], max_messages=100, timeout=5)
         assert [m["i"] for _, m in got] == list(range(50))

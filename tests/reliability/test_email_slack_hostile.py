@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from switchroom.layers import BaseLayer, LayerError, get_layer
+from switchroom.layers import BaseLayer, LayerError, MemoryLayer, get_layer
 from switchroom.servers.email import parse, raw_message
 from switchroom.servers.slack import translate
 from switchroom.servers.slack.standin import StandIn
@@ -190,7 +190,9 @@ FORWARDED_8BIT = (
 def test_any_mime_message_parses_into_a_valid_email_receive(raw, limit):
     """Every structure gives a valid message that fits the layer, keeps every byte, and
     loses no field to one part the standard library cannot write back."""
-    parsed = parse.parse(raw, helo="mx.example", max_layer_message=limit, **ENVELOPE)
+    parsed = parse.parse(
+        raw, helo="mx.example", budget=MemoryLayer(max_message_size=limit).chunk_size, **ENVELOPE
+    )
     message = parsed.message
     validate("email.receive", message)
     assert len(msgpack.packb(message, use_bin_type=True)) <= limit

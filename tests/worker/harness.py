@@ -17,7 +17,9 @@ class WorkerProcess:
     """A ``switchroom worker`` subprocess on its own key prefix; collects its log lines."""
 
     def __init__(self, redis_url: str, target: str, *args: str, env: dict[str, str] | None = None) -> None:
-        self.url = f"{redis_url}?prefix=wt{uuid.uuid4().hex[:10]}"
+        """``redis_url`` with a ``prefix`` joins that deployment; without, gets a fresh prefix."""
+        fresh = f"{'&' if '?' in redis_url else '?'}prefix=wt{uuid.uuid4().hex[:10]}"
+        self.url = redis_url if "prefix=" in redis_url else redis_url + fresh
         command = [
             sys.executable,
             "-m",
@@ -73,9 +75,9 @@ class WorkerProcess:
 
 async def http(layer, path, method="GET", body=b"", headers=(), query=b"", body_channel=None, timeout=10):
     """Send an ``http.request`` and collect the whole response: (status, headers dict, body, parts)."""
-    reply = await layer.new_channel("http.response!")
+    reply = await mailbox(layer, "http.response")
     message = {
-        "reply_channel": reply,
+        "reply_channel": reply.address,
         "http_version": "1.1",
         "method": method,
         "scheme": "http",
@@ -90,15 +92,21 @@ async def http(layer, path, method="GET", body=b"", headers=(), query=b"", body_
     if body_channel:
         message["body_channel"] = body_channel
     await layer.send("http.request", message)
-    return await read_response(layer, reply, timeout)
+    return await read_response(reply, timeout)
 
 
-async def read_response(layer, reply, timeout=10):
-    _, first = await layer.receive([reply], timeout=timeout)
+async def mailbox(layer, kind):
+    """An address in the layer's inbox whose messages the test reads one by one."""
+    await layer.inbox.start()
+    return layer.inbox.mailbox(kind)
+
+
+async def read_response(reply, timeout=10):
+    first = await reply.get(timeout)
     assert first is not None, "no response"
     parts = [first]
     while parts[-1].get("more_content"):
-        _, chunk = await layer.receive([reply], timeout=timeout)
+        chunk = await reply.get(timeout)
         assert chunk is not None, "response stopped mid-way"
         parts.append(chunk)
     body = b"".join(p.get("content", b"") for p in parts)

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from switchroom.layers import get_layer
+from switchroom.layers import LayerError, get_layer
 from switchroom.worker.asgi import BodyReader, Lifespan, ResponseWriter, call_http, http_scope
 
 REQUEST = {
@@ -45,7 +45,7 @@ def test_http_scope():
 
 
 def test_response_writer_streams_and_splits():
-    writer = ResponseWriter(10_000)
+    writer = ResponseWriter(5904)
     assert writer.feed({"type": "http.response.start", "status": 201, "headers": [(b"a", b"b")]}) == []
     first = writer.feed({"type": "http.response.body", "body": b"x" * 7000, "more_body": True})
     assert [len(m["content"]) for m in first] == [5904, 1096]
@@ -91,7 +91,7 @@ async def test_body_reader_inline_chunks_and_closed():
 
     reader = BodyReader(layer, {"body": b"", "body_channel": channel}, asyncio.Event(), 0.1)
     await reader()
-    with pytest.raises(TimeoutError):
+    with pytest.raises(LayerError, match="did not arrive"):
         await reader()
 
 

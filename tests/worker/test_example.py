@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from .harness import WorkerProcess, http, ws_message
+from .harness import WorkerProcess, http, mailbox, ws_message
 
 
 @pytest.fixture
@@ -22,13 +22,13 @@ async def test_example_app_end_to_end(example):
     status, headers, body, _ = await http(layer, "/rooms/tea")
     assert status == 200 and b"/chat/tea" in body
 
-    listener = await layer.new_channel("websocket.send!")
-    await layer.send("websocket.connect", ws_message(listener, "/chat/tea", headers=[]))
-    assert (await layer.receive([listener], timeout=10))[1] == {"accept": True}
+    listener = await mailbox(layer, "websocket.send")
+    await layer.send("websocket.connect", ws_message(listener.address, "/chat/tea", headers=[]))
+    assert (await listener.get(10)) == {"accept": True}
 
     status, _, body, _ = await http(layer, "/rooms/tea/messages", method="POST", body=b"hello")
     assert (status, json.loads(body)) == (201, {"room": "tea", "delivered_to": 1})
-    assert (await layer.receive([listener], timeout=10))[1] == {"text": "[http] hello"}
+    assert (await listener.get(10)) == {"text": "[http] hello"}
 
     mail = {
         "mail_from": "bob@remote.example",
@@ -39,7 +39,7 @@ async def test_example_app_end_to_end(example):
         "size": 10,
     }
     await layer.send("email.receive", mail)
-    assert (await layer.receive([listener], timeout=10))[1] == {
+    assert (await listener.get(10)) == {
         "text": "[mail from bob@remote.example] biscuits"
     }
     _, reply = await layer.receive(["email.send"], timeout=10)

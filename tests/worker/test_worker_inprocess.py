@@ -7,6 +7,8 @@ from switchroom.layers import get_layer
 from switchroom.worker.app import App
 from switchroom.worker.runner import Worker
 
+from .harness import mailbox
+
 
 async def run_worker(app, layer, **options):
     worker = Worker(app, layer, poll=0.05, **options)
@@ -29,13 +31,14 @@ async def test_http_disconnect_reaches_the_asgi_app():
     app.mount_asgi(asgi_app)
     layer = get_layer("memory://")
     worker, task = await run_worker(app, layer)
-    reply = await layer.new_channel("http.response!")
-    request = {"reply_channel": reply, "method": "GET", "path": "/", "http_version": "1.1", "scheme": "http"}
+    reply = await mailbox(layer, "http.response")
+    request = {"reply_channel": reply.address, "method": "GET", "path": "/", "http_version": "1.1"}
+    request["scheme"] = "http"
     await layer.send("http.request", {**request, "query_string": b"", "headers": []})
     await asyncio.sleep(0.2)
-    await layer.send("http.disconnect", {"reply_channel": reply, "path": "/"})
+    await layer.send("http.disconnect", {"reply_channel": reply.address, "path": "/"})
     assert await asyncio.wait_for(seen.get(), 5) == "http.disconnect"
-    assert await layer.receive([reply], timeout=0.3) == (None, None)
+    assert await reply.get(0.3) is None
     worker.stop()
     await asyncio.wait_for(task, 5)
 
@@ -51,11 +54,11 @@ async def test_sync_consumer_uses_blocking_layer_and_groups():
 
     layer = get_layer("memory://")
     worker, task = await run_worker(app, layer, threads=1)
-    reply = await layer.new_channel("websocket.send!")
-    await layer.send("websocket.connect", {"reply_channel": reply, "path": "/room", "order": 0})
-    assert (await layer.receive([reply], timeout=5))[1] == {"accept": True}
-    assert (await layer.receive(["audit"], timeout=5))[1] == {"joined": reply}
-    assert await layer.group_channels("room") == [reply]
+    reply = await mailbox(layer, "websocket.send")
+    await layer.send("websocket.connect", {"reply_channel": reply.address, "path": "/room", "order": 0})
+    assert (await reply.get(5)) == {"accept": True}
+    assert (await layer.receive(["audit"], timeout=5))[1] == {"joined": reply.address}
+    assert await layer.group_channels("room") == [reply.address]
     worker.stop()
     await asyncio.wait_for(task, 5)
     assert task.result() is None

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from .harness import WorkerProcess, http, read_response, ws_message
+from .harness import WorkerProcess, http, mailbox, read_response, ws_message
 
 
 @pytest.fixture
@@ -60,59 +60,59 @@ async def test_errors_give_500_and_worker_keeps_running(worker):
 
 async def test_malformed_request_gets_400(worker):
     proc, layer = worker
-    reply = await layer.new_channel("http.response!")
-    await layer.send("http.request", {"reply_channel": reply, "path": "/items/1"})
-    status, _, _, _ = await read_response(layer, reply)
+    reply = await mailbox(layer, "http.response")
+    await layer.send("http.request", {"reply_channel": reply.address, "path": "/items/1"})
+    status, _, _, _ = await read_response(reply)
     assert status == 400
     assert proc.wait_for_log("dropping a malformed http.request")
 
 
 async def test_websocket_groups_and_rejection(worker):
     _, layer = worker
-    a = await layer.new_channel("websocket.send!")
-    b = await layer.new_channel("websocket.send!")
+    a = await mailbox(layer, "websocket.send")
+    b = await mailbox(layer, "websocket.send")
     for reply in (a, b):
-        await layer.send("websocket.connect", ws_message(reply, "/chat/lobby", headers=[]))
-        _, answer = await layer.receive([reply], timeout=10)
+        await layer.send("websocket.connect", ws_message(reply.address, "/chat/lobby", headers=[]))
+        answer = await reply.get(10)
         assert answer == {"accept": True}
-    await layer.send("websocket.receive", ws_message(a, "/chat/lobby", 1, text="hi"))
+    await layer.send("websocket.receive", ws_message(a.address, "/chat/lobby", 1, text="hi"))
     for reply in (a, b):
-        _, frame = await layer.receive([reply], timeout=10)
+        frame = await reply.get(10)
         assert frame == {"text": "lobby: hi"}
-    await layer.send("websocket.disconnect", ws_message(b, "/chat/lobby", 1, code=1000))
+    await layer.send("websocket.disconnect", ws_message(b.address, "/chat/lobby", 1, code=1000))
     await asyncio.sleep(0.5)
-    await layer.send("websocket.receive", ws_message(a, "/chat/lobby", 2, text="again"))
-    _, frame = await layer.receive([a], timeout=10)
+    await layer.send("websocket.receive", ws_message(a.address, "/chat/lobby", 2, text="again"))
+    frame = await a.get(10)
     assert frame == {"text": "lobby: again"}
-    assert await layer.receive([b], timeout=1) == (None, None)
+    assert await b.get(1) is None
 
-    rejected = await layer.new_channel("websocket.send!")
+    rejected = await mailbox(layer, "websocket.send")
     for path in ("/chat/closed", "/nowhere"):
-        await layer.send("websocket.connect", ws_message(rejected, path, headers=[]))
-        _, answer = await layer.receive([rejected], timeout=10)
+        await layer.send("websocket.connect", ws_message(rejected.address, path, headers=[]))
+        answer = await rejected.get(10)
         assert answer == {"accept": False}
 
 
 async def test_websocket_auto_accept_order_and_crash(worker):
     proc, layer = worker
-    reply = await layer.new_channel("websocket.send!")
-    await layer.send("websocket.connect", ws_message(reply, "/echo", headers=[]))
-    _, answer = await layer.receive([reply], timeout=10)
+    reply = await mailbox(layer, "websocket.send")
+    await layer.send("websocket.connect", ws_message(reply.address, "/echo", headers=[]))
+    answer = await reply.get(10)
     assert answer == {"accept": True}
     await layer.send_many(
-        [("websocket.receive", ws_message(reply, "/echo", i, text=str(i))) for i in range(1, 21)]
+        [("websocket.receive", ws_message(reply.address, "/echo", i, text=str(i))) for i in range(1, 21)]
     )
     texts = []
     for _ in range(20):
-        _, frame = await layer.receive([reply], timeout=10)
+        frame = await reply.get(10)
         texts.append(frame["text"])
     assert texts == [str(i) for i in range(1, 21)]
 
-    chat = await layer.new_channel("websocket.send!")
-    await layer.send("websocket.connect", ws_message(chat, "/chat/x", headers=[]))
-    await layer.receive([chat], timeout=10)
-    await layer.send("websocket.receive", ws_message(chat, "/chat/x", 1, text="crash"))
-    _, frame = await layer.receive([chat], timeout=10)
+    chat = await mailbox(layer, "websocket.send")
+    await layer.send("websocket.connect", ws_message(chat.address, "/chat/x", headers=[]))
+    await chat.get(10)
+    await layer.send("websocket.receive", ws_message(chat.address, "/chat/x", 1, text="crash"))
+    frame = await chat.get(10)
     assert frame == {"close": 1011}
     assert proc.wait_for_log("consumer failed on websocket.receive message websocket.send.")
 
@@ -188,15 +188,15 @@ async def test_slack_routing_by_type_and_channel(worker):
 
 async def test_graceful_shutdown_finishes_running_consumers(worker):
     proc, layer = worker
-    reply = await layer.new_channel("http.response!")
-    sync_reply = await layer.new_channel("http.response!")
+    reply = await mailbox(layer, "http.response")
+    sync_reply = await mailbox(layer, "http.response")
     base = {"http_version": "1.1", "method": "GET", "scheme": "http", "query_string": b"", "headers": []}
-    await layer.send("http.request", {**base, "reply_channel": reply, "path": "/slow/1.5"})
-    await layer.send("http.request", {**base, "reply_channel": sync_reply, "path": "/sync-slow/1.5"})
+    await layer.send("http.request", {**base, "reply_channel": reply.address, "path": "/slow/1.5"})
+    await layer.send("http.request", {**base, "reply_channel": sync_reply.address, "path": "/sync-slow/1.5"})
     await asyncio.sleep(0.7)
     proc.terminate()
     for channel in (reply, sync_reply):
-        status, _, body, _ = await read_response(layer, channel)
+        status, _, body, _ = await read_response(channel)
         assert (status, body) == (200, b"slept")
     assert await asyncio.to_thread(proc.proc.wait, 15) == 0
     assert proc.wait_for_log("worker stopped")
@@ -207,8 +207,8 @@ async def test_grace_period_is_bounded(redis_server):
     layer = proc.layer()
     try:
         base = {"http_version": "1.1", "method": "GET", "scheme": "http", "query_string": b"", "headers": []}
-        reply = await layer.new_channel("http.response!")
-        await layer.send("http.request", {**base, "reply_channel": reply, "path": "/slow/60"})
+        reply = await mailbox(layer, "http.response")
+        await layer.send("http.request", {**base, "reply_channel": reply.address, "path": "/slow/60"})
         await asyncio.sleep(0.5)
         proc.proc.send_signal(signal.SIGINT)
         assert await asyncio.to_thread(proc.proc.wait, 20) == 0
@@ -223,17 +223,17 @@ async def test_concurrency_limit_applies_backpressure(redis_server):
     layer = proc.layer()
     try:
         base = {"http_version": "1.1", "method": "GET", "scheme": "http", "query_string": b"", "headers": []}
-        replies = [await layer.new_channel("http.response!") for _ in range(3)]
+        replies = [await mailbox(layer, "http.response") for _ in range(3)]
         for reply in replies[:2]:
-            await layer.send("http.request", {**base, "reply_channel": reply, "path": "/slow/3"})
+            await layer.send("http.request", {**base, "reply_channel": reply.address, "path": "/slow/3"})
         await asyncio.sleep(0.5)
-        await layer.send("http.request", {**base, "reply_channel": replies[2], "path": "/items/7"})
+        await layer.send("http.request", {**base, "reply_channel": replies[2].address, "path": "/items/7"})
         # Both slots are busy for the next ~2.5 s, so the quick request is not even taken yet.
-        assert await layer.receive([replies[2]], timeout=0.7) == (None, None)
-        status, _, _, _ = await read_response(layer, replies[2])
+        assert await replies[2].get(0.7) is None
+        status, _, _, _ = await read_response(replies[2])
         assert status == 200
         for reply in replies[:2]:
-            status, _, _, _ = await read_response(layer, reply)
+            status, _, _, _ = await read_response(reply)
             assert status == 200
     finally:
         await layer.close()
