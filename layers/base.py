@@ -176,11 +176,16 @@ class BaseLayer(ABC):
             validate_channel(name)
             if "!" in name:
                 special += 1
-        if not special:
-            return await self._receive_queues(list(dict.fromkeys(channels)), max_messages, timeout)
-        if special != len(channels):
+        if special and special != len(channels):
             raise InvalidChannelName("process-specific names cannot be mixed with other names in one receive")
-        return await self._receive_mail(list(dict.fromkeys(channels)), max_messages, timeout)
+        read = self._receive_mail if special else self._receive_queues
+        try:
+            out = await read(list(dict.fromkeys(channels)), max_messages, timeout)
+        except LayerError as exc:
+            self.stats.failed("receive", exc)
+            raise
+        self.stats.counts["received"] += len(out)
+        return out
 
     @abstractmethod
     async def _receive_queues(
@@ -207,6 +212,17 @@ class BaseLayer(ABC):
     @abstractmethod
     async def flush(self) -> None:
         """Delete every message and group this layer holds."""
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Return when the backend answers; raise LayerUnavailable when it does not.
+
+        Readiness checks and start-up waits use it.
+        """
+
+    @abstractmethod
+    async def queue_lengths(self, channels: Sequence[str]) -> dict[str, int]:
+        """Messages waiting in each channel's queue (a ``!`` channel: its process's queue)."""
 
     async def close(self) -> None:
         """Stop local readers; backends also release their connections."""
@@ -307,7 +323,7 @@ class BaseLayer(ABC):
             try:
                 batch = await self._receive_queues([prefix], DEMUX_BATCH, DEMUX_BLOCK)
             except LayerError as exc:
-                log.warning("reading %s failed: %s", prefix, exc)
+                log.debug("reading %s failed: %s", prefix, exc)
                 await asyncio.sleep(0.5)
                 continue
             if batch:

@@ -8,7 +8,7 @@ on a future and are woken by the next send to any queue they wait on.
 import asyncio
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .base import BaseLayer, Message
@@ -39,6 +39,7 @@ class MemoryLayer(BaseLayer):
                 results.append(exc)
                 continue
             results.append(self._push(queue_name(channel), deadline, channel, payload, now))
+        self.stats.sent(results)
         return results
 
     def _push(
@@ -105,6 +106,13 @@ class MemoryLayer(BaseLayer):
             if len(out) >= max_messages:
                 break
         return out
+
+    async def ping(self) -> None:
+        """This process's memory always answers."""
+        return None
+
+    async def queue_lengths(self, channels: Sequence[str]) -> dict[str, int]:
+        return {channel: len(self._queues.get(queue_name(channel), ())) for channel in channels}
 
     async def group_add(self, group: str, channel: str) -> None:
         self._check_group(group, channel)
