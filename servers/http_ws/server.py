@@ -8,7 +8,10 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet.error import CannotListenError
+
 from switchroom.layers import BaseLayer
+from switchroom.shared import metrics
 
 from .batching import SendBatcher
 from .replies import ReplyRouter
@@ -48,6 +51,8 @@ class HttpServer:
         self.sender = SendBatcher(layer)
         self.in_flight: set[LayerRequest] = set()
         self.sockets: set[LayerSocket] = set()
+        self.connections: set[Any] = set()
+        self.stopping = False
         self.ports: list[Any] = []
         self.http_factory: Any = None
         self.ws_factory: Any = None
@@ -62,13 +67,22 @@ class HttpServer:
         self.http_factory = HttpFactory(self)
         await self.router.start()
         s = self.settings
-        if s.fd is not None:
-            family = socket.AF_UNIX if _is_unix(s.fd) else socket.AF_INET
-            self.ports.append(reactor.adoptStreamPort(s.fd, family, self.tcp_factory()))
-        elif s.unix_socket:
-            self.ports.append(reactor.listenUNIX(s.unix_socket, self.http_factory))
-        else:
-            self.ports.append(reactor.listenTCP(s.port, self.tcp_factory(), backlog=2048, interface=s.bind))
+        try:
+            if s.fd is not None:
+                family = socket.AF_UNIX if _is_unix(s.fd) else socket.AF_INET
+                self.ports.append(reactor.adoptStreamPort(s.fd, family, self.tcp_factory()))
+            elif s.unix_socket:
+                self.ports.append(reactor.listenUNIX(s.unix_socket, self.http_factory))
+            else:
+                port = reactor.listenTCP(s.port, self.tcp_factory(), backlog=2048, interface=s.bind)
+                self.ports.append(port)
+        except CannotListenError as exc:
+            await self.router.stop()
+            where = s.unix_socket or f"{s.bind}:{s.port}"
+            error = exc.socketError
+            text = f"cannot listen on {where}: {_reason(error)}"
+            raise OSError(getattr(error, "errno", None), text) from None
+        metrics.http_servers.add(self)
         for where in self.addresses():
             log.info("listening on %s", where)
 
@@ -92,6 +106,16 @@ class HttpServer:
                 out.append(f"unix:{getattr(host, 'name', self.settings.unix_socket)}")
         return out
 
+    async def not_ready(self) -> str | None:
+        """None while listening; otherwise why requests are not taken."""
+        if self.stopping:
+            return "stopping"
+        return None if self.ports else "not listening"
+
+    def served_channels(self) -> list[str]:
+        """The process queues the replies to this server arrive on."""
+        return list(self.router.prefixes)
+
     @property
     def port(self) -> int:
         """The TCP port of the first listener (useful with ``port=0``)."""
@@ -99,6 +123,7 @@ class HttpServer:
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish, close sockets with 1001."""
+        self.stopping = True
         for port in self.ports:
             await asyncio.ensure_future(port.stopListening().asFuture(asyncio.get_running_loop()))
         self.ports.clear()
@@ -115,11 +140,18 @@ class HttpServer:
         while (self.in_flight or self.sockets) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         for request in list(self.in_flight):
-            request.unavailable("the server is shutting down")
+            request.unavailable("the server is shutting down", cause="stopping")
         for sock in list(self.sockets):
             sock.dropConnection(abort=True)
         await self.router.stop()
+        metrics.http_servers.discard(self)
         log.info("stopped; %d reply channels left routed", len(self.router.handlers))
+
+
+def _reason(error: Any) -> str:
+    """An OS error's text without its ``[Errno N]`` prefix (lower case, as the kernel's)."""
+    text = getattr(error, "strerror", None) or str(error)
+    return text[:1].lower() + text[1:]
 
 
 def _is_unix(fd: int) -> bool:
