@@ -93,11 +93,13 @@ def main(argv: list[str]) -> int:
 
 def main_on(url: str, args: argparse.Namespace) -> int:
     layer = build_layer(url)
-    print(f"layer: {url.partition('://')[0]}://{label(url) if '@' in url else url.partition('://')[2]}")
 
     async def run() -> None:
         try:
             await wait_for_layer(layer, args.layer_wait)
+            print(
+                f"layer: {url.partition('://')[0]}://{label(url) if '@' in url else url.partition('://')[2]}"
+            )
             await tour(layer, args.count)
         finally:
             await layer.close()

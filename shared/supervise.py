@@ -36,7 +36,8 @@ class ChildExited(Exception):
     """A child ended on its own; ``code`` is its exit status."""
 
     def __init__(self, name: str, code: int) -> None:
-        super().__init__(f"{name} exited with status {code}")
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+        super().__init__(f"{name} {how}")
         self.name = name
         self.code = code
 

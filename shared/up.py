@@ -297,7 +297,8 @@ async def run_in_process(args: argparse.Namespace, plan: Plan) -> int:
         return 0
     finally:
         health.stopping = True
-        log.info("stopping")
+        if tasks:
+            log.info("stopping")
         for stop_part in reversed(stoppers):
             await stop_part()
         for worker in workers:
@@ -584,13 +585,11 @@ async def run_processes(args: argparse.Namespace, plan: Plan) -> int:
             log.info("ready (Ctrl-C stops)")
         exited = await supervisor.run(stop)
         if exited is not None:
-            log.error("stopping: %s exited with status %d", exited.name, exited.code)
-            return exited.code or 1
+            log.error("stopping: %s", exited)
+            return exited.code if exited.code > 0 else 1
         return 0
     except ChildExited as exc:
-        raise StartupError(
-            f"{exc.name} exited with status {exc.code} before it was ready (its lines above say why)"
-        ) from None
+        raise StartupError(f"{exc} before it was ready (its lines above say why)") from None
     except TimeoutError as exc:
         raise StartupError(str(exc)) from None
     finally:

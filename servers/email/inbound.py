@@ -271,6 +271,7 @@ class LimitedSMTP(SMTP):
         printable ASCII (RFC 5321 4.2), so anything else becomes "?".
         """
         if status.startswith("552 Error: message size exceeds"):
+            metrics.EMAIL_RECEIVED.labels("rejected").inc()
             log.info("552 for a message from %s: its announced size is over the limit", self.client_ip)
         await super().push(_UNPRINTABLE.sub("?", status))
 
