@@ -195,6 +195,18 @@ REGISTRY.register(LiveCollector())
 
 _NOT_NAME = re.compile(r"[^a-zA-Z0-9_]")
 
+# What each count the layers keep means; a count not listed here is exported all the same.
+LAYER_COUNTS = {
+    "sent": "Messages this process put on the layer",
+    "received": "Messages this process took from the layer",
+    "group_sends": "Group sends made by this process",
+    "group_reached": "Group members those sends reached",
+    "group_skipped_full": "Group members skipped because their queue was full",
+    "group_skipped_dead": "Group members skipped because their process had stopped",
+    "group_skipped_expired": "Group memberships that had lapsed, removed by a send",
+    "outages": "Times a Redis node stopped answering this process",
+}
+
 
 def queue_label(channel: str) -> str:
     """A channel as a label: a process queue (``http.response.<id>!``) without its process id,
@@ -224,7 +236,8 @@ class LayerCollector(Collector):
         stats = self.layer.stats
         for key, value in sorted(stats.counts.items()):
             name = "switchroom_layer_" + _NOT_NAME.sub("_", key)
-            yield CounterMetricFamily(name, f"Layer count {key!r} (see docs/operations.md)", value=value)
+            documentation = LAYER_COUNTS.get(key, f"The layer's count of {key!r}")
+            yield CounterMetricFamily(name, documentation, value=value)
         dropped = CounterMetricFamily(
             "switchroom_layer_dropped", "Messages the layer dropped, by reason", labels=["reason"]
         )

@@ -510,7 +510,10 @@ def plan_children(
             relay_host, _, relay_port = args.relay.rpartition(":")
         else:
             relay_host, relay_port = args.bind, str(free_port())
-            relay = [*module, "switchroom.servers.email.devrelay", "--bind", args.bind, "--port", relay_port]
+            relay = [
+                *module, "switchroom.servers.email.devrelay", "--bind", args.bind, "--port", relay_port,
+                "--log-format", args.log_format,
+            ]  # fmt: skip
             first.append(Child("relay", relay, ready=listening(relay_host, int(relay_port))))
         email = [
             "email", "--bind", args.bind, "--port", str(args.email_port), "--relay-host", relay_host,
@@ -521,7 +524,9 @@ def plan_children(
         hints += email_hints(args, plan, args.email_port)
     if plan.slack == "standin":
         port = args.slack_standin_port
-        standin = [*module, "switchroom.servers.slack.standin", "--port", str(port)]
+        standin = [
+            *module, "switchroom.servers.slack.standin", "--port", str(port), "--log-format", args.log_format
+        ]  # fmt: skip
         first.append(Child("standin", standin, ready=listening("127.0.0.1", port)))
         api = ["slack", "--api-url", f"http://127.0.0.1:{port}/api/"]
         second.append(stages.part("slack", api, env=STANDIN_TOKENS))

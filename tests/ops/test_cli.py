@@ -8,17 +8,21 @@ import logging
 import sys
 
 import pytest
+from prometheus_client import REGISTRY
 
+from switchroom.layers import get_layer
 from switchroom.servers.email.cli import build_parser as email_parser
 from switchroom.servers.http_ws.cli import build_parser as http_parser
 from switchroom.servers.slack.cli import build_parser as slack_parser
-from switchroom.shared.config import add_option
+from switchroom.shared.config import add_common_arguments, add_option
 from switchroom.shared.demo import build_parser as demo_parser
+from switchroom.shared.health import Health
 from switchroom.shared.logs import JsonFormatter
+from switchroom.shared.metrics import LAYER_COUNTS
 from switchroom.shared.up import build_parser as up_parser
 from switchroom.worker.cli import build_parser as worker_parser
 
-from ..processes import SwitchroomProcess, run_switchroom
+from ..processes import ROOT, SwitchroomProcess, run_switchroom
 
 PARSERS = {
     "http": http_parser,
@@ -110,3 +114,22 @@ def test_a_failed_start_in_json_is_one_json_line():
     entry = json.loads(line)
     assert entry["level"] == "error" and entry["role"] == "worker"
     assert entry["message"].startswith("cannot start: cannot load the app 'nosuch:app'")
+
+
+def test_every_metric_and_common_flag_is_in_the_operations_docs():
+    docs = (ROOT / "docs" / "operations.md").read_text()
+    health = Health(get_layer("memory://"))
+    health.ready = True
+    health.layer_metrics.measured(True, {})
+    families = [f for f in [*REGISTRY.collect(), *health.collect()] if f.name.startswith("switchroom")]
+    suffix = {"counter": "_total", "info": "_info"}
+    names = {f.name + suffix.get(f.type, "") for f in families}
+    names |= {f"switchroom_layer_{key}_total" for key in LAYER_COUNTS}
+    assert len(names) > 30
+    for name in names:
+        assert f"`{name}`" in docs, name
+    common = argparse.ArgumentParser()
+    add_common_arguments(common)
+    for action in common._actions[1:]:
+        variable = "SWITCHROOM_" + action.dest.upper()
+        assert f"| `{action.option_strings[0]}` | `{variable}` |" in docs, action.option_strings
