@@ -151,7 +151,7 @@ def test_tls_options_are_checked_when_the_layer_is_built(certs: Certificates) ->
         get_layer(f"rediss://127.0.0.1:6379/0?ssl_keyfile={quote(str(certs.client_key))}")
     server = Switchroom("http", "--port", "0", "--layer", "redis://:pw@127.0.0.1:6379/0?ssl_ca_certs=ca.pem")
     assert server.proc.wait(20) == 2
-    assert "cannot start: TLS options (ssl_ca_certs) need a rediss:// URL" in server.stop()
+    assert "cannot start: bad --layer: TLS options (ssl_ca_certs) need a rediss:// URL" in server.stop()
 
 
 class Switchroom:
