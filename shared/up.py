@@ -131,6 +131,7 @@ class Plan:
 
     @classmethod
     def of(cls, args: argparse.Namespace, app: Any) -> "Plan":
+        """What ``up`` runs for ``app`` with these flags; a StartupError if it cannot run it."""
         channels = app.channels()
         if not channels:
             raise StartupError(f"the app {args.app!r} has no routes: nothing to run")
@@ -142,6 +143,8 @@ class Plan:
             plan.notes.append("the app has email routes, but --email-port 0 turns the email server off")
         if app.slack_routes and slack == "off":
             plan.notes.append("the app has Slack routes, but --slack off turns the Slack server off")
+        if args.relay and not re.fullmatch(r"[^\s:]+:\d+", args.relay):
+            raise StartupError(f"--relay {args.relay!r}: give host:port of an SMTP relay")
         if args.processes and args.layer.startswith("memory:"):
             raise StartupError(
                 "--processes needs a Redis layer: leave --layer out (a private one is started)"
@@ -201,12 +204,14 @@ def example_address(pattern: Any, domain: str) -> str:
 
 
 def route_accepts(pattern: str, address: str) -> bool:
+    """Whether an email route with ``pattern`` takes mail for ``address``."""
     from switchroom.worker.routing import AddressPattern
 
     return AddressPattern(pattern).match(address)
 
 
 def email_hints(args: argparse.Namespace, plan: Plan, port: int) -> list[str]:
+    """One line per email route: an address it takes, and where to send it."""
     return [
         f"email: mail to {example_address(route.address.pattern, args.email_domain)} on {args.bind}:{port} "
         "reaches the app; replies go to the relay"
@@ -327,6 +332,7 @@ async def workers_serving(workers: list[Any], tasks: list[asyncio.Future[None]])
 async def start_http(
     args: argparse.Namespace, layer: BaseLayer, health: Health, stoppers: list[Callable[[], Awaitable[None]]]
 ) -> str:
+    """The HTTP/WebSocket server on this loop; returns the "open" line."""
     from switchroom.servers.http_ws import HttpServer, Settings
 
     http = HttpServer(layer, Settings(bind=args.bind, port=args.http_port))

@@ -93,17 +93,25 @@ def test_the_chat_app_gets_its_email_and_slack_hints():
 
 
 def test_a_part_that_cannot_start_is_named():
+    """The email server refuses its settings (a message size its layer cannot carry)."""
     result = run_switchroom(
         [
-            "up", "tests.ops.apps:mail_desk", "--processes", "--relay", "127.0.0.1:nope",
-            "--http-port", str(free_port()), "--email-port", str(free_port()), "--metrics-port", "0",
-        ]
+            "up", "tests.ops.apps:mail_desk", "--processes", "--http-port", str(free_port()),
+            "--email-port", str(free_port()), "--metrics-port", "0",
+        ],
+        env={"SWITCHROOM_EMAIL_MAX_MESSAGE_SIZE": str(10**10)},
     )  # fmt: skip
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert "cannot start: email exited with status 2 before it was ready" in last
-    assert "email   | " in result.stdout and "--relay-port: invalid int value: 'nope'" in result.stdout
+    assert "email   | " in result.stdout and "lower --max-message-size" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_bad_relay_address_is_refused_before_anything_starts():
+    result = run_switchroom(["up", "tests.ops.apps:mail_desk", "--relay", "127.0.0.1:nope"])
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "--relay '127.0.0.1:nope': give host:port" in result.stderr
 
 
 @pytest.mark.parametrize(
