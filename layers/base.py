@@ -178,10 +178,14 @@ class BaseLayer(ABC):
         for name in channels:
             validate_channel(name)
             if "!" in name:
-                raise InvalidChannelName(
-                    f"read process-specific channels through layer.inbox, not receive: {name!r}"
-                )
-        return await self._receive_queues(list(dict.fromkeys(channels)), max_messages, timeout)
+                raise InvalidChannelName(f"read process-specific channels through layer.inbox: {name!r}")
+        try:
+            out = await self._receive_queues(list(dict.fromkeys(channels)), max_messages, timeout)
+        except LayerError as exc:
+            self.stats.failed("receive", exc)
+            raise
+        self.stats.counts["received"] += len(out)
+        return out
 
     @abstractmethod
     async def _receive_queues(
@@ -217,6 +221,17 @@ class BaseLayer(ABC):
     @abstractmethod
     async def flush(self) -> None:
         """Delete every message and group this layer holds."""
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Return when the backend answers; raise LayerUnavailable when it does not.
+
+        Readiness checks and start-up waits use it.
+        """
+
+    @abstractmethod
+    async def queue_lengths(self, channels: Sequence[str]) -> dict[str, int]:
+        """Messages waiting in each channel's queue (a ``!`` channel: its process's queue)."""
 
     async def close(self) -> None:
         """Close the inboxes (their processes are gone); backends also release connections."""

@@ -61,7 +61,6 @@ class Inbox:
         self._pending: deque[tuple[str, Message]] = deque()
         self._reader: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
-        self._outage = False
         self._beats = 0
 
     # -- addresses ---------------------------------------------------------------------
@@ -155,14 +154,11 @@ class Inbox:
             try:
                 batch = await self.layer._receive_queues([self.queue], self.batch, READ_BLOCK)
             except LayerError as exc:
-                if not self._outage:
-                    log.warning("process %s cannot read its inbox (%s); retrying", self.process, exc)
-                    self._outage = True
+                # The layer logs an outage once; this loop just retries.
+                log.debug("process %s cannot read its inbox (%s); retrying", self.process, exc)
                 await asyncio.sleep(RETRY_DELAY)
                 continue
-            if self._outage:
-                log.warning("process %s reads its inbox again", self.process)
-                self._outage = False
+            self.layer.stats.counts["received"] += len(batch)
             for field, message in batch:
                 self._dispatch(field, message)
 

@@ -9,7 +9,7 @@ from its inbox's first heartbeat until the inbox closes.
 import asyncio
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .base import BaseLayer, Message
@@ -54,6 +54,7 @@ class MemoryLayer(BaseLayer):
             else:
                 results.append(self._full(channel))
         self._count_refusals(items, results)
+        self.stats.sent(results)
         return results
 
     def _push(self, queue: str, entry: Entry, now: float) -> bool:
@@ -129,6 +130,13 @@ class MemoryLayer(BaseLayer):
                 break
         self.stats.drop("expired", expired)
         return out
+
+    async def ping(self) -> None:
+        """This process's memory always answers."""
+        return None
+
+    async def queue_lengths(self, channels: Sequence[str]) -> dict[str, int]:
+        return {channel: len(self._queues.get(queue_name(channel), ())) for channel in channels}
 
     async def _announce(self, process: str, alive: bool) -> bool:
         was = process in self._alive

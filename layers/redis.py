@@ -36,6 +36,7 @@ from .cancelling import raise_if_cancelled
 from .errors import LayerError, LayerUnavailable
 from .hashring import HashRing
 from .names import join_addresses, queue_name
+from .outage import Outage
 from .stats import GroupReach
 
 DEFAULT_PREFIX = "switchroom"
@@ -48,7 +49,11 @@ T = TypeVar("T")
 
 @contextmanager
 def _unavailable(
-    label: str, on_moved: Callable[[], None] | None = None, on_lost: Callable[[], None] | None = None
+    label: str,
+    on_moved: Callable[[], None] | None = None,
+    on_lost: Callable[[], None] | None = None,
+    outage: Outage | None = None,
+    quiet: bool = False,
 ) -> Iterator[None]:
     """Turn connection-level failures into LayerUnavailable naming the shard.
 
@@ -57,18 +62,30 @@ def _unavailable(
 
     A cluster node answering MOVED/ASK/CLUSTERDOWN marks the topology stale, so the next
     call re-reads the slot map; the refused command was not run, so nothing is lost.
+
+    ``outage`` hears of every success and (unless ``quiet``) every failure, so an outage
+    is logged once however many callers retry.
     """
     try:
         yield
     except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
         if on_lost is not None:
             on_lost()
-        raise LayerUnavailable(f"redis at {label} is unavailable: {exc}") from exc
+        error = LayerUnavailable(f"redis at {label} is unavailable: {exc}")
+        if outage is not None and not quiet:
+            outage.failed(error)
+        raise error from exc
     except RedisError as exc:
         if on_moved is not None and str(exc).startswith(("MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN")):
             on_moved()
             raise LayerUnavailable(f"redis cluster topology changed at {label}: {exc}") from exc
-        raise LayerUnavailable(f"redis at {label} failed: {exc}") from exc
+        error = LayerUnavailable(f"redis at {label} failed: {exc}")
+        if outage is not None and not quiet:
+            outage.failed(error)
+        raise error from exc
+    else:
+        if outage is not None:
+            outage.answered()
 
 
 def _glob_escape(text: str) -> str:
@@ -215,10 +232,12 @@ class _Shard:
         connect_timeout: float,
         max_connections: int,
         on_moved: Callable[[], None] | None = None,
+        outage: Outage | None = None,
     ) -> None:
         self.url = url
         self.label = label(url)
         self.on_moved = on_moved
+        self.outage = outage or Outage(f"redis at {self.label}")
         self.wait = socket_timeout
         self.max_connections = max_connections
         self.slots = asyncio.Semaphore(max_connections)
@@ -231,9 +250,10 @@ class _Shard:
         self._dropping: asyncio.Task[None] | None = None
 
     @asynccontextmanager
-    async def use(self) -> AsyncIterator[None]:
+    async def use(self, quiet: bool = False) -> AsyncIterator[None]:
         """Run a command on this shard: wait for a free connection (at most ``socket_timeout``
-        seconds, then LayerUnavailable) and translate its errors."""
+        seconds, then LayerUnavailable) and translate its errors (``quiet``: a failure is the
+        caller's to report, not the start of an outage)."""
         try:
             await asyncio.wait_for(self.slots.acquire(), self.wait)
         except TimeoutError:
@@ -242,7 +262,7 @@ class _Shard:
                 f"({self.max_connections} commands in flight; raise max_connections)"
             ) from None
         try:
-            with _unavailable(self.label, self.on_moved, self.drop_idle):
+            with _unavailable(self.label, self.on_moved, self.drop_idle, self.outage, quiet):
                 yield
         finally:
             self.slots.release()
@@ -289,6 +309,7 @@ class RedisLayer(BaseLayer):
         self._timeouts = (socket_timeout, connect_timeout, max_connections)
         self._slot_owner: list[int] = []
         self._stale = True
+        self._outages: dict[str, Outage] = {}
         if self.cluster:
             self._shards: list[_Shard] = []
             self._cluster_nodes = _cluster_startup_nodes(self.urls[0])
@@ -297,7 +318,7 @@ class RedisLayer(BaseLayer):
             self._cluster_query = "?" + urlencode(tls_query) if tls_query else ""
             self._topology_lock = asyncio.Lock()
         else:
-            self._shards = [_Shard(u, *self._timeouts) for u in self.urls]
+            self._shards = [_Shard(u, *self._timeouts, outage=self._outage(label(u))) for u in self.urls]
             self._ring = HashRing([s.label for s in self._shards])
         self._lua_patterns = [(scripts.glob_to_lua(p), c) for p, c in self.capacities.items()]
         self.local = local
@@ -310,6 +331,13 @@ class RedisLayer(BaseLayer):
         self._blocked: dict[tuple[int, frozenset[bytes]], asyncio.Task[Any]] = {}
         self._arrival_waiters: list[asyncio.Future[None]] = []
         self._rotation = 0
+
+    def _outage(self, where: str) -> Outage:
+        """The one outage record of a node, kept across cluster topology changes."""
+        outage = self._outages.get(where)
+        if outage is None:
+            outage = self._outages[where] = Outage(f"redis at {where}", self.stats.counts)
+        return outage
 
     def _shard_of(self, queue: str) -> int:
         """Where a queue lives: a shard index, or in a cluster its hash slot."""
@@ -341,7 +369,7 @@ class RedisLayer(BaseLayer):
             **self._cluster_tls,
         )
         try:
-            with _unavailable(label(self.urls[0])):
+            with _unavailable(label(self.urls[0]), outage=self._outage(label(self.urls[0]))):
                 await topology.initialize()
             masters: dict[str, int] = {}
             owners = []
@@ -357,6 +385,7 @@ class RedisLayer(BaseLayer):
                     f"{scheme}://{credentials + '@' if credentials else ''}{name}/0{self._cluster_query}",
                     *self._timeouts,
                     on_moved=self._topology_changed,
+                    outage=self._outage(f"{name}/0"),
                 )
                 for name in masters
             ],
@@ -434,6 +463,7 @@ class RedisLayer(BaseLayer):
                     elif code == 2:
                         results[index] = self._gone(channels[index])
         self._count_refusals(items, results)
+        self.stats.sent(results)
         return results
 
     async def _send_batch(self, shard_id: int, keys: list[bytes], argv: list[Any]) -> list[int]:
@@ -737,6 +767,38 @@ class RedisLayer(BaseLayer):
         argv = [int(self.liveness_timeout * 1000), int(self.group_expiry * 1000), "1" if alive else "0"]
         async with shard.use():
             return bool(await shard.heartbeat(keys=keys, args=argv))
+
+    # -- health ----------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        await self._ready()
+
+        async def one(shard: _Shard) -> None:
+            async with shard.use(quiet=True):
+                await shard.client.ping()
+            shard.outage.answered()
+
+        await asyncio.gather(*(one(shard) for shard in self._shards))
+
+    async def queue_lengths(self, channels: Sequence[str]) -> dict[str, int]:
+        await self._ready()
+        queues = {channel: queue_name(channel) for channel in channels}
+        by_shard: dict[int, list[str]] = {}
+        for queue in dict.fromkeys(queues.values()):
+            by_shard.setdefault(self._shard_of(queue), []).append(queue)
+
+        async def lengths(route: int, names: list[str]) -> dict[str, int]:
+            shard = self._shard(route)
+            async with shard.use():
+                async with shard.client.pipeline(transaction=False) as pipe:
+                    for queue in names:
+                        pipe.llen(self._queue_key(queue))
+                    return dict(zip(names, await pipe.execute(), strict=True))
+
+        found: dict[str, int] = {}
+        for part in await asyncio.gather(*(lengths(r, names) for r, names in by_shard.items())):
+            found.update(part)
+        return {c: found[q] + len(self._stash.get(q, ())) for c, q in queues.items()}
 
     # -- housekeeping ----------------------------------------------------------------
 

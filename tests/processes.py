@@ -10,6 +10,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def clean_environ(**extra: str) -> dict[str, str]:
+    """This environment without SWITCHROOM_* settings, with this checkout importable."""
+    kept = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHROOM_")}
+    return {**kept, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", **extra}
+
+
+def run_switchroom(
+    args: list[str], env: dict[str, str] | None = None, timeout: float = 90
+) -> subprocess.CompletedProcess[str]:
+    """Run ``switchroom <args>`` to its end; its output in the result."""
+    return subprocess.run(
+        [sys.executable, "-m", "switchroom.shared.cli", *args],
+        cwd=ROOT,
+        env=clean_environ(**(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 class SwitchroomProcess:
     """``switchroom <args>`` from this checkout; ``stop`` ends it by PID and keeps its log."""
 

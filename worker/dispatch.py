@@ -4,10 +4,12 @@ pool), and give the protocol's natural answer when nothing matches or the consum
 import asyncio
 import functools
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from switchroom.layers import BaseLayer, LayerError
+from switchroom.shared import metrics
 from switchroom.shared.messages import MessageFormatError, apply_defaults, validate
 
 from . import asgi, replies, routing
@@ -45,15 +47,21 @@ class Dispatcher:
         try:
             message = apply_defaults(channel, validate(channel, raw))
         except MessageFormatError as exc:
+            metrics.WORKER_MESSAGES.labels(channel, "malformed").inc()
             log.warning("dropping a malformed %s message %s: %s", channel, message_id(channel, raw), exc)
             await self._answer_malformed(channel, raw)
             return
         ctx = Context(self.layer, channel, message, self.app.bounce_sender)
+        started = time.monotonic()
         try:
             await getattr(self, "_" + channel.replace(".", "_"))(message, ctx)
         except Exception:
+            metrics.WORKER_MESSAGES.labels(channel, "error").inc()
             log.exception("consumer failed on %s message %s", channel, message_id(channel, message))
             await self._answer_failure(channel, ctx)
+        else:
+            metrics.WORKER_MESSAGES.labels(channel, "ok").inc()
+        metrics.WORKER_DURATION.labels(channel).observe(time.monotonic() - started)
 
     async def _call(self, route: routing.Route, message: dict[str, Any], ctx: Context, params: dict) -> None:
         consumer = route.consumer

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from switchroom.layers import BaseLayer, LayerError
+from switchroom.shared import metrics
 
 from .app import App
 from .asgi import Lifespan
@@ -45,6 +46,8 @@ class Worker:
         self.running: set[asyncio.Task[None]] = set()
         self._socket_tails: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
+        self.serving = asyncio.Event()
+        metrics.workers.add(self)
 
     def stop(self) -> None:
         """Stop taking messages; running consumers get the grace period to finish."""
@@ -61,6 +64,7 @@ class Worker:
             await self.lifespan.startup()
             self.dispatcher.lifespan_state = self.lifespan.state if self.lifespan.supported else None
         log.info("worker reading %s (concurrency %d)", ", ".join(channels), self.concurrency)
+        self.serving.set()
         try:
             await self._serve(channels)
         finally:
@@ -78,7 +82,8 @@ class Worker:
             try:
                 batch = await self.layer.receive_many(channels, min(room, self.batch), timeout=self.poll)
             except LayerError as exc:
-                log.warning("receive failed (%s); retrying", exc)
+                # The layer logs an outage once; each retry is only worth a debug line.
+                log.debug("receive failed (%s); retrying", exc)
                 await asyncio.sleep(self.poll)
                 continue
             for channel, message in batch:
@@ -113,6 +118,16 @@ class Worker:
             for task in pending:
                 task.cancel()
             await asyncio.wait(pending)
+
+    async def not_ready(self) -> str | None:
+        """None while taking messages; otherwise why not."""
+        if self._stopping.is_set():
+            return "stopping"
+        return None if self.serving.is_set() else "starting"
+
+    def served_channels(self) -> list[str]:
+        """The channels this worker reads."""
+        return self.app.channels()
 
     def install_signal_handlers(self) -> None:
         """Make SIGTERM and SIGINT call ``stop``."""

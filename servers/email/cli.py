@@ -3,7 +3,7 @@
 import argparse
 import dataclasses
 
-from switchroom.shared.config import add_common_arguments, env
+from switchroom.shared.config import add_common_arguments, add_option
 from switchroom.shared.serving import run_server
 
 from .server import EmailServer
@@ -41,24 +41,18 @@ HELP = {
 
 def build_parser() -> argparse.ArgumentParser:
     """One flag per setting, each with a SWITCHROOM_EMAIL_* environment variable."""
-    parser = argparse.ArgumentParser(prog="switchroom email", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="switchroom email",
+        description="Run the email server (inbound SMTP, outbound through a relay) until SIGTERM or SIGINT.",
+    )
     add_common_arguments(parser)
     for f in dataclasses.fields(Settings):
-        flag = "--" + f.name.replace("_", "-")
-        name = "domain" if f.name == "domains" else "address" if f.name == "addresses" else None
-        default = env("email_" + f.name, f.default)
-        text = f"{HELP[f.name]} [env SWITCHROOM_EMAIL_{f.name.upper()}, default {f.default!r}]"
-        if isinstance(f.default, bool):
-            value = default if isinstance(default, bool) else str(default).lower() in ("1", "true", "yes")
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value, help=text)
-        elif isinstance(f.default, tuple):
-            value = default if isinstance(default, tuple) else _csv(default)
-            flags = [flag, "--" + name] if name else [flag]
-            parser.add_argument(*flags, dest=f.name, type=_csv, action=_Extend, default=value, help=text)
-        elif f.default is None:
-            parser.add_argument(flag, type=str, default=default, help=text)
-        else:
-            parser.add_argument(flag, type=type(f.default), default=type(f.default)(default), help=text)
+        flags = ["--" + f.name.replace("_", "-")]
+        extra = {}
+        if isinstance(f.default, tuple):
+            flags.append({"domains": "--domain", "addresses": "--address"}[f.name])
+            extra = {"dest": f.name, "kind": _csv, "action": _Extend}
+        add_option(parser, *flags, env_name="email_" + f.name, default=f.default, help=HELP[f.name], **extra)
     return parser
 
 

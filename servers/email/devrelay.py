@@ -13,7 +13,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP
 
-from switchroom.shared.logs import setup_logging
+from switchroom.shared.logs import FORMATS, setup_logging
 
 log = logging.getLogger("switchroom.devrelay")
 
@@ -60,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m switchroom.servers.email.devrelay", description=__doc__)
     parser.add_argument("--bind", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=2526)
+    parser.add_argument("--log-format", choices=FORMATS, default="text")
     args = parser.parse_args(argv)
-    setup_logging("info", "devrelay")
+    setup_logging("info", "devrelay", args.log_format)
     asyncio.run(_serve(args.bind, args.port))
     return 0
 

@@ -12,6 +12,7 @@ from typing import Any
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, syntax
 
 from switchroom.layers import BaseLayer, ChannelFull, LayerError, streams
+from switchroom.shared import metrics
 
 from . import parse
 from .data import read_data
@@ -70,11 +71,15 @@ class LayerHandler:
         try:
             await self.put(parsed)
         except ChannelFull:
+            metrics.EMAIL_RECEIVED.labels("deferred").inc()
             log.warning("451 for a message from %s: the email.receive channel is full", envelope.mail_from)
             return "451 4.3.0 Busy, try again later"
         except LayerError as exc:
+            metrics.EMAIL_RECEIVED.labels("deferred").inc()
             log.warning("451 for a message from %s: the channel layer failed: %s", envelope.mail_from, exc)
             return "451 4.3.0 Temporarily unable to accept mail, try again later"
+        metrics.EMAIL_RECEIVED.labels("accepted").inc()
+        metrics.EMAIL_ACCEPT_DURATION.observe(time.monotonic() - started)
         message = parsed.message
         log.info(
             "250 %s from %s to %s, %d bytes, on the layer in %.1f ms",
@@ -102,6 +107,7 @@ class LayerHandler:
     async def handle_exception(self, error: Exception) -> str:
         """An unexpected error is a temporary failure: the sender keeps the mail and retries."""
         log.exception("SMTP session error", exc_info=error)
+        metrics.EMAIL_RECEIVED.labels("deferred").inc()
         return "451 4.3.0 Temporary server error"
 
 
@@ -235,6 +241,7 @@ class LimitedSMTP(SMTP):
             self._writer.close()
             return
         if error is not None:
+            metrics.EMAIL_RECEIVED.labels("rejected" if error.startswith("5") else "deferred").inc()
             log.info("%s for a message from %s", error[:3], self.client_ip)
             await self.push(error)
             self._set_post_data_state()
@@ -263,6 +270,7 @@ class LimitedSMTP(SMTP):
         printable ASCII (RFC 5321 4.2), so anything else becomes "?".
         """
         if status.startswith("552 Error: message size exceeds"):
+            metrics.EMAIL_RECEIVED.labels("rejected").inc()
             log.info("552 for a message from %s: its announced size is over the limit", self.client_ip)
         await super().push(_UNPRINTABLE.sub("?", status))
 

@@ -12,6 +12,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from switchroom.layers import BaseLayer, LayerError, MessageTooLarge
+from switchroom.shared import metrics
 from switchroom.shared.messages import apply_defaults, validate
 
 from .compose import compose
@@ -93,7 +94,7 @@ class Outbox:
                 channel, message = await self.layer.receive(["email.send"], timeout=5)
             except LayerError as exc:
                 self.slots.release()
-                log.warning("reading email.send failed (%s); retrying", exc)
+                log.debug("reading email.send failed (%s); retrying", exc)
                 await asyncio.sleep(1)
                 continue
             if channel is None:
@@ -134,6 +135,7 @@ class Outbox:
             try:
                 refused = await asyncio.to_thread(deliver, self.settings, mime, sender, pending)
             except PermanentFailure as exc:
+                metrics.EMAIL_OUTBOUND.labels("bounced").inc()
                 error = f"permanent failure: {exc}"
                 break
             except (smtplib.SMTPException, OSError) as exc:
@@ -153,12 +155,15 @@ class Outbox:
                 pending = [rcpt for rcpt, why in refused.items() if not why.startswith("5")]
                 if not pending:
                     if not refused_for_good:
+                        metrics.EMAIL_OUTBOUND.labels("delivered").inc()
                         return
+                    metrics.EMAIL_OUTBOUND.labels("bounced").inc()
                     error = f"permanent failure: recipients refused: {refused_for_good}"
                     break
                 error = f"temporary failure: recipients refused for now: {refused}"
             if time.monotonic() + delay > deadline:
                 break
+            metrics.EMAIL_OUTBOUND.labels("deferred").inc()
             log.warning("delivery of %s failed (%s); retrying in %.1f s", mime["Message-ID"], error, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60.0)
@@ -174,6 +179,7 @@ class Outbox:
         undelivered: list[str],
     ) -> None:
         """Log the failure and report it on ``email.send.failed``."""
+        metrics.EMAIL_OUTBOUND.labels("dead_lettered").inc()
         log.error(
             "giving up on an email to %s after %d attempts: %s",
             ",".join(undelivered) or "?",

@@ -7,6 +7,7 @@ import ssl
 from typing import Any
 
 from switchroom.layers import BaseLayer
+from switchroom.shared import metrics
 
 from .inbound import FileAuthenticator, LayerHandler, LimitedSMTP, Sessions
 from .outbound import Outbox
@@ -73,12 +74,23 @@ class EmailServer:
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(self.protocol, self.settings.bind, self.settings.port)
         self.outbox.start()
+        metrics.email_servers.add(self)
         log.info(
             "listening for SMTP on %s:%d for %s",
             self.settings.bind,
             self.port,
             ", ".join([*self.settings.domains, *self.settings.addresses]),
         )
+
+    async def not_ready(self) -> str | None:
+        """None while taking mail; otherwise why not."""
+        if self.sessions.stopping:
+            return "stopping"
+        return None if self.server is not None else "not listening"
+
+    def served_channels(self) -> list[str]:
+        """The channel of outbound mail."""
+        return ["email.send"]
 
     @property
     def port(self) -> int:
@@ -95,3 +107,4 @@ class EmailServer:
             await self.sessions.end(grace)
             self.server = None
         await self.outbox.stop(grace)
+        metrics.email_servers.discard(self)

@@ -3,7 +3,7 @@
 import argparse
 import dataclasses
 
-from switchroom.shared.config import add_common_arguments, env
+from switchroom.shared.config import add_common_arguments, add_option
 from switchroom.shared.serving import run_server
 
 from .server import HttpServer
@@ -40,22 +40,15 @@ HELP = {
 
 def build_parser() -> argparse.ArgumentParser:
     """One flag per setting, each with a SWITCHROOM_HTTP_* environment variable."""
-    parser = argparse.ArgumentParser(prog="switchroom http", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="switchroom http",
+        description="Run the HTTP/WebSocket interface server until SIGTERM or SIGINT.",
+    )
     add_common_arguments(parser)
     for f in dataclasses.fields(Settings):
         flag = "--" + f.name.replace("_", "-")
-        default = env("http_" + f.name, f.default)
-        text = f"{HELP[f.name]} [env SWITCHROOM_HTTP_{f.name.upper()}, default {f.default!r}]"
-        if isinstance(f.default, bool):
-            value = default if isinstance(default, bool) else str(default).lower() in ("1", "true", "yes")
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value, help=text)
-        elif isinstance(f.default, tuple):
-            value = default if isinstance(default, tuple) else _csv(default)
-            parser.add_argument(flag, type=_csv, default=value, help=text)
-        elif f.name in ("unix_socket", "fd"):
-            parser.add_argument(flag, type=int if f.name == "fd" else str, default=default, help=text)
-        else:
-            parser.add_argument(flag, type=type(f.default), default=type(f.default)(default), help=text)
+        kind = _csv if isinstance(f.default, tuple) else int if f.name == "fd" else None
+        add_option(parser, flag, env_name="http_" + f.name, default=f.default, help=HELP[f.name], kind=kind)
     return parser
 
 

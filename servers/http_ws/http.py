@@ -6,14 +6,17 @@ Requests asking for a WebSocket upgrade are handed, connection and all, to Autob
 """
 
 import asyncio
+import functools
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.web import http
 
 from switchroom.layers import ChannelFull, LayerError, MessageTooLarge, streams
+from switchroom.shared import metrics
 
 from . import translate
 
@@ -102,6 +105,7 @@ class LayerRequest(http.Request):
             asyncio.get_running_loop().call_later(LINGER, transport.abortConnection)
         else:
             transport.loseConnection()
+        metrics.HTTP_REQUESTS.labels(str(status)).inc()
         access_log.info("%s - %d %s", self.client_text(), status, why)
 
     def stop_read_timer(self) -> None:
@@ -157,6 +161,7 @@ class LayerRequest(http.Request):
     def hand_to_websocket(self, headers: translate.Headers, client: list[Any] | None, scheme: str) -> None:
         """Give the connection to Autobahn, with what it needs to build ``websocket.connect``."""
         self.channel.setTimeout(None)
+        self.server.connections.discard(self.channel)
         factory = self.server.ws_factory
         factory.handoff = {
             "target": self.uri,
@@ -204,11 +209,11 @@ class LayerRequest(http.Request):
                     closed=False,
                 )
         except ChannelFull:
-            self.unavailable("the http.request channel is full")
+            self.unavailable("the http.request channel is full", cause="full")
         except MessageTooLarge:
             self.answer(431, "request headers too large for the layer")
         except LayerError as exc:
-            self.unavailable("the channel layer failed", detail=str(exc))
+            self.unavailable("the channel layer failed", detail=str(exc), cause="layer")
 
     # -- answering -------------------------------------------------------------------
 
@@ -226,7 +231,7 @@ class LayerRequest(http.Request):
             self.done()
             self.channel.transport.abortConnection()
         else:
-            self.unavailable("no worker answered in time")
+            self.unavailable("no worker answered in time", cause="timeout")
 
     def on_reply(self, message: dict[str, Any]) -> None:
         """Write one reply message from the worker."""
@@ -257,14 +262,15 @@ class LayerRequest(http.Request):
         self.done()
         self.finish()
 
-    def unavailable(self, why: str, detail: str = "") -> None:
+    def unavailable(self, why: str, detail: str = "", cause: str = "layer") -> None:
         """503 with Retry-After: the layer or the workers cannot take this request now.
 
         ``detail`` (such as which Redis failed, and how) goes to the log only: clients
-        learn nothing about the servers behind this one.
+        learn nothing about the servers behind this one. ``cause`` labels the metric.
         """
         if self.response_started or self.finished or self._disconnected:
             return
+        metrics.HTTP_UNAVAILABLE.labels(cause).inc()
         logged = f"{why}: {detail}" if detail else why
         log.warning("503 %s %s: %s", self.method.decode(), self.path_text, logged)
         self.setHeader(b"retry-after", str(self.server.settings.retry_after).encode())
@@ -298,6 +304,7 @@ class LayerRequest(http.Request):
         super().connectionLost(reason)
         self.done()
         if pending:
+            metrics.HTTP_CLIENT_GONE.inc()
             asyncio.get_running_loop().create_task(self.send_disconnect())
 
     async def send_disconnect(self) -> None:
@@ -343,8 +350,15 @@ class HttpFactory(http.HTTPFactory):
         channel.maxHeaders = settings.max_header_count * TWISTED_HEADER_FACTOR
         channel.totalHeadersSize = settings.max_header_bytes * TWISTED_HEADER_FACTOR
         channel.checkPersistence = check_persistence
+        channel.connectionLost = functools.partial(self.connection_lost, channel, channel.connectionLost)
+        self.server.connections.add(channel)
         asyncio.get_running_loop().call_later(settings.read_timeout, self.check_started, channel)
         return protocol
+
+    def connection_lost(self, channel: http.HTTPChannel, lost: Callable[[Any], None], reason: Any) -> None:
+        """Forget a closed connection (one handed to a WebSocket is forgotten at the handoff)."""
+        self.server.connections.discard(channel)
+        lost(reason)
 
     @staticmethod
     def check_started(channel: http.HTTPChannel) -> None:
@@ -353,10 +367,12 @@ class HttpFactory(http.HTTPFactory):
             channel.transport.abortConnection()
 
     def log(self, request: LayerRequest) -> None:
-        """One access-log line per finished request."""
+        """Count each finished request, and write its access-log line."""
+        took = time.monotonic() - request.started_at
+        metrics.HTTP_REQUESTS.labels(str(request.code)).inc()
+        metrics.HTTP_DURATION.observe(took)
         if not self.server.settings.access_log or not access_log.isEnabledFor(logging.INFO):
             return
-        took = (time.monotonic() - request.started_at) * 1000
         access_log.info(
             '%s "%s %s %s" %d %d %.1fms',
             request.client_text(),
@@ -365,5 +381,5 @@ class HttpFactory(http.HTTPFactory):
             request.clientproto.decode("latin-1"),
             request.code,
             request.sentLength,
-            took,
+            took * 1000,
         )

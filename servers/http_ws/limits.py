@@ -12,6 +12,8 @@ from typing import Any
 from twisted.internet.protocol import Factory, Protocol
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 
+from switchroom.shared import metrics
+
 from .http import LINGER
 
 access_log = logging.getLogger("switchroom.http.access")
@@ -40,6 +42,8 @@ class Refusal(Protocol):
         self.timer: asyncio.TimerHandle | None = None
 
     def connectionMade(self) -> None:
+        metrics.HTTP_REQUESTS.labels("503").inc()
+        metrics.HTTP_UNAVAILABLE.labels("client_limit").inc()
         body = b"too many connections from your address\n"
         self.transport.write(
             b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: %d\r\nContent-Type: text/plain\r\n"

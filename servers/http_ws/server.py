@@ -9,7 +9,10 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet.error import CannotListenError
+
 from switchroom.layers import BaseLayer, Message
+from switchroom.shared import metrics
 
 from . import translate
 from .settings import Settings
@@ -48,6 +51,8 @@ class HttpServer:
         self.in_flight: set[LayerRequest] = set()
         # Open sockets (and those still in their handshake) by reply channel.
         self.sockets: dict[str, LayerSocket] = {}
+        self.connections: set[Any] = set()
+        self.stopping = False
         self.ports: list[Any] = []
         self.http_factory: Any = None
         self.ws_factory: Any = None
@@ -63,13 +68,22 @@ class HttpServer:
         self.inbox.fanout = self.fan_out
         await self.inbox.start()
         s = self.settings
-        if s.fd is not None:
-            family = socket.AF_UNIX if _is_unix(s.fd) else socket.AF_INET
-            self.ports.append(reactor.adoptStreamPort(s.fd, family, self.tcp_factory()))
-        elif s.unix_socket:
-            self.ports.append(reactor.listenUNIX(s.unix_socket, self.http_factory))
-        else:
-            self.ports.append(reactor.listenTCP(s.port, self.tcp_factory(), backlog=2048, interface=s.bind))
+        try:
+            if s.fd is not None:
+                family = socket.AF_UNIX if _is_unix(s.fd) else socket.AF_INET
+                self.ports.append(reactor.adoptStreamPort(s.fd, family, self.tcp_factory()))
+            elif s.unix_socket:
+                self.ports.append(reactor.listenUNIX(s.unix_socket, self.http_factory))
+            else:
+                port = reactor.listenTCP(s.port, self.tcp_factory(), backlog=2048, interface=s.bind)
+                self.ports.append(port)
+        except CannotListenError as exc:
+            await self.inbox.close()
+            where = s.unix_socket or f"{s.bind}:{s.port}"
+            error = exc.socketError
+            text = f"cannot listen on {where}: {_reason(error)}"
+            raise OSError(getattr(error, "errno", None), text) from None
+        metrics.http_servers.add(self)
         for where in self.addresses():
             log.info("listening on %s", where)
 
@@ -93,6 +107,16 @@ class HttpServer:
                 out.append(f"unix:{getattr(host, 'name', self.settings.unix_socket)}")
         return out
 
+    async def not_ready(self) -> str | None:
+        """None while listening; otherwise why requests are not taken."""
+        if self.stopping:
+            return "stopping"
+        return None if self.ports else "not listening"
+
+    def served_channels(self) -> list[str]:
+        """The queue the replies to this server arrive on: its inbox."""
+        return [self.inbox.queue]
+
     @property
     def port(self) -> int:
         """The TCP port of the first listener (useful with ``port=0``)."""
@@ -100,6 +124,7 @@ class HttpServer:
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish, close sockets with 1001."""
+        self.stopping = True
         for port in self.ports:
             await asyncio.ensure_future(port.stopListening().asFuture(asyncio.get_running_loop()))
         self.ports.clear()
@@ -116,9 +141,10 @@ class HttpServer:
         while (self.in_flight or self.sockets) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         for request in list(self.in_flight):
-            request.unavailable("the server is shutting down")
+            request.unavailable("the server is shutting down", cause="stopping")
         for sock in list(self.sockets.values()):
             sock.dropConnection(abort=True)
+        metrics.http_servers.discard(self)
         left = len(self.inbox.handlers)
         await self.inbox.close()
         log.info("stopped; %d reply channels left routed", left)
@@ -136,6 +162,7 @@ class HttpServer:
         payload = reply.text.encode("utf-8") if reply.text is not None else reply.data
         frame = None
         left = []
+        sent = 0
         sockets = self.sockets
         for address in addresses:
             sock = sockets.get(address)
@@ -144,8 +171,15 @@ class HttpServer:
                 continue
             if frame is None:
                 frame = self.ws_factory.prepareMessage(payload, isBinary=reply.text is None)
-            sock.send_shared(frame, len(payload))
+            sent += sock.send_shared(frame, len(payload))
+        metrics.WS_FRAMES.sent += sent
         return left
+
+
+def _reason(error: Any) -> str:
+    """An OS error's text without its ``[Errno N]`` prefix (lower case, as the kernel's)."""
+    text = getattr(error, "strerror", None) or str(error)
+    return text[:1].lower() + text[1:]
 
 
 def _is_unix(fd: int) -> bool:

@@ -15,6 +15,7 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import Deferred
 
 from switchroom.layers import ChannelFull, LayerError
+from switchroom.shared import metrics
 
 from . import translate
 from .http import LINGER
@@ -29,6 +30,8 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_ABNORMAL = 1006
+# The handshake outcome (a metric label) of each reason to give up on a socket.
+HANDSHAKE_OUTCOMES = {"busy": "busy", "layer": "busy", "bad_reply": "failed", "stopping": "stopping"}
 
 
 class LayerSocket(WebSocketServerProtocol):
@@ -49,6 +52,7 @@ class LayerSocket(WebSocketServerProtocol):
         self.sender: asyncio.Task[None] | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.opened_at = 0.0
+        self.connect_started = 0.0
         self.socket_open = False
         self.closed = False
         self.write_paused = False
@@ -66,6 +70,7 @@ class LayerSocket(WebSocketServerProtocol):
             access_log.info(
                 "%s WebSocket %s refused: origin %r not allowed", self.client_text(), request.path, origin
             )
+            metrics.WS_HANDSHAKES.labels("refused").inc()
             raise ConnectionDeny(403, "origin not allowed")
         self.offered = list(request.protocols)
         self.reply_channel = server.inbox.address("websocket.send", self.on_reply)
@@ -82,11 +87,13 @@ class LayerSocket(WebSocketServerProtocol):
             )
         except translate.BadRequest as exc:
             self.forget()
+            metrics.WS_HANDSHAKES.labels("refused").inc()
             raise ConnectionDeny(exc.status, exc.reason) from None
         self.path_text = message["path"]
         # Keep only what logging needs: the headers live on in the message, not in each socket.
         self.info = {"client": self.info.get("client")}
         server.sockets[self.reply_channel] = self
+        self.connect_started = time.monotonic()
         self.handshake = Deferred()
         self.queue("websocket.connect", message)
         self.timer = asyncio.get_running_loop().call_later(settings.connect_timeout, self.connect_timed_out)
@@ -95,6 +102,7 @@ class LayerSocket(WebSocketServerProtocol):
     def connect_timed_out(self) -> None:
         self.timer = None
         log.warning("WebSocket %s: no worker accepted within the connect timeout", self.path_text)
+        metrics.WS_HANDSHAKES.labels("timeout").inc()
         self.deny(503, "no worker accepted the connection in time")
 
     def deny(self, status: int, reason: str) -> None:
@@ -111,6 +119,8 @@ class LayerSocket(WebSocketServerProtocol):
         self.transport.registerProducer(self, True)
         self.socket_open = True
         self.opened_at = time.monotonic()
+        metrics.WS_HANDSHAKES.labels("accepted").inc()
+        metrics.WS_CONNECT_DURATION.observe(self.opened_at - self.connect_started)
         access_log.info("%s WebSocket %s open", self.client_text(), self.path_text)
         pending, self.after_open = self.after_open, []
         for reply in pending:
@@ -122,6 +132,7 @@ class LayerSocket(WebSocketServerProtocol):
         """Forward one client message as ``websocket.receive``, keeping the socket's order."""
         if self.reply_channel is None:
             return
+        metrics.WS_FRAMES.received += 1
         self.order += 1
         self.queue(
             "websocket.receive",
@@ -159,7 +170,7 @@ class LayerSocket(WebSocketServerProtocol):
         self.outbox.append((channel, message))
         if len(self.outbox) > self.factory.server.layer.capacity_for(channel):
             self.outbox.clear()
-            self.give_up(CLOSE_TRY_AGAIN_LATER, "the workers are not keeping up")
+            self.give_up(CLOSE_TRY_AGAIN_LATER, "the workers are not keeping up", "busy")
             return
         if self.sender is None:
             self.sender = asyncio.get_running_loop().create_task(self.send_outbox())
@@ -191,15 +202,17 @@ class LayerSocket(WebSocketServerProtocol):
         state = "is full" if full else "failed"
         log.warning("WebSocket %s: %s %s: %s", self.path_text, channel, state, error)
         if full:
-            self.give_up(CLOSE_TRY_AGAIN_LATER, "server busy, try again later")
+            self.give_up(CLOSE_TRY_AGAIN_LATER, "server busy, try again later", "busy")
         else:
-            self.give_up(CLOSE_INTERNAL_ERROR, "channel layer unavailable")
+            self.give_up(CLOSE_INTERNAL_ERROR, "channel layer unavailable", "layer")
 
-    def give_up(self, code: int, reason: str) -> None:
-        """Refuse the handshake (503) or close an open socket with ``code``."""
+    def give_up(self, code: int, reason: str, cause: str = "stopping") -> None:
+        """Refuse the handshake (503) or close an open socket with ``code``; ``cause`` labels the metric."""
         if self.handshake is not None:
+            metrics.WS_HANDSHAKES.labels(HANDSHAKE_OUTCOMES.get(cause, cause)).inc()
             self.deny(503, reason)
         else:
+            metrics.WS_CLOSED_BY_SERVER.labels(cause).inc()
             self.close_with(code, reason)
 
     # -- worker to client ------------------------------------------------------------
@@ -213,7 +226,7 @@ class LayerSocket(WebSocketServerProtocol):
                 return
         except translate.BadReply as exc:
             log.error("bad reply to WebSocket %s: %s", self.path_text, exc)
-            self.give_up(CLOSE_INTERNAL_ERROR, "the application sent an invalid message")
+            self.give_up(CLOSE_INTERNAL_ERROR, "the application sent an invalid message", "bad_reply")
             return
         if self.socket_open:
             self.carry_out(reply)
@@ -223,6 +236,7 @@ class LayerSocket(WebSocketServerProtocol):
     def answer_handshake(self, reply: translate.SocketReply) -> None:
         if reply.accept is False or (reply.accept is None and reply.close is not None):
             access_log.info("%s WebSocket %s rejected", self.client_text(), self.path_text)
+            metrics.WS_HANDSHAKES.labels("rejected").inc()
             self.deny(403, "rejected by the application")
             return
         if reply.accept is None:
@@ -243,6 +257,7 @@ class LayerSocket(WebSocketServerProtocol):
         if payload is not None:
             if not self.room_for(len(payload)):
                 return
+            metrics.WS_FRAMES.sent += 1
             self.sendMessage(payload, isBinary=reply.text is None)
         if reply.close is not None:
             self.close_with(reply.close, reply.reason or "")
@@ -251,15 +266,17 @@ class LayerSocket(WebSocketServerProtocol):
         """True once the socket is open and has nothing of its own waiting to go first."""
         return self.socket_open and self.state == self.STATE_OPEN
 
-    def send_shared(self, frame: Any, size: int) -> None:
+    def send_shared(self, frame: Any, size: int) -> bool:
         """Write a frame encoded once for many sockets (a group message): its bytes go
-        straight to the transport unless Autobahn has frames queued or compresses."""
+        straight to the transport unless Autobahn has frames queued or compresses.
+        False if the client stopped reading and the socket was dropped instead."""
         if not self.room_for(size):
-            return
+            return False
         if self.send_queue or self._perMessageCompress is not None:
             self.sendPreparedMessage(frame)
         else:
             self.transport.write(frame.payloadHybi)
+        return True
 
     def room_for(self, size: int) -> bool:
         """Count ``size`` more bytes towards a client that stopped reading; past
@@ -274,6 +291,7 @@ class LayerSocket(WebSocketServerProtocol):
             self.path_text,
             self.backlog,
         )
+        metrics.WS_CLOSED_BY_SERVER.labels("slow_client").inc()
         self.dropConnection(abort=True)
         return False
 

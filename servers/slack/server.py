@@ -23,6 +23,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from switchroom.layers import BaseLayer, LayerError, MessageTooLarge
+from switchroom.shared import metrics
 
 from . import translate
 from .settings import Settings, Workspace
@@ -32,6 +33,8 @@ log = logging.getLogger("switchroom.slack")
 DEAD_LETTERS = "slack.send.failed"
 # Answer addresses kept routed; an event older than the last this many is not answered.
 MAX_REPLIES = 10_000
+# The metric label of each outcome of ``translate.delivery``.
+EVENT_OUTCOMES = {"taken": "published", "undeliverable": "undeliverable", "retry": "refused"}
 
 
 class Connection:
@@ -69,11 +72,18 @@ class Connection:
             "connected to %s (team %s) in %s mode as %s", self.workspace.name, self.team, mode, self.bot_user
         )
 
+    async def connected(self) -> bool:
+        """Whether the inbound connection is up (slack-sdk reconnects it when it drops)."""
+        if self.socket is not None:
+            return await self.socket.is_connected()
+        return self.rtm is not None and self.rtm.is_connected()
+
     async def on_request(self, client: SocketModeClient, request: Any) -> None:
         """A Socket Mode envelope: publish, then acknowledge (no ack = Slack delivers it again)."""
         event, event_id = translate.envelope_event(request.type, request.payload, request.envelope_id)
         if await self.server.publish(self, event, event_id, "socket"):
             await client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
+            metrics.SLACK_ACKS.inc()
 
     async def start_rtm(self) -> None:
         from slack_sdk.rtm_v2 import RTMClient
@@ -167,6 +177,7 @@ class SlackServer:
         self.lanes: set[asyncio.Task[None]] = set()
         self.readers: list[asyncio.Task[None]] = []
         self.poster: asyncio.Task[None] | None = None
+        self.stopping = False
 
     async def start(self) -> None:
         await self.inbox.start()
@@ -175,6 +186,22 @@ class SlackServer:
         loop = asyncio.get_running_loop()
         self.readers = [loop.create_task(self.take())]
         self.poster = loop.create_task(self.post_loop())
+        metrics.slack_servers.add(self)
+
+    async def not_ready(self) -> str | None:
+        """None while every workspace is connected and posts are taken; otherwise why not."""
+        if self.stopping:
+            return "stopping"
+        if self.poster is None:
+            return "not started"
+        for connection in self.connections:
+            if not await connection.connected():
+                return f"not connected to {connection.workspace.name}"
+        return None
+
+    def served_channels(self) -> list[str]:
+        """The channels of posts to make: ``slack.send`` and the answers in the inbox."""
+        return ["slack.send", self.inbox.queue]
 
     async def connect(self, connection: Connection) -> None:
         """Connect one workspace, retrying with backoff while Slack cannot be reached."""
@@ -203,6 +230,8 @@ class SlackServer:
     async def stop(self) -> None:
         """Stop taking posts, finish the waiting ones for up to ``stop_grace`` seconds, report
         the rest on ``slack.send.failed``, and close the Slack connections."""
+        self.stopping = True
+        metrics.slack_servers.discard(self)
         for task in self.readers:
             task.cancel()
         await asyncio.gather(*self.readers, return_exceptions=True)
@@ -230,9 +259,10 @@ class SlackServer:
         self, connection: Connection, event: dict[str, Any], event_id: str | None, mode: str
     ) -> bool:
         """Put one event on the layer; False if the layer could not take it (so no ack)."""
-        if translate.is_own(event, connection.bot_user, connection.bot_id):
-            return True
-        if event_id and self.recent.seen(event_id):
+        if translate.is_own(event, connection.bot_user, connection.bot_id) or (
+            event_id and self.recent.seen(event_id)
+        ):
+            metrics.SLACK_EVENTS.labels("ignored").inc()
             return True
         message = translate.event_message(
             event, reply_channel="", mode=mode, team=connection.team, event_id=event_id
@@ -244,6 +274,7 @@ class SlackServer:
         except LayerError as exc:
             errors = [exc, exc]
         outcome = translate.delivery(errors)
+        metrics.SLACK_EVENTS.labels(EVENT_OUTCOMES[outcome]).inc()
         if outcome == "taken":
             for channel, error in zip(channels, errors, strict=True):
                 if error is not None:
@@ -311,7 +342,7 @@ class SlackServer:
             try:
                 batch = await self.layer.receive_many(["slack.send"], 50, timeout=5)
             except LayerError as exc:
-                log.warning("reading slack.send failed (%s); retrying", exc)
+                log.debug("reading slack.send failed (%s); retrying", exc)
                 await asyncio.sleep(1)
                 continue
             for _, message in batch:
@@ -377,6 +408,7 @@ class SlackServer:
             lane.pop(0)
             self.pending -= 1
             if outcome is None:
+                metrics.SLACK_POSTS.labels("posted").inc()
                 connection.schedule.posted(channel, time.monotonic())
             elif isinstance(outcome, float):
                 error = f"still rate-limited by Slack after {attempts} attempts"
@@ -389,10 +421,12 @@ class SlackServer:
     async def post(self, connection: Connection, call: translate.ApiCall) -> float | str | None:
         """None when posted; seconds to wait on 429; an error text when it failed for good."""
         try:
-            await connection.web.api_call(call.method, json=call.arguments)
+            with metrics.SLACK_POST_DURATION.time():
+                await connection.web.api_call(call.method, json=call.arguments)
             return None
         except SlackApiError as exc:
             if exc.response.status_code == 429:
+                metrics.SLACK_RATE_LIMITED.inc()
                 retry_after = translate.retry_after(exc.response.headers.get("Retry-After"))
                 log.warning(
                     "Slack rate limit on %s in %s; waiting %.0f s",
@@ -407,6 +441,7 @@ class SlackServer:
             return f"{call.method} failed: {exc!r}"
 
     async def dead_letter(self, message: Any, error: str, attempts: int) -> None:
+        metrics.SLACK_POSTS.labels("dead_lettered").inc()
         log.error("giving up on a Slack post after %d attempts: %s", attempts, error)
         report = {
             "message": message if isinstance(message, dict) else {"value": repr(message)},

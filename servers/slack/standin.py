@@ -21,11 +21,14 @@ import argparse
 import asyncio
 import itertools
 import json
+import logging
 import time
 import uuid
 from typing import Any
 
 from aiohttp import WSMsgType, web
+
+from switchroom.shared.logs import FORMATS, setup_logging
 
 TEAM = "T0STANDIN"
 BOT_USER = "U0BOT"
@@ -314,7 +317,7 @@ class StandIn:
 
 async def _serve(host: str, port: int) -> None:
     standin = await StandIn().start(host, port)
-    print(f"Slack stand-in: API at {standin.base_url}", flush=True)
+    logging.getLogger("switchroom.standin").info("Slack stand-in: API at %s", standin.base_url)
     await asyncio.Event().wait()
 
 
@@ -326,7 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3030)
+    parser.add_argument("--log-format", choices=FORMATS, default="text")
     args = parser.parse_args(argv)
+    setup_logging("info", "standin", args.log_format)
     try:
         asyncio.run(_serve(args.host, args.port))
     except KeyboardInterrupt:

@@ -1,6 +1,5 @@
 """Runs ``switchroom up`` as a subprocess and waits until it says where to go."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -10,7 +9,7 @@ from pathlib import Path
 
 from switchroom.shared.redisproc import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..processes import ROOT, clean_environ
 
 
 class UpProcess:
@@ -34,20 +33,15 @@ class UpProcess:
                 str(self.email_port),
                 "--slack-standin-port",
                 str(self.standin_port),
+                *([] if "--metrics-port" in args else ["--metrics-port", "0"]),
                 *args,
             ],
             cwd=ROOT,
-            env={
-                **{k: v for k, v in os.environ.items() if not k.startswith("SWITCHROOM_")},
-                "PYTHONPATH": str(ROOT),
-                "NO_COLOR": "1",
-                **(env or {}),
-            },
+            env=clean_environ(**(env or {})),
             stdout=self.output,
             stderr=subprocess.STDOUT,
         )
-        self.wait_for("worker reading")
-        self.wait_for(f"open http://127.0.0.1:{self.port}/")
+        self.wait_for(f"open http://127.0.0.1:{self.port}/", 60)
 
     @property
     def url(self) -> str:

@@ -254,4 +254,4 @@ async def test_bad_app_target_exits_with_error(redis_server, tmp_path):
         timeout=30,
     )
     assert result.returncode == 2
-    assert "cannot start the worker" in result.stderr
+    assert "cannot start: cannot load the app 'tests.worker.apps:missing'" in result.stderr
