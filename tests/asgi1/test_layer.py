@@ -251,6 +251,23 @@ def test_threads_share_one_layer_and_each_message_arrives_once(make):
     assert sorted(received, key=lambda m: (m["thread"], m["n"])) == sent
 
 
+@pytest.mark.timeout(30)
+def test_one_receive_waits_on_plain_and_process_channels_and_loses_nothing(make):
+    """A blocking receive on a plain channel and a process prefix together wakes for either,
+    and messages waiting on both come one per receive."""
+    layer = make("memory://", block_timeout=10)
+    names = ["jobs", "daphne.response.mixed!"]
+    threading.Timer(0.2, layer.send, ("daphne.response.mixed!a", {"n": 1})).start()
+    assert layer.receive(names, block=True) == ("daphne.response.mixed!a", {"n": 1})
+    threading.Timer(0.2, layer.send, ("jobs", {"n": 2})).start()
+    assert layer.receive(names, block=True) == ("jobs", {"n": 2})
+    layer.send("jobs", {"n": 3})
+    layer.send("daphne.response.mixed!b", {"n": 4})
+    got = [layer.receive(names, block=True), layer.receive(names, block=True)]
+    assert sorted(m["n"] for _, m in got) == [3, 4]
+    assert layer.receive(names) == (None, None)
+
+
 def test_close_is_idempotent():
     layer = ChannelLayer("memory://")
     layer.close()
