@@ -9,6 +9,7 @@ See ``docs/layers.md`` for the semantics (capacity, expiry, groups, ``!`` and ``
 
 from . import streams
 from .base import BaseLayer, Message
+from .durable import Delivery, Depth, DurableSettings, DurableStore, Janitor, Leases
 from .errors import (
     ChannelFull,
     InvalidChannelName,
@@ -29,13 +30,19 @@ from .url import get_layer
 __all__ = [
     "BaseLayer",
     "ChannelFull",
+    "Delivery",
+    "Depth",
+    "DurableSettings",
+    "DurableStore",
     "GroupReach",
     "Inbox",
     "InvalidChannelName",
     "InvalidMessage",
+    "Janitor",
     "LayerError",
     "LayerStats",
     "LayerUnavailable",
+    "Leases",
     "MemoryLayer",
     "Message",
     "MessageTooLarge",

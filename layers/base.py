@@ -21,6 +21,7 @@ from typing import Any
 
 import msgpack
 
+from .durable import DurableSettings, DurableStore
 from .errors import ChannelFull, InvalidChannelName, InvalidMessage, LayerError, MessageTooLarge, ReceiverGone
 from .inbox import Inbox
 from .names import is_process_prefix, queue_name, validate_channel, validate_group
@@ -56,6 +57,7 @@ class BaseLayer(ABC):
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
         liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT,
+        durable: DurableSettings | None = None,
     ) -> None:
         if not 0 < heartbeat_interval < liveness_timeout:
             raise ValueError("heartbeat_interval must be positive and shorter than liveness_timeout")
@@ -74,6 +76,9 @@ class BaseLayer(ABC):
         self.client_id = uuid.uuid4().hex[:12]
         self.stats = LayerStats()
         self._inboxes: dict[str, Inbox] = {}
+        self.durable_settings = durable or DurableSettings()
+        # The at-least-once channels (``durable.py``); each backend sets its own store.
+        self.durable: DurableStore
 
     # -- configuration ---------------------------------------------------------------
 
@@ -155,9 +160,17 @@ class BaseLayer(ABC):
         if error is not None:
             raise error
 
-    @abstractmethod
     async def send_many(self, items: Iterable[tuple[str, Message]]) -> list[LayerError | None]:
-        """Send a batch in one round trip per backend node; one result per item (None = sent)."""
+        """Send a batch in one round trip per backend node; one result per item (None = sent).
+        Messages for durable channels become entries of their streams."""
+        items = list(items)
+        if self.durable.any_durable(items):
+            return await self.durable.send_with(items, self._send_queues)
+        return await self._send_queues(items)
+
+    @abstractmethod
+    async def _send_queues(self, items: list[tuple[str, Message]]) -> list[LayerError | None]:
+        """Backend send of messages for plain queues and process queues."""
 
     async def receive(
         self, channels: Sequence[str], timeout: float | None = None
@@ -171,16 +184,22 @@ class BaseLayer(ABC):
     ) -> list[tuple[str, Message]]:
         """Wait for up to ``max_messages`` messages on ``channels``; ``[]`` after ``timeout``.
 
-        Process-specific (``!``) channels are read through their process's ``inbox``.
+        Process-specific (``!``) channels are read through their process's ``inbox``; durable
+        channels (not mixed with others) give entries, acknowledged as they are taken.
         """
         if isinstance(channels, str):
             raise InvalidChannelName("receive needs a list of channel names, not a string")
+        durable = 0
         for name in channels:
             validate_channel(name)
             if "!" in name:
                 raise InvalidChannelName(f"read process-specific channels through layer.inbox: {name!r}")
+            durable += self.durable.handles(name)
+        if durable and durable != len(channels):
+            raise InvalidChannelName("durable channels cannot be mixed with other names in one receive")
+        read = self.durable.receive if durable else self._receive_queues
         try:
-            out = await self._receive_queues(list(dict.fromkeys(channels)), max_messages, timeout)
+            out = await read(list(dict.fromkeys(channels)), max_messages, timeout)
         except LayerError as exc:
             self.stats.failed("receive", exc)
             raise
@@ -229,12 +248,23 @@ class BaseLayer(ABC):
         Readiness checks and start-up waits use it.
         """
 
-    @abstractmethod
     async def queue_lengths(self, channels: Sequence[str]) -> dict[str, int]:
-        """Messages waiting in each channel's queue (a ``!`` channel: its process's queue)."""
+        """Messages waiting in each channel's queue (a ``!`` channel: its process's queue; a
+        durable channel: its entries not yet acknowledged)."""
+        durable = [c for c in channels if self.durable.handles(c)]
+        plain = [c for c in channels if c not in durable]
+        lengths = await self._queue_lengths(plain) if plain else {}
+        for channel in durable:
+            lengths[channel] = (await self.durable.depth(channel)).entries
+        return lengths
+
+    @abstractmethod
+    async def _queue_lengths(self, channels: Sequence[str]) -> dict[str, int]:
+        """Backend part of ``queue_lengths``, for channels that are not durable."""
 
     async def close(self) -> None:
         """Close the inboxes (their processes are gone); backends also release connections."""
+        await self.durable.close()
         for inbox in list(self._inboxes.values()):
             await inbox.close()
         self.stats.flush_log()
@@ -244,13 +274,14 @@ class BaseLayer(ABC):
     def _deadline(self) -> float:
         return time.time() + self.expiry
 
-    @staticmethod
-    def _check_group(group: str, channel: str | None = None) -> None:
+    def _check_group(self, group: str, channel: str | None = None) -> None:
         validate_group(group)
         if channel is not None:
             validate_channel(channel)
             if is_process_prefix(channel):
                 raise InvalidChannelName(f"a bare process prefix cannot join a group: {channel!r}")
+            if self.durable.handles(channel):
+                raise InvalidChannelName(f"a durable channel cannot join a group: {channel!r}")
 
     def _full(self, channel: str) -> ChannelFull:
         """The error for a send refused by a full queue (``_count_refusals`` counts it)."""

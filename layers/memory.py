@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .base import BaseLayer, Message
+from .durable_memory import MemoryDurable
 from .errors import LayerError
 from .names import join_addresses, process_of, queue_name
 from .stats import GroupReach
@@ -32,11 +33,12 @@ class MemoryLayer(BaseLayer):
         self._groups: dict[str, dict[str, float]] = {}
         self._seen: set[str] = set()
         self._alive: set[str] = set()
+        self.durable = MemoryDurable(self, self.durable_settings)
 
     def _dead(self, process: str) -> bool:
         return process in self._seen and process not in self._alive
 
-    async def send_many(self, items: Iterable[tuple[str, Message]]) -> list[LayerError | None]:
+    async def _send_queues(self, items: Iterable[tuple[str, Message]]) -> list[LayerError | None]:
         items = list(items)
         results: list[LayerError | None] = []
         now = time.time()
@@ -135,7 +137,7 @@ class MemoryLayer(BaseLayer):
         """This process's memory always answers."""
         return None
 
-    async def queue_lengths(self, channels: Sequence[str]) -> dict[str, int]:
+    async def _queue_lengths(self, channels: Sequence[str]) -> dict[str, int]:
         return {channel: len(self._queues.get(queue_name(channel), ())) for channel in channels}
 
     async def _announce(self, process: str, alive: bool) -> bool:
@@ -205,3 +207,4 @@ class MemoryLayer(BaseLayer):
     async def flush(self) -> None:
         self._queues.clear()
         self._groups.clear()
+        self.durable.clear()

@@ -33,6 +33,7 @@ from . import scripts
 from .base import BaseLayer, Message
 from .batching import SendBatcher
 from .cancelling import raise_if_cancelled
+from .durable_redis import RedisDurable
 from .errors import LayerError, LayerUnavailable
 from .hashring import HashRing
 from .names import join_addresses, queue_name
@@ -331,6 +332,7 @@ class RedisLayer(BaseLayer):
         self._blocked: dict[tuple[int, frozenset[bytes]], asyncio.Task[Any]] = {}
         self._arrival_waiters: list[asyncio.Future[None]] = []
         self._rotation = 0
+        self.durable = RedisDurable(self, self.durable_settings)
 
     def _outage(self, where: str) -> Outage:
         """The one outage record of a node, kept across cluster topology changes."""
@@ -408,7 +410,7 @@ class RedisLayer(BaseLayer):
 
     # -- send ------------------------------------------------------------------------
 
-    async def send_many(self, items: Iterable[tuple[str, Message]]) -> list[LayerError | None]:
+    async def _send_queues(self, items: Iterable[tuple[str, Message]]) -> list[LayerError | None]:
         """Sends made while a round trip is in flight go together in the next one."""
         return await self._batcher.send_many(list(items))
 
@@ -780,7 +782,7 @@ class RedisLayer(BaseLayer):
 
         await asyncio.gather(*(one(shard) for shard in self._shards))
 
-    async def queue_lengths(self, channels: Sequence[str]) -> dict[str, int]:
+    async def _queue_lengths(self, channels: Sequence[str]) -> dict[str, int]:
         await self._ready()
         queues = {channel: queue_name(channel) for channel in channels}
         by_shard: dict[int, list[str]] = {}
@@ -816,6 +818,7 @@ class RedisLayer(BaseLayer):
                     await self._unlink(shard, batch)
         self._stash.clear()
         self._local_groups.clear()
+        self.durable.clear()
 
     async def _unlink(self, shard: _Shard, keys: list[bytes]) -> None:
         """Delete keys; a cluster node takes one key per command (they span slots)."""

