@@ -169,6 +169,11 @@ def _websocket_send(message: Mapping[str, Any]) -> str | None:
 def _email_send(message: Mapping[str, Any]) -> str | None:
     if not message.get("to"):
         return "'to' needs at least one address"
+    for name in ("to", "cc", "bcc"):
+        if any(address in ("", "<>") for address in message.get(name) or ()):
+            return f"'{name}' holds the null address, which cannot receive mail"
+    if message.get("raw") is not None:
+        return None
     if message.get("text") is None and message.get("html") is None:
         return "one of 'text' and 'html' is required"
     for item in message.get("attachments") or ():
@@ -180,8 +185,6 @@ def _email_send(message: Mapping[str, Any]) -> str | None:
 def _slack_send(message: Mapping[str, Any]) -> str | None:
     if message.get("reaction") is not None:
         return None if message.get("ts") else "'reaction' needs the 'ts' of the message to react to"
-    if message.get("text") is None and not message.get("blocks"):
-        return "one of 'text' and 'blocks' is required (or 'reaction' with 'ts')"
     return None
 
 
@@ -336,36 +339,41 @@ _SPECS = (
     ),
     MessageSpec(
         "email.receive",
-        "`email.receive`",
+        "`email.receive` (durable)",
         "server → worker",
-        "An email the server accepted.",
+        "An email the server accepted. The server sends the envelope, `message_id`, `size` and "
+        "`raw`; the fields marked *parsed* are filled in from `raw` by the reader (the worker "
+        "runtime does it before a consumer sees the message; elsewhere call "
+        "`switchroom.servers.email.received`).",
         (
-            Field("mail_from", STR, True, doc='envelope sender ("" for bounces)'),
+            Field("mail_from", STR, True, doc='envelope sender ("" for bounces: never bounce to it)'),
             Field("rcpt_to", LIST, True, doc="envelope recipients this server accepted", item=_strings),
             Field("peer", (list, tuple), True, doc="[host, port] of the sending server", item=_address),
             Field("helo", OPT_STR, doc="the name the sender gave in HELO/EHLO"),
             Field("message_id", OPT_STR, doc="Message-ID header"),
-            Field("subject", STR, default="", doc="Subject, decoded"),
-            Field("from", OPT_STR, doc="From header, decoded"),
-            Field("to", LIST, default=[], doc="To addresses", item=_strings),
-            Field("cc", LIST, default=[], doc="Cc addresses", item=_strings),
-            Field("reply_to", LIST, default=[], doc="Reply-To addresses", item=_strings),
-            Field("date", OPT_STR, doc="Date header as ISO 8601"),
-            Field("text", OPT_STR, doc="plain-text body, decoded"),
-            Field("html", OPT_STR, doc="HTML body, decoded"),
+            Field("size", INT, True, doc="size of the raw message in bytes"),
+            Field("raw", OPT_BYTES, doc="the whole message as received"),
+            Field("subject", STR, default="", doc="*parsed*: Subject, decoded"),
+            Field("from", OPT_STR, doc="*parsed*: From header, decoded"),
+            Field("to", LIST, default=[], doc="*parsed*: To addresses", item=_strings),
+            Field("cc", LIST, default=[], doc="*parsed*: Cc addresses", item=_strings),
+            Field("reply_to", LIST, default=[], doc="*parsed*: Reply-To addresses", item=_strings),
+            Field("date", OPT_STR, doc="*parsed*: Date header as ISO 8601"),
+            Field("text", OPT_STR, doc="*parsed*: plain-text body, decoded"),
+            Field("html", OPT_STR, doc="*parsed*: HTML body, decoded"),
             Field(
                 "headers",
                 LIST,
                 default=[],
-                doc="every header as [name, value] str pairs",
+                doc="*parsed*: every header as [name, value] str pairs",
                 item=_header_pairs(str),
             ),
             Field(
                 "attachments",
                 LIST,
                 default=[],
-                doc="{filename, content_type, content_id (for `cid:` links in html), size, "
-                "content (bytes) or content_channel (`?` channel)}",
+                doc="*parsed*: {filename, content_type, content_id (for `cid:` links in html), size, "
+                "content (bytes)}",
                 item=_dicts_with(
                     {
                         "filename": OPT_STR,
@@ -373,41 +381,17 @@ _SPECS = (
                         "content_id": OPT_STR,
                         "size": INT,
                         "content": OPT_BYTES,
-                        "content_channel": OPT_STR,
                     }
                 ),
             ),
-            Field("raw", OPT_BYTES, doc="the whole message as received, when it fits in one message"),
-            Field(
-                "raw_channel", OPT_STR, doc="`?` channel carrying the raw message as `email.chunk`s otherwise"
-            ),
-            Field("size", INT, True, doc="size of the raw message in bytes"),
             Field(
                 "defects",
                 LIST,
                 default=[],
-                doc="what the parser found malformed (e.g. `StartBoundaryNotFoundDefect`); the raw "
-                "message is kept whole whatever it holds",
+                doc="*parsed*: what the parser found malformed (e.g. `StartBoundaryNotFoundDefect`); "
+                "the raw message is kept whole whatever it holds",
                 item=_strings,
             ),
-            Field(
-                "truncated",
-                LIST,
-                default=[],
-                doc="fields cut to fit in one layer message (`text`, `html`, `headers`, `to`, `cc`, "
-                "`reply_to`); `complete()` gives them whole from the raw message",
-                item=_strings,
-            ),
-        ),
-    ),
-    MessageSpec(
-        "email.chunk",
-        "a `content_channel` or `raw_channel`",
-        "server → worker",
-        "A piece of a large email part.",
-        (
-            Field("content", BYTES, True, doc="the bytes"),
-            Field("more_content", BOOL, default=False, doc="more chunks follow"),
         ),
     ),
     MessageSpec(
@@ -435,6 +419,24 @@ _SPECS = (
             Field("references", LIST, default=[], doc="Message-IDs of the thread", item=_strings),
             Field("headers", LIST, default=[], doc="extra [name, value] str pairs", item=_header_pairs(str)),
             Field("id", OPT_STR, doc="an id of the sender's choosing, echoed in failure reports"),
+            Field(
+                "mail_from",
+                OPT_STR,
+                doc='envelope sender; default: the From address; "" is the null sender of bounces',
+            ),
+            Field(
+                "dsn",
+                (dict, NONE),
+                doc="makes the message a bounce (RFC 3464 `multipart/report`, sent from the null "
+                "sender; `text` is its human-readable part): {recipients: [{address, status, action, "
+                "diagnostic}], arrival (unix time), headers (bytes: the original's header lines)}",
+            ),
+            Field(
+                "raw",
+                OPT_BYTES,
+                doc="a whole message to relay as it is (what the submission listener took); only "
+                "the recipients and `mail_from` apply",
+            ),
         ),
         _email_send,
     ),
@@ -454,6 +456,37 @@ _SPECS = (
                 LIST,
                 default=[],
                 doc="the recipients that did not get it (some others may have)",
+                item=_strings,
+            ),
+            Field(
+                "truncated",
+                LIST,
+                default=[],
+                doc="fields of `message` left out so the report fits in one layer message (attachments "
+                "always keep their names and sizes but lose their bytes then)",
+                item=_strings,
+            ),
+        ),
+    ),
+    MessageSpec(
+        "email.receive.failed",
+        "`email.receive.failed` (and `slack.event.failed`, `<durable channel>.failed`)",
+        "layer → anyone",
+        "Dead letter of a durable channel: an entry given up on, because no worker took it "
+        "within its server's max age (an email is then also bounced to its sender) or because "
+        "it was handed out `max_deliveries` times without being acknowledged.",
+        (
+            Field("channel", STR, True, doc="the durable channel it was on"),
+            Field("message", DICT, True, doc="the entry's message"),
+            Field("error", STR, True, doc="why it was given up"),
+            Field("attempts", INT, True, doc="times it was handed to a consumer"),
+            Field("key", STR, True, doc="its idempotency key (Message-ID, event_id...)"),
+            Field("added", FLOAT, True, doc="unix time it was added"),
+            Field(
+                "truncated",
+                LIST,
+                default=[],
+                doc="fields of `message` left out so the report fits in one layer message",
                 item=_strings,
             ),
         ),
@@ -488,8 +521,17 @@ _SPECS = (
         "slack.send",
         "`slack.send`, or an event's `reply_channel`",
         "worker → server",
-        "Post a message (or add a reaction) through the Web API.",
+        "Call a Web API method: `method` with every other field (but `team` and `id`) as its "
+        "arguments, passed on as they are (Slack's own error, as a dead letter, for one it "
+        "cannot take). Without `method`: `chat.postMessage` (text, blocks, thread_ts, "
+        "attachments, metadata, unfurl_links...).",
         (
+            Field(
+                "method",
+                OPT_STR,
+                doc="Web API method (`chat.update`, `chat.postEphemeral`, `chat.delete`, `views.open`, "
+                "`views.publish`, `reactions.remove`, `files.upload_v2`...); default `chat.postMessage`",
+            ),
             Field(
                 "channel", OPT_STR, doc="channel id; on a `reply_channel` it defaults to the event's channel"
             ),
@@ -497,20 +539,37 @@ _SPECS = (
             Field("text", OPT_STR, doc="message text"),
             Field("blocks", OPT_LIST, doc="Block Kit blocks"),
             Field("thread_ts", OPT_STR, doc="reply in this thread"),
-            Field("reaction", OPT_STR, doc="add this reaction to message `ts` instead of posting"),
-            Field("ts", OPT_STR, doc="the message to react to"),
+            Field("reaction", OPT_STR, doc="shorthand: add this reaction to message `ts` (reactions.add)"),
+            Field("ts", OPT_STR, doc="the message to react to, update or delete"),
             Field("id", OPT_STR, doc="an id of the sender's choosing, echoed in failure reports"),
         ),
         _slack_send,
     ),
     MessageSpec(
+        "slack.ack",
+        "a slash command's or interaction's `reply_channel`",
+        "worker → server",
+        "A worker's answer to a slash command or an interaction, sent in Slack's acknowledgement "
+        "when it comes within the server's `--ack-wait`; later, a message body goes to the "
+        "event's `response_url`, and anything else is a dead letter.",
+        (
+            Field(
+                "ack",
+                DICT,
+                True,
+                doc="the ack's payload: a message ({text, blocks, response_type}) or, for a modal, "
+                '{response_action: "errors" | "update" | "push" | "clear", ...}',
+            ),
+        ),
+    ),
+    MessageSpec(
         "slack.send.failed",
         "`slack.send.failed`",
         "server → anyone",
-        "Dead letter: a `slack.send` the server gave up on.",
+        "Dead letter: a `slack.send` (or a late `slack.ack`) the server gave up on.",
         (
             Field("message", DICT, True, doc="the original `slack.send`"),
-            Field("error", STR, True, doc="why posting failed"),
+            Field("error", STR, True, doc="why the call failed"),
             Field("attempts", INT, True, doc="attempts made"),
             Field(
                 "truncated",

@@ -5,14 +5,14 @@ delivery of ``email.send`` messages through a relay.
     await server.start()     # SMTP on 127.0.0.1:2525, delivering email.send
     await server.stop()      # graceful: a message in progress may finish
 
-    whole = await complete(layer, message)   # an email.receive with every chunked part
+    whole = received(message)   # an email.receive from the layer, parsed
 
-``parse``, ``data`` and ``compose`` translate between SMTP/MIME and messages as pure
-code; ``inbound`` and ``outbound`` are the I/O around them; ``cli`` is ``switchroom email``.
+``parse``, ``data``, ``compose`` and ``dsn`` translate between SMTP/MIME and messages as
+pure code; ``inbound`` and ``outbound`` are the I/O around them; ``cli`` is ``switchroom email``.
 """
 
-from .chunks import attachment_content, complete, raw_message, read_chunks
+from .parse import received
 from .server import EmailServer
 from .settings import Settings
 
-__all__ = ["EmailServer", "Settings", "attachment_content", "complete", "raw_message", "read_chunks"]
+__all__ = ["EmailServer", "Settings", "received"]

@@ -11,8 +11,9 @@ from .settings import Settings
 
 HELP = {
     "bind": "address to listen on",
-    "port": "SMTP port (0 = any free port)",
-    "hostname": "name in the SMTP greeting",
+    "port": "SMTP port of the MX listener: no AUTH, local domains only (0 = any free port)",
+    "submission_port": "SMTP port of the submission listener: AUTH required, may relay (none by default)",
+    "hostname": "name in the SMTP greeting and in bounces",
     "domains": "comma-separated domains to accept mail for",
     "addresses": "comma-separated single addresses to accept mail for",
     "max_message_size": "message bytes (more: 552)",
@@ -25,18 +26,41 @@ HELP = {
     "tls_cert": "certificate (PEM) for STARTTLS",
     "tls_key": "private key (PEM) for STARTTLS",
     "require_starttls": "refuse mail until the client has started TLS",
-    "auth_file": "file of user:password lines; AUTH is then required [or env SWITCHROOM_SMTP_AUTH_FILE]",
+    "auth_file": "file of user:password lines, the submission listener's users "
+    "[or env SWITCHROOM_SMTP_AUTH_FILE]",
     "auth_without_tls": "allow AUTH before STARTTLS (not recommended)",
     "relay_host": "SMTP relay for outbound mail (user/password from SWITCHROOM_RELAY_USER/_PASSWORD)",
     "relay_port": "relay port",
     "relay_tls": "connect to the relay with implicit TLS",
     "relay_starttls": "STARTTLS with the relay",
     "relay_timeout": "seconds per relay connection attempt",
+    "relay_helo": "name sent in EHLO to the relay (default: --hostname)",
     "retry_for": "seconds to keep retrying a temporary delivery failure before the dead letter",
     "retry_backoff": "first retry delay in seconds (doubles, up to 60)",
     "sender": "From address when an email.send message names none",
     "max_deliveries": "deliveries in progress at once",
+    "max_queue_age": "how long mail nobody reads waits before it is bounced (30s, 90m, 12h, 5d)",
+    "queue_warn_after": "log the queue of unread mail once its oldest is this old (30s, 10m...)",
+    "queue_check_interval": "seconds between looks at the queue of unread mail",
 }
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def duration(text: str) -> float:
+    """Seconds from ``90``, ``30s``, ``10m``, ``12h`` or ``5d``."""
+    text = text.strip().lower()
+    unit = UNITS.get(text[-1:])
+    try:
+        seconds = float(text[:-1]) * unit if unit else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use 30s, 10m, 12h, 5d)") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"a duration must be positive: {text!r}")
+    return seconds
+
+
+# Settings whose flag takes something other than the type of its default.
+KINDS = {"submission_port": int, "max_queue_age": duration, "queue_warn_after": duration}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_arguments(parser)
     for f in dataclasses.fields(Settings):
         flags = ["--" + f.name.replace("_", "-")]
-        extra = {}
+        extra: dict = {"kind": KINDS[f.name]} if f.name in KINDS else {}
         if isinstance(f.default, tuple):
             flags.append({"domains": "--domain", "addresses": "--address"}[f.name])
             extra = {"dest": f.name, "kind": _csv, "action": _Extend}

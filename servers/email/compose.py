@@ -12,6 +12,18 @@ def one_line(value: str) -> str:
     return " ".join(value.splitlines())
 
 
+def recipients(message: dict[str, Any]) -> list[str]:
+    """The envelope recipients of an ``email.send``: To, Cc and Bcc."""
+    return [*message["to"], *(message.get("cc") or []), *(message.get("bcc") or [])]
+
+
+def envelope_sender(message: dict[str, Any], header_from: str) -> str:
+    """``mail_from`` when the message gives one (``""`` is the null sender of bounces),
+    else the address of its From header."""
+    mail_from = message.get("mail_from")
+    return mail_from if mail_from is not None else header_from
+
+
 def compose(message: dict[str, Any], default_sender: str) -> tuple[EmailMessage, str, list[str]]:
     """The MIME message, the envelope sender and the envelope recipients (To, Cc and Bcc)."""
     sender = message.get("from") or default_sender
@@ -51,5 +63,4 @@ def compose(message: dict[str, Any], default_sender: str) -> tuple[EmailMessage,
             subtype=subtype or "octet-stream",
             filename=one_line(item["filename"]) if item.get("filename") else None,
         )
-    recipients = [*message["to"], *(message.get("cc") or []), *(message.get("bcc") or [])]
-    return mime, sender, recipients
+    return mime, envelope_sender(message, sender), recipients(message)

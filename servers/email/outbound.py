@@ -1,6 +1,13 @@
 """Outbound mail: consume ``email.send``, deliver through the relay, retry temporary
 failures with backoff for a bounded time, and report what cannot be delivered on
-``email.send.failed`` — never drop a message silently."""
+``email.send.failed`` — never drop a message silently.
+
+``email.send`` is a durable channel: an entry is acknowledged only once it was delivered
+or reported, and the retry state (attempts, next attempt, recipients still to do, the
+Message-ID) is saved with it before each back-off. A server that stops gives its
+entries back, one that dies has them taken after the visibility timeout: either way the
+server that takes them next carries on where the last one stopped.
+"""
 
 import asyncio
 import logging
@@ -8,26 +15,43 @@ import os
 import smtplib
 import ssl
 import time
-from email.message import EmailMessage
+from email.message import Message
 from typing import Any
 
-from switchroom.layers import BaseLayer, LayerError, MessageTooLarge
+from switchroom.layers import BaseLayer, Delivery, LayerError, Leases, MessageTooLarge
+from switchroom.layers.durable import fit_report
 from switchroom.shared import metrics
 from switchroom.shared.messages import apply_defaults, validate
 
-from .compose import compose
+from . import dsn
+from .compose import compose, recipients
 from .settings import Settings
 
 log = logging.getLogger("switchroom.email")
 
+CHANNEL = "email.send"
 DEAD_LETTERS = "email.send.failed"
+MAX_BACKOFF = 60.0
 
 
 class PermanentFailure(Exception):
     """The relay refused the message for good (a 5xx answer)."""
 
 
-def deliver(settings: Settings, mime: EmailMessage, sender: str, recipients: list[str]) -> dict[str, str]:
+def build(message: Any, settings: Settings) -> tuple[Message | bytes, str, list[str]]:
+    """What to hand the relay for an ``email.send``: the message (MIME, or bytes to relay
+    as they are), the envelope sender (``""`` for a bounce) and the recipients. Raises on
+    a message that cannot be sent (``MessageFormatError``, or the standard library's
+    header parser failing on a malformed address)."""
+    message = apply_defaults("email.send", validate("email.send", message))
+    if message["raw"] is not None:
+        return message["raw"], message["mail_from"] or "", recipients(message)
+    if message["dsn"] is not None:
+        return dsn.report(message, settings.hostname), "", recipients(message)
+    return compose(message, settings.sender)
+
+
+def deliver(settings: Settings, payload: Message | bytes, sender: str, rcpts: list[str]) -> dict[str, str]:
     """One blocking delivery attempt. Returns the recipients the relay refused for now
     (4xx) with its answer; raises PermanentFailure on a 5xx for the whole message or for
     every recipient, and smtplib/OS errors for temporary failures."""
@@ -35,7 +59,10 @@ def deliver(settings: Settings, mime: EmailMessage, sender: str, recipients: lis
     if os.environ.get("SWITCHROOM_RELAY_CAFILE"):
         context.load_verify_locations(os.environ["SWITCHROOM_RELAY_CAFILE"])
     client_class = smtplib.SMTP_SSL if settings.relay_tls else smtplib.SMTP
-    kwargs: dict[str, Any] = {"timeout": settings.relay_timeout}
+    kwargs: dict[str, Any] = {
+        "timeout": settings.relay_timeout,
+        "local_hostname": settings.relay_helo or settings.hostname,
+    }
     if settings.relay_tls:
         kwargs["context"] = context
     try:
@@ -45,7 +72,16 @@ def deliver(settings: Settings, mime: EmailMessage, sender: str, recipients: lis
             user = os.environ.get("SWITCHROOM_RELAY_USER")
             if user:
                 client.login(user, os.environ.get("SWITCHROOM_RELAY_PASSWORD", ""))
-            refused = client.send_message(mime, from_addr=sender, to_addrs=recipients)
+            if isinstance(payload, bytes):
+                client.ehlo_or_helo_if_needed()
+                options = []
+                if not payload.isascii() and client.has_extn("8bitmime"):
+                    options.append("BODY=8BITMIME")
+                if not all(a.isascii() for a in (sender, *rcpts)) and client.has_extn("smtputf8"):
+                    options.append("SMTPUTF8")
+                refused = client.sendmail(sender, rcpts, payload, mail_options=options)
+            else:
+                refused = client.send_message(payload, from_addr=sender, to_addrs=rcpts)
     except smtplib.SMTPRecipientsRefused as exc:
         if all(code >= 500 for code, _ in exc.recipients.values()):
             raise PermanentFailure(f"recipients refused: {_refusals(exc.recipients)}") from None
@@ -70,51 +106,90 @@ class Outbox:
 
     def __init__(self, layer: BaseLayer, settings: Settings) -> None:
         self.layer = layer
+        self.store = layer.durable
         self.settings = settings
+        self.leases = Leases(self.store)
         self.slots = asyncio.Semaphore(settings.max_deliveries)
-        self.running: set[asyncio.Task[None]] = set()
+        self.running: dict[asyncio.Task[None], Delivery] = {}
+        # Deliveries sleeping until their next attempt: a stop ends these at once.
+        self.waiting: set[asyncio.Task[None]] = set()
+        # Entries whose delivery a stop cut short: given back at the end of the stop.
+        self.unfinished: list[Delivery] = []
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self.run(), name="switchroom-email-outbox")
 
     async def stop(self, grace: float = 5.0) -> None:
+        """Stop taking mail; deliveries mid-transaction get ``grace`` seconds, those waiting
+        to retry stop at once; every unfinished entry is given back with its retry state."""
         if self.task is not None:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
+        for task in self.waiting:
+            task.cancel()
         if self.running:
             await asyncio.wait(set(self.running), timeout=grace)
+        if self.running:
             for task in self.running:
                 task.cancel()
+            await asyncio.wait(set(self.running))
+        await self.leases.close()
+        unfinished, self.unfinished = self.unfinished, []
+        if unfinished:
+            log.info("%d outbound emails not delivered yet stay queued on %s", len(unfinished), CHANNEL)
+            try:
+                await self.store.release(unfinished)
+            except LayerError as exc:
+                log.warning(
+                    "could not give back %d outbound emails (%s): they return after the visibility timeout",
+                    len(unfinished),
+                    exc,
+                )
 
     async def run(self) -> None:
         while True:
             await self.slots.acquire()
             try:
-                channel, message = await self.layer.receive(["email.send"], timeout=5)
+                deliveries = await self.store.read([CHANNEL], 1, timeout=5)
             except LayerError as exc:
                 self.slots.release()
-                log.debug("reading email.send failed (%s); retrying", exc)
+                log.debug("reading %s failed (%s); retrying", CHANNEL, exc)
                 await asyncio.sleep(1)
                 continue
-            if channel is None:
+            if not deliveries:
                 self.slots.release()
                 continue
-            task = asyncio.get_running_loop().create_task(self.send(message))
-            self.running.add(task)
-            task.add_done_callback(self.running.discard)
+            delivery = deliveries[0]
+            self.leases.hold(delivery)
+            task = asyncio.get_running_loop().create_task(self.send(delivery))
+            self.running[task] = delivery
+            task.add_done_callback(self._done)
 
-    async def send(self, message: dict[str, Any]) -> None:
-        """Deliver one message with retries; report it as a dead letter if that fails."""
-        try:
-            await self._send(message)
-        finally:
-            self.slots.release()
+    def _done(self, task: "asyncio.Task[None]") -> None:
+        self.slots.release()
+        delivery = self.running.pop(task, None)
+        if delivery is not None:
+            self.leases.drop(delivery)
+            if task.cancelled():
+                self.unfinished.append(delivery)
 
-    async def _send(self, message: dict[str, Any]) -> None:
+    async def send(self, delivery: Delivery) -> None:
+        """Deliver one entry, or report it; then acknowledge it."""
+        await self._send(delivery)
+        for attempt in range(3):
+            try:
+                await self.store.ack([delivery])
+                return
+            except LayerError as exc:
+                log.warning("could not acknowledge an outbound email (%s)", exc)
+                await asyncio.sleep(1 + attempt)
+        log.error("an outbound email %s may be delivered again: it could not be acknowledged", delivery.key)
+
+    async def _send(self, delivery: Delivery) -> None:
+        message = delivery.message
         try:
-            message = apply_defaults("email.send", validate("email.send", message))
-            mime, sender, recipients = compose(message, self.settings.sender)
+            payload, sender, rcpts = build(message, self.settings)
         except Exception as exc:
             # Not only MessageFormatError: the standard library's header parser raises
             # IndexError, AttributeError or HeaderParseError on some malformed addresses.
@@ -122,18 +197,22 @@ class Outbox:
             await self.dead_letter(message, error, 0, None, None, [])
             return
         if not self.settings.relay_host:
-            await self.dead_letter(message, "no relay configured (--relay-host)", 0, None, None, recipients)
+            await self.dead_letter(message, "no relay configured (--relay-host)", 0, None, None, rcpts)
             return
-        first = time.time()
-        deadline = time.monotonic() + self.settings.retry_for
-        delay = self.settings.retry_backoff
-        attempts = 0
-        pending = recipients
-        refused_for_good: dict[str, str] = {}
+        state = delivery.note or {}
+        first = state.get("first") or time.time()
+        deadline = first + self.settings.retry_for
+        delay = state.get("delay") or self.settings.retry_backoff
+        attempts = state.get("attempts", 0)
+        pending = state.get("pending") or rcpts
+        refused_for_good: dict[str, str] = state.get("refused") or {}
+        message_id = _stable_id(payload, state.get("message_id"))
+        if state.get("next", 0) > time.time():
+            await self._wait(state["next"] - time.time())
         while True:
             attempts += 1
             try:
-                refused = await asyncio.to_thread(deliver, self.settings, mime, sender, pending)
+                refused = await asyncio.to_thread(deliver, self.settings, payload, sender, pending)
             except PermanentFailure as exc:
                 metrics.EMAIL_OUTBOUND.labels("bounced").inc()
                 error = f"permanent failure: {exc}"
@@ -150,7 +229,9 @@ class Outbox:
                 delivered = [rcpt for rcpt in pending if rcpt not in refused]
                 if delivered:
                     relay = self.settings.relay_host
-                    log.info("delivered %s to %s via %s", mime["Message-ID"], ",".join(delivered), relay)
+                    log.info(
+                        "delivered %s to %s via %s", message_id or delivery.key, ",".join(delivered), relay
+                    )
                 refused_for_good.update({rcpt: why for rcpt, why in refused.items() if why.startswith("5")})
                 pending = [rcpt for rcpt, why in refused.items() if not why.startswith("5")]
                 if not pending:
@@ -161,13 +242,43 @@ class Outbox:
                     error = f"permanent failure: recipients refused: {refused_for_good}"
                     break
                 error = f"temporary failure: recipients refused for now: {refused}"
-            if time.monotonic() + delay > deadline:
+            if time.time() + delay > deadline:
                 break
             metrics.EMAIL_OUTBOUND.labels("deferred").inc()
-            log.warning("delivery of %s failed (%s); retrying in %.1f s", mime["Message-ID"], error, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 60.0)
+            log.warning(
+                "delivery of %s failed (%s); retrying in %.1f s", message_id or delivery.key, error, delay
+            )
+            state = {
+                "first": first,
+                "attempts": attempts,
+                "next": time.time() + delay,
+                "delay": min(delay * 2, MAX_BACKOFF),
+                "pending": pending,
+                "refused": refused_for_good,
+                "message_id": message_id,
+            }
+            await self._save(delivery, state)
+            await self._wait(delay)
+            delay = state["delay"]
         await self.dead_letter(message, error, attempts, first, time.time(), [*pending, *refused_for_good])
+
+    async def _save(self, delivery: Delivery, state: dict[str, Any]) -> None:
+        """Keep the retry state with the entry, so whoever takes it next carries on."""
+        try:
+            await self.store.save_note(delivery, state)
+        except LayerError as exc:
+            log.warning(
+                "could not save the retry state of %s (%s): a restart would retry at once", delivery.key, exc
+            )
+
+    async def _wait(self, seconds: float) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.waiting.add(task)  # type: ignore[arg-type]
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.waiting.discard(task)  # type: ignore[arg-type]
 
     async def dead_letter(
         self,
@@ -198,11 +309,26 @@ class Outbox:
             try:
                 await self.layer.send(DEAD_LETTERS, report)
             except MessageTooLarge:
-                # The report holds the whole message: without the attachments' bytes it fits.
-                report["message"] = {**report["message"], "attachments": _without_content(report["message"])}
+                # The report holds the whole message: without the attachments' bytes (and,
+                # if need be, its largest fields, named in ``truncated``) it fits.
+                slim = {**report["message"], "attachments": _without_content(report["message"])}
+                if "raw" in slim:
+                    slim["raw"] = None
+                report = fit_report({**report, "message": slim}, self.layer.max_message_size - 1024)
                 await self.layer.send(DEAD_LETTERS, report)
         except LayerError as exc:
             log.error("could not report the failed email on %s: %s", DEAD_LETTERS, exc)
+
+
+def _stable_id(payload: Message | bytes, kept: str | None) -> str | None:
+    """The Message-ID every attempt sends: the one a previous attempt used, if any."""
+    if isinstance(payload, bytes):
+        return kept
+    if kept:
+        del payload["Message-ID"]
+        payload["Message-ID"] = kept
+        return kept
+    return payload["Message-ID"]
 
 
 def _without_content(message: dict[str, Any]) -> list[Any]:

@@ -1,15 +1,15 @@
 """An SMTP transaction → the ``email.receive`` message, as pure code.
 
-The standard library's modern email API (``policy.default``) parses the message; headers
-and bodies are decoded to str (body newlines turned into ``\\n``), attachments kept as
-bytes. Any bytes at all give a message: what cannot be decoded is replaced (U+FFFD) and
-named in ``defects``, and the raw message always keeps every byte. Whatever does not fit
-in one layer message goes as ``email.chunk`` pieces on single-reader channels named in
-the message, so every byte can be read back (``complete``).
+The server puts on the layer what it needs no parsing for: the envelope, the Message-ID
+(found by a scan of the header lines) and the raw message (``incoming``). Its reader
+fills in the rest (``received``; the worker runtime does it before a consumer sees the
+message): the standard library's modern email API (``policy.default``) parses the
+message; headers and bodies are decoded to str (body newlines turned into ``\\n``),
+attachments kept as bytes. Any bytes at all give a message: what cannot be decoded is
+replaced (U+FFFD) and named in ``defects``, and the raw message always keeps every byte.
 """
 
 import re
-from dataclasses import dataclass, field
 from email import policy
 from email.generator import BytesGenerator
 from email.headerregistry import BaseHeader, HeaderRegistry
@@ -17,6 +17,23 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from io import BytesIO
 from typing import Any
+
+# Messages larger than this are parsed on a worker thread instead of the event loop.
+PARSE_ON_A_THREAD = 256 * 1024
+# What ``received`` adds to the message the server sent.
+PARSED_FIELDS = (
+    "subject",
+    "from",
+    "to",
+    "cc",
+    "reply_to",
+    "date",
+    "text",
+    "html",
+    "headers",
+    "attachments",
+    "defects",
+)
 
 
 class CachedHeaders(HeaderRegistry):
@@ -51,14 +68,6 @@ class CachedHeaders(HeaderRegistry):
 
 POLICY = policy.default.clone(header_factory=CachedHeaders())
 _parser = BytesParser(policy=POLICY)
-
-
-@dataclass
-class Parsed:
-    """The ``email.receive`` message and the chunks to send first: (channel key, bytes)."""
-
-    message: dict[str, Any]
-    spills: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
@@ -195,7 +204,6 @@ def _attachment(part: EmailMessage) -> dict[str, Any] | None:
         "content_id": content_id.strip("<>") if content_id else None,
         "size": len(content),
         "content": content,
-        "content_channel": None,
     }
 
 
@@ -236,87 +244,43 @@ def fields(raw: bytes) -> dict[str, Any]:
     }
 
 
-def parse(
-    raw: bytes,
-    *,
-    mail_from: str,
-    rcpt_to: list[str],
-    peer: list[Any],
-    helo: str | None,
-    budget: int,
-) -> Parsed:
-    """Translate a received message to fit in ``budget`` bytes (the layer's ``chunk_size``);
-    big parts are listed in ``spills`` to send as streams.
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 
-    A spill's key is ``"raw"`` or ``"attachment:<index>"``; the caller names a channel for
-    each and sets ``raw_channel`` / ``content_channel`` before sending.
-    """
+
+def message_id_of(raw: bytes) -> str | None:
+    """The Message-ID header of a raw message, found without parsing it; None if absent."""
+    end = raw.find(b"\r\n\r\n")
+    found = _MESSAGE_ID.search(raw if end < 0 else raw[: end + 2])
+    if found is None:
+        return None
+    value = _FOLD.sub("", found.group(1).decode("utf-8", "surrogateescape")).strip()
+    return clean(value) or None
+
+
+def incoming(
+    raw: bytes, *, mail_from: str, rcpt_to: list[str], peer: list[Any], helo: str | None
+) -> dict[str, Any]:
+    """The ``email.receive`` the server puts on the layer: the envelope, Message-ID, size
+    and raw message. ``MAIL FROM:<>`` (a bounce) is the empty sender ``""``."""
+    return {
+        "mail_from": "" if mail_from in ("<>", None) else clean(mail_from),
+        "rcpt_to": [clean(address) for address in rcpt_to],
+        "peer": peer,
+        "helo": clean(helo) if helo is not None else None,
+        "message_id": message_id_of(raw),
+        "size": len(raw),
+        "raw": raw,
+    }
+
+
+def received(message: dict[str, Any]) -> dict[str, Any]:
+    """An ``email.receive`` with every field: those the message lacks are parsed from its
+    ``raw`` bytes (a message without ``raw``, or with every field, is returned as is)."""
+    raw = message.get("raw")
+    if not isinstance(raw, bytes) or all(name in message for name in PARSED_FIELDS):
+        return message
     try:
         found = fields(raw)
     except Exception as exc:  # the standard library failing on hostile input: keep the raw bytes
         found = {"defects": [clean(f"unreadable: {type(exc).__name__}: {exc}")]}
-    message: dict[str, Any] = {
-        "mail_from": clean(mail_from),
-        "rcpt_to": [clean(address) for address in rcpt_to],
-        "peer": peer,
-        "helo": clean(helo) if helo is not None else None,
-        "message_id": None,
-        "subject": "",
-        "from": None,
-        "to": [],
-        "cc": [],
-        "reply_to": [],
-        "date": None,
-        "text": None,
-        "html": None,
-        "headers": [],
-        "attachments": [],
-        **found,
-        "raw": raw,
-        "raw_channel": None,
-        "size": len(raw),
-        "truncated": [],
-    }
-    return Parsed(message, _fit(message, budget))
-
-
-def _fit(message: dict[str, Any], budget: int) -> list[tuple[str, bytes]]:
-    """Make the message fit in ``budget`` bytes: the largest attachments and then the raw
-    message move out to chunks, and text, html, headers and address lists longer than
-    their share are cut (named in ``truncated``; the raw message keeps every byte)."""
-    truncated = message["truncated"]
-    used = 0
-    for key, share in (("text", 4), ("html", 4)):
-        if message[key] is None:
-            continue
-        encoded = message[key].encode("utf-8", "surrogateescape")
-        if len(encoded) > budget // share:
-            encoded = encoded[: budget // share]
-            message[key] = encoded.decode("utf-8", "ignore")
-            truncated.append(key)
-        used += len(encoded)
-    for key, share in (("headers", 8), ("to", 16), ("cc", 16), ("reply_to", 16)):
-        kept, size = [], 0
-        for item in message[key]:
-            size += len(str(item).encode("utf-8", "surrogateescape")) + 8
-            if size > budget // share:
-                truncated.append(key)
-                break
-            kept.append(item)
-        message[key] = kept
-        used += size
-    spills: list[tuple[str, bytes]] = []
-    attachments = message["attachments"]
-    for index in sorted(range(len(attachments)), key=lambda i: attachments[i]["size"]):
-        item = attachments[index]
-        if used + item["size"] <= budget // 2:
-            used += item["size"]
-        else:
-            spills.append((f"attachment:{index}", item["content"]))
-            item["content"] = None
-        used += len(item["filename"] or "") * 4 + len(item["content_type"]) + 64
-    if used + len(message["raw"]) > budget:
-        spills.append(("raw", message["raw"]))
-        message["raw"] = None
-    return spills
-
+    return {**found, **message}

@@ -10,23 +10,39 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
+from switchroom.servers.email import received
 from switchroom.shared.redisproc import free_port
 
 from ..processes import ROOT, SwitchroomProcess
 
-__all__ = ["ROOT", "EmailProcess", "RelaySink", "self_signed"]
+__all__ = ["ROOT", "EmailProcess", "RelaySink", "receive_email", "self_signed"]
 
 
 class EmailProcess(SwitchroomProcess):
-    """A ``switchroom email`` process on a free port, its log in a file."""
+    """A ``switchroom email`` process on a free port, its log in a file. ``layer_url``
+    names the layer (a fresh key prefix on ``redis_url`` unless given) so a second process
+    can take over from one that was stopped or killed."""
 
     name = "email"
 
-    def __init__(self, redis_url: str, *args: str, env: dict[str, str] | None = None) -> None:
-        self.layer_url = f"{redis_url}?prefix=em{uuid.uuid4().hex[:10]}"
+    def __init__(
+        self,
+        redis_url: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        layer_query: str = "",
+        layer_url: str | None = None,
+    ) -> None:
+        self.layer_url = layer_url or f"{redis_url}?prefix=em{uuid.uuid4().hex[:10]}{layer_query}"
         self.port = free_port()
         super().__init__(["email", "--port", str(self.port), "--layer", self.layer_url, *args], env)
         self.wait_for_log("listening for SMTP")
+
+
+async def receive_email(layer, timeout: float = 10) -> dict | None:
+    """The next ``email.receive``, parsed as the worker runtime parses it (None if none came)."""
+    _, message = await layer.receive(["email.receive"], timeout=timeout)
+    return None if message is None else received(message)
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
@@ -65,6 +81,9 @@ class SinkHandler:
         self.messages: list = []
         self.busy = 0
         self.logins: list[str] = []
+        self.helos: list[str] = []
+        # When each DATA arrived (monotonic), taken or not.
+        self.attempts: list[float] = []
 
     async def handle_RCPT(self, server, session, envelope, address, options):
         if address.startswith("reject"):
@@ -75,6 +94,8 @@ class SinkHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        self.helos.append(session.host_name)
+        self.attempts.append(time.monotonic())
         if self.busy > 0:
             self.busy -= 1
             return "451 4.3.0 Busy, try again later"

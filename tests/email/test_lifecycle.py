@@ -14,7 +14,7 @@ import pytest
 from switchroom.layers import get_layer
 from switchroom.servers.email import EmailServer, Settings
 
-from .harness import ROOT, EmailProcess, self_signed
+from .harness import ROOT, EmailProcess, receive_email, self_signed
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ async def test_sigterm_lets_the_message_in_progress_finish(redis_server):
         assert busy.getreply()[0] == 250
         assert busy.getreply()[0] == 421
         assert proc.proc.wait(20) == 0
-        _, message = await layer.receive(["email.receive"], timeout=10)
+        message = await receive_email(layer)
         assert message["subject"] == "in flight"
     finally:
         busy.close()
@@ -106,7 +106,7 @@ async def test_long_lines_and_bare_line_feeds_get_500_and_nothing_reaches_the_la
                 assert caught.value.smtp_code == 500
                 # The session goes on: a good message after the bad one is taken.
                 client.sendmail("a@sender.example", ["room@example.com"], b"Subject: good\r\n\r\nok\r\n")
-            _, message = await layer.receive(["email.receive"], timeout=10)
+            message = await receive_email(layer)
             assert message["subject"] == "good"
     finally:
         await layer.close()
@@ -139,7 +139,7 @@ async def test_require_starttls_and_tls_sessions_count_once(redis_server, tmp_pa
                 client.starttls(context=context)
                 message = b"Subject: %d\r\n\r\nx\r\n" % number
                 client.sendmail("a@sender.example", ["room@example.com"], message)
-        subjects = [(await layer.receive(["email.receive"], timeout=10))[1]["subject"] for _ in range(4)]
+        subjects = [(await receive_email(layer))["subject"] for _ in range(4)]
         assert subjects == ["0", "1", "2", "3"]
     finally:
         await layer.close()
@@ -148,11 +148,11 @@ async def test_require_starttls_and_tls_sessions_count_once(redis_server, tmp_pa
 
 def test_a_layer_that_cannot_hold_the_biggest_message_is_refused_at_start():
     command = [sys.executable, "-m", "switchroom.shared.cli", "email", "--port", "0", "--domain", "x.example"]
-    small = ["--layer", "memory://?max_message_size=16384"]
+    small = ["--layer", "memory://?durable_max_message_size=2000000"]
     done = subprocess.run([*command, *small], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 2
-    assert "cannot start" in done.stderr and "lower --max-message-size" in done.stderr
-    layer = get_layer("memory://?max_message_size=16384")
+    assert "cannot start" in done.stderr and "does not fit in a durable entry" in done.stderr
+    layer = get_layer("memory://?durable_max_message_size=2000000")
     EmailServer(layer, Settings(domains=("x.example",), max_message_size=1_000_000))
 
 
@@ -168,7 +168,7 @@ async def test_the_server_runs_embedded_on_the_callers_loop():
                 client.sendmail("a@sender.example", ["room@example.com"], with_data)
 
         await asyncio.to_thread(send)
-        _, message = await layer.receive(["email.receive"], timeout=5)
+        message = await receive_email(layer, timeout=5)
         assert message["subject"] == "embedded"
         assert message["raw"] == with_data
     finally:

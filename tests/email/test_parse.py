@@ -10,10 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from switchroom.layers import MemoryLayer, get_layer, streams
-from switchroom.servers.email import Settings, complete, parse
+from switchroom.layers import get_layer
+from switchroom.servers.email import parse
 from switchroom.servers.email.compose import compose
-from switchroom.servers.email.inbound import LayerHandler
 from switchroom.shared.messages import validate
 
 ENVELOPE = {
@@ -24,11 +23,14 @@ ENVELOPE = {
 }
 
 
-def received(raw: bytes, limit: int = 1024 * 1024) -> parse.Parsed:
-    parsed = parse.parse(raw, budget=MemoryLayer(max_message_size=limit).chunk_size, **ENVELOPE)
-    validate("email.receive", parsed.message)
-    msgpack.packb(parsed.message)
-    return parsed
+def received(raw: bytes) -> dict:
+    """What the server sends for ``raw``, parsed as the worker runtime parses it."""
+    sent = parse.incoming(raw, **ENVELOPE)
+    validate("email.receive", sent)
+    message = parse.received(sent)
+    validate("email.receive", message)
+    msgpack.packb(message)
+    return message
 
 
 ALTERNATIVE = b"""From: Ann <ann@sender.example>\r
@@ -53,7 +55,7 @@ Content-Type: text/html; charset=utf-8\r
 
 
 def test_multipart_alternative():
-    message = received(ALTERNATIVE).message
+    message = received(ALTERNATIVE)
     assert message["subject"] == "hello"
     assert message["message_id"] == "<abc@sender.example>"
     assert message["from"] == "Ann <ann@sender.example>"
@@ -104,7 +106,7 @@ attached notes\r
 
 
 def test_nested_multipart_encoded_headers_charsets_and_attachment_names():
-    message = received(NESTED).message
+    message = received(NESTED)
     assert message["from"] == "Jürgen <j@sender.example>"
     assert message["subject"] == "café crème"
     assert message["to"] == ["room@example.com", '"Bob, B." <bob@example.com>']
@@ -132,32 +134,27 @@ def test_nested_multipart_encoded_headers_charsets_and_attachment_names():
     ],
 )
 def test_malformed_mime_still_gives_a_valid_message(raw):
-    message = received(raw).message
+    message = received(raw)
     assert message["raw"] == raw
 
 
-def test_large_parts_spill_to_chunks():
-    mime = EmailMessage()
-    mime["From"] = "ann@sender.example"
-    mime["To"] = "room@example.com"
-    mime["Subject"] = "big"
-    mime.set_content("see attached")
-    big = bytes(range(256)) * 8000
-    mime.add_attachment(big, maintype="application", subtype="octet-stream", filename="big.bin")
-    mime.add_attachment(b"small", maintype="text", subtype="plain", filename="small.txt")
-    raw = mime.as_bytes(policy=policy.SMTP)
-    parsed = received(raw, limit=1024 * 1024)
-    keys = [key for key, _ in parsed.spills]
-    assert keys == ["attachment:0", "raw"]
-    assert dict(parsed.spills)["attachment:0"] == big
-    assert dict(parsed.spills)["raw"] == raw
-    big_item, small_item = parsed.message["attachments"]
-    assert big_item["content"] is None and big_item["size"] == len(big)
-    assert small_item["content"] == b"small"
-    assert parsed.message["raw"] is None
-    pieces = [streams.chunk(part, True) for part in streams.pieces(big, 300_000)]
-    for piece in pieces:
-        validate("email.chunk", piece)
+def test_the_server_sends_the_envelope_and_raw_message_and_finds_the_message_id():
+    sent = parse.incoming(RELATED, **{**ENVELOPE, "mail_from": "<>"})
+    assert sent == {
+        "mail_from": "",
+        "rcpt_to": ["room@example.com"],
+        "peer": ["127.0.0.1", 5000],
+        "helo": "mx.sender.example",
+        "message_id": "<folded.id@sender.example>",
+        "size": len(RELATED),
+        "raw": RELATED,
+    }
+    assert parse.message_id_of(b"Subject: x\r\n\r\nMessage-ID: <in.the.body>\r\n") is None
+    assert parse.message_id_of(b"message-id:   <lower@case>  \r\n\r\n") == "<lower@case>"
+    given = {"subject": "kept", "raw": ALTERNATIVE}
+    assert parse.received(given)["subject"] == "kept"
+    assert parse.received(given)["text"] == "Hello room,\nplain body."
+    assert parse.received({"subject": "no raw"}) == {"subject": "no raw"}
 
 
 def test_compose_a_threaded_reply_with_attachments():
@@ -180,7 +177,7 @@ def test_compose_a_threaded_reply_with_attachments():
     assert mime["In-Reply-To"] == "<abc@sender.example>"
     assert mime["References"] == "<root@sender.example> <abc@sender.example>"
     assert mime["Message-ID"].endswith("@example.com>")
-    back = received(mime.as_bytes(policy=policy.SMTP)).message
+    back = received(mime.as_bytes(policy=policy.SMTP))
     assert back["text"] == "Thanks!\n"
     assert back["html"] == "<p>Thanks!</p>\n"
     assert back["attachments"][0]["filename"] == "ü.txt"
@@ -204,7 +201,7 @@ SMTPUTF8 = (
 
 
 def test_raw_utf8_headers_from_smtputf8_mail():
-    message = received(SMTPUTF8).message
+    message = received(SMTPUTF8)
     assert message["from"] == "Zoë <zoë@exämple.org>"
     assert message["to"] == ["jürgen@example.com"]
     assert message["subject"] == "Grüße"
@@ -213,7 +210,7 @@ def test_raw_utf8_headers_from_smtputf8_mail():
 
 
 def test_bytes_that_are_not_utf8_in_headers_become_replacement_characters():
-    message = received(b"Subject: caf\xe9\r\nFrom: \xff\xfe <a@b.example>\r\n\r\nx\r\n").message
+    message = received(b"Subject: caf\xe9\r\nFrom: \xff\xfe <a@b.example>\r\n\r\nx\r\n")
     assert message["subject"] == "caf\ufffd"
     assert message["headers"][0] == ["Subject", "caf\ufffd"]
 
@@ -238,7 +235,7 @@ def test_bodies_in_other_charsets(charset, text):
         raw = (
             f"Content-Type: text/plain; charset={charset}\r\nContent-Transfer-Encoding: {encoding}\r\n\r\n"
         ).encode() + body
-        assert received(raw).message["text"].rstrip("\n") == text, encoding
+        assert received(raw)["text"].rstrip("\n") == text, encoding
 
 
 RELATED = b"""From: news@sender.example\r
@@ -275,7 +272,7 @@ iVBORw0KGgo=\r
 
 
 def test_html_with_inline_images_and_folded_headers():
-    message = received(RELATED).message
+    message = received(RELATED)
     assert message["subject"] == "Newsletter — November"
     assert message["message_id"] == "<folded.id@sender.example>"
     assert ["X-Folded", "first part\tsecond part"] in message["headers"]
@@ -321,48 +318,42 @@ Content-Disposition: attachment; filename="=?utf-8?q?=C3=BCber.pdf?="\r
 
 
 def test_a_forwarded_email_is_one_attachment():
-    message = received(FORWARD).message
+    message = received(FORWARD)
     assert message["text"] == "See below."
     [forwarded] = message["attachments"]
     assert (forwarded["filename"], forwarded["content_type"]) == ("original.eml", "message/rfc822")
-    inner = received(forwarded["content"]).message
+    inner = received(forwarded["content"])
     assert inner["subject"] == "the original"
     assert inner["text"] == "Inner text."
     assert [(a["filename"], a["content"]) for a in inner["attachments"]] == [("über.pdf", b"%PDF")]
 
 
 def test_defects_are_named():
-    message = received(b'Content-Type: multipart/mixed; boundary="gone"\r\n\r\nno parts at all\r\n').message
+    message = received(b'Content-Type: multipart/mixed; boundary="gone"\r\n\r\nno parts at all\r\n')
     assert "StartBoundaryNotFoundDefect" in message["defects"]
-    assert received(ALTERNATIVE).message["defects"] == []
+    assert received(ALTERNATIVE)["defects"] == []
 
 
-@pytest.mark.parametrize("limit", [1024 * 1024, 64 * 1024])
-async def test_complete_gives_back_every_byte_and_every_cut_field(limit):
-    layer = get_layer(f"memory://?max_message_size={limit}")
+async def test_a_big_email_travels_whole_in_one_durable_entry():
+    layer = get_layer("memory://")
     big_text = "line of text ü\n" * 30_000
     mime = EmailMessage()
     mime["From"] = "ann@sender.example"
     mime["To"] = ", ".join(f"person{i}@example.com" for i in range(3000))
     mime["Subject"] = "everything big"
     mime.set_content(big_text)
-    blobs = [bytes([i]) * size for i, size in enumerate((700_000, 10, 300_000))]
+    blobs = [bytes([i]) * size for i, size in enumerate((7_000_000, 10, 3_000_000))]
     for i, blob in enumerate(blobs):
         mime.add_attachment(blob, maintype="application", subtype="octet-stream", filename=f"{i}.bin")
     raw = mime.as_bytes(policy=policy.SMTP)
     try:
-        handler = LayerHandler(layer, Settings(domains=("example.com",)))
-        parsed = parse.parse(raw, budget=layer.chunk_size, **ENVELOPE)
-        assert {"text", "to"} <= set(parsed.message["truncated"])
-        assert len(msgpack.packb(parsed.message)) < layer.max_message_size
-        await handler.put(parsed)
-        _, message = await layer.receive(["email.receive"], timeout=1)
-        whole = await complete(layer, message)
+        await layer.durable.add("email.receive", parse.incoming(raw, **ENVELOPE))
+        _, sent = await layer.receive(["email.receive"], timeout=1)
+        whole = parse.received(sent)
         assert whole["raw"] == raw
         assert [a["content"] for a in whole["attachments"]] == blobs
         assert whole["text"] == big_text
         assert len(whole["to"]) == 3000
-        assert whole["truncated"] == []
     finally:
         await layer.close()
 
@@ -370,9 +361,7 @@ async def test_complete_gives_back_every_byte_and_every_cut_field(limit):
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=2000))
 def test_any_bytes_give_a_message_that_travels(raw):
-    parsed = received(raw)
-    msgpack.packb(parsed.message)
-    assert parsed.message["raw"] == raw
+    assert received(raw)["raw"] == raw
 
 
 HEADER_TEXT = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=60)
@@ -401,7 +390,7 @@ def test_what_compose_builds_parses_back(subject, text, files):
         ],
     }
     mime, _, _ = compose(outgoing, "room@example.com")
-    back = received(mime.as_bytes(policy=policy.SMTP)).message
+    back = received(mime.as_bytes(policy=policy.SMTP))
     assert back["subject"].split() == subject.split()
     assert back["text"].rstrip("\n") == text.rstrip("\n")
     assert [(a["filename"], a["content"]) for a in back["attachments"]] == files

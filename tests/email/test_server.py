@@ -9,9 +9,8 @@ from email.message import EmailMessage
 import pytest
 
 from switchroom.layers import ChannelFull, get_layer
-from switchroom.servers.email import attachment_content, raw_message
 
-from .harness import EmailProcess, RelaySink, self_signed
+from .harness import EmailProcess, RelaySink, receive_email, self_signed
 
 pytestmark = pytest.mark.slow
 
@@ -47,6 +46,7 @@ def server(redis_server, relay):
         "0.2",
         "--sender",
         "room@example.com",
+        layer_query="&durable_capacity=40",
     )
     yield proc
     proc.stop()
@@ -82,7 +82,7 @@ def send(port: int, message: EmailMessage, to: list[str] | None = None) -> dict:
 
 async def test_round_trip_through_a_worker_reply(server, layer, relay):
     await asyncio.to_thread(send, server.port, mail())
-    channel, message = await layer.receive(["email.receive"], timeout=10)
+    message = await receive_email(layer)
     assert message["mail_from"] == "ann@sender.example"
     assert message["rcpt_to"] == ["room@example.com"]
     assert message["peer"][0] == "127.0.0.1"
@@ -115,7 +115,7 @@ async def test_other_recipients_get_550(server, layer):
         await asyncio.to_thread(send, server.port, mail(to="victim@elsewhere.example"))
     assert caught.value.recipients["victim@elsewhere.example"][0] == 550
     await asyncio.to_thread(send, server.port, mail(to="someone@other.example"))
-    _, message = await layer.receive(["email.receive"], timeout=10)
+    message = await receive_email(layer)
     assert message["rcpt_to"] == ["someone@other.example"]
 
 
@@ -137,19 +137,16 @@ async def test_message_over_the_size_limit_gets_552(server, layer):
 async def test_big_attachments_come_back_whole(server, layer):
     original = mail(size=2_500_000)
     await asyncio.to_thread(send, server.port, original)
-    _, message = await layer.receive(["email.receive"], timeout=10)
-    big = message["attachments"][1]
-    assert big["content"] is None and big["content_channel"].startswith("email.chunk?")
-    assert await attachment_content(layer, big) == bytes(2_500_000)
-    raw = await raw_message(layer, message)
-    assert len(raw) == message["size"]
-    reparsed = message_from_bytes(raw, policy=policy.default)
+    message = await receive_email(layer)
+    assert message["attachments"][1]["content"] == bytes(2_500_000)
+    assert len(message["raw"]) == message["size"]
+    reparsed = message_from_bytes(message["raw"], policy=policy.default)
     assert [part.get_content() for part in reparsed.iter_attachments()][1] == bytes(2_500_000)
 
 
 async def test_full_layer_gets_451_and_nothing_is_lost(server, layer):
     with pytest.raises(ChannelFull):
-        for _ in range(layer.capacity_for("email.receive") * 2):
+        for _ in range(layer.durable.settings.capacity * 2):
             await layer.send("email.receive", {"filler": True})
     with pytest.raises(smtplib.SMTPDataError) as caught:
         await asyncio.to_thread(send, server.port, mail(subject="retry me"))
@@ -209,7 +206,7 @@ async def test_smtputf8_mail_is_taken(server, layer):
     message.set_content("Hallo ü")
     with smtplib.SMTP("127.0.0.1", server.port, timeout=20) as client:
         client.send_message(message)  # SMTPUTF8, raw UTF-8 headers
-    _, received = await layer.receive(["email.receive"], timeout=10)
+    received = await receive_email(layer)
     assert received["rcpt_to"] == ["jürgen@example.com"]
     assert received["from"] == "Zoë <zoë@sender.example>"
     assert (received["subject"], received["text"]) == ("Grüße", "Hallo ü\n")
@@ -282,7 +279,7 @@ async def test_redis_down_gets_451(redis_process):
         await asyncio.to_thread(send, proc.port, mail(subject="after"))
         layer = get_layer(proc.layer_url)
         try:
-            _, message = await layer.receive(["email.receive"], timeout=10)
+            message = await receive_email(layer)
             assert message["subject"] == "after"
         finally:
             await layer.close()
@@ -290,7 +287,7 @@ async def test_redis_down_gets_451(redis_process):
         proc.stop()
 
 
-async def test_starttls_and_auth(redis_server, tmp_path):
+async def test_starttls_and_auth_on_the_submission_listener(redis_server, tmp_path):
     cert, key = self_signed(tmp_path)
     users = tmp_path / "users"
     users.write_text("sender:s3cret\n")
@@ -304,27 +301,34 @@ async def test_starttls_and_auth(redis_server, tmp_path):
         str(key),
         "--auth-file",
         str(users),
+        "--submission-port",
+        "0",
     )
     layer = get_layer(proc.layer_url)
+    submission = int(proc.log_text().split("submission (AUTH required) on 127.0.0.1:")[1].split()[0])
     try:
 
         def session() -> None:
             import ssl
 
-            with smtplib.SMTP("127.0.0.1", proc.port, timeout=20) as client:
+            context = ssl.create_default_context(cafile=str(cert))
+            with smtplib.SMTP("127.0.0.1", submission, timeout=20) as client:
                 client.ehlo()
                 with pytest.raises(smtplib.SMTPNotSupportedError):
                     client.login("sender", "s3cret")
-                context = ssl.create_default_context(cafile=str(cert))
                 client.starttls(context=context)
                 client.ehlo()
                 with pytest.raises(smtplib.SMTPAuthenticationError):
                     client.login("sender", "wrong")
                 client.login("sender", "s3cret")
                 client.send_message(mail(), from_addr="ann@sender.example", to_addrs=["room@example.com"])
+            with smtplib.SMTP("127.0.0.1", proc.port, timeout=20) as client:
+                client.starttls(context=context)
+                client.ehlo()
+                assert not client.has_extn("auth"), "the MX listener offers no AUTH"
 
         await asyncio.to_thread(session)
-        _, message = await layer.receive(["email.receive"], timeout=10)
+        message = await receive_email(layer)
         assert message["subject"] == "hello"
         assert "s3cret" not in proc.log_text()
     finally:

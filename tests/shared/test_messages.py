@@ -39,9 +39,16 @@ VALID = {
         "raw": b"Subject: x\r\n\r\nbody",
         "size": 19,
     },
-    "email.chunk": {"content": b"part", "more_content": True},
     "email.send": {"to": ["zoe@example.org"], "subject": "Re: hi", "text": "hello", "in_reply_to": "<1@x>"},
     "email.send.failed": {"message": {"to": ["a@b"]}, "error": "550 no such user", "attempts": 3},
+    "email.receive.failed": {
+        "channel": "email.receive",
+        "message": {"mail_from": "a@b"},
+        "error": "not read from email.receive within 5.0 d",
+        "attempts": 0,
+        "key": "<1@x>",
+        "added": 1_700_000_000.25,
+    },
     "slack.event": {
         "type": "message",
         "channel": "C1",
@@ -50,6 +57,7 @@ VALID = {
         "reply_channel": REPLY,
     },
     "slack.send": {"channel": "C1", "text": "hello", "thread_ts": "1.0"},
+    "slack.ack": {"ack": {"response_action": "errors", "errors": {"name": "too short"}}},
     "slack.send.failed": {"message": {"channel": "C1"}, "error": "ratelimited", "attempts": 5},
 }
 
@@ -129,8 +137,10 @@ def test_email_and_slack_send_rules():
         validate("email.send", {"to": ["a@b"]})
     with pytest.raises(MessageFormatError, match="attachment"):
         validate("email.send", {"to": ["a@b"], "text": "x", "attachments": [{"filename": "a"}]})
-    with pytest.raises(MessageFormatError, match="blocks"):
-        validate("slack.send", {"channel": "C1"})
+    for null in ("", "<>"):
+        with pytest.raises(MessageFormatError, match="null address"):
+            validate("email.send", {"to": ["a@b"], "bcc": [null], "text": "x"})
+    validate("email.send", {"to": ["a@b"], "raw": b"Subject: as it came\r\n\r\nx\r\n", "mail_from": ""})
     with pytest.raises(MessageFormatError, match="ts"):
         validate("slack.send", {"channel": "C1", "reaction": "wave"})
     validate("slack.send", {"channel": "C1", "reaction": "wave", "ts": "1.0"})
