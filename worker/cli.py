@@ -58,6 +58,7 @@ OPTIONS = [
     ("--concurrency", "concurrency", 100, "consumers run at once"),
     ("--threads", "threads", 8, "threads for plain (sync) consumers"),
     ("--batch", "batch", 100, "messages taken per receive"),
+    ("--durable-batch", "durable_batch", 10, "entries of durable channels taken per read"),
     ("--grace", "grace", 30.0, "seconds running consumers get on SIGTERM"),
     ("--body-timeout", "body_timeout", 30.0, "seconds to wait for a request body chunk"),
     ("--lifespan-timeout", "lifespan_timeout", 30.0, "seconds for ASGI lifespan events"),
@@ -99,6 +100,7 @@ async def serve(args: argparse.Namespace) -> None:
                 grace=args.grace,
                 body_timeout=args.body_timeout,
                 lifespan_timeout=args.lifespan_timeout,
+                durable_batch=args.durable_batch,
             )
         except ValueError as exc:
             raise StartupError(str(exc)) from None

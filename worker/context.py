@@ -5,7 +5,7 @@ import asyncio
 import logging
 from typing import Any
 
-from switchroom.layers import BaseLayer, GroupReach, SyncLayer
+from switchroom.layers import BaseLayer, Delivery, GroupReach, SyncLayer
 
 from . import replies
 
@@ -16,7 +16,12 @@ class Context:
     """Helpers bound to one incoming message; every method is a coroutine."""
 
     def __init__(
-        self, layer: BaseLayer, channel: str, message: dict[str, Any], bounce_sender: str | None = None
+        self,
+        layer: BaseLayer,
+        channel: str,
+        message: dict[str, Any],
+        bounce_sender: str | None = None,
+        delivery: Delivery | None = None,
     ) -> None:
         self.layer = layer
         self.channel = channel
@@ -24,6 +29,10 @@ class Context:
         self.reply_channel: str | None = message.get("reply_channel")
         self.response_started = False
         self.bounce_sender = bounce_sender
+        # On a durable channel: the entry, its idempotency key and which delivery this is.
+        self.delivery = delivery
+        self.idempotency_key = delivery.key if delivery is not None else None
+        self.attempt = delivery.attempt if delivery is not None else 1
 
     def _need_reply_channel(self) -> str:
         if not self.reply_channel:
@@ -89,9 +98,18 @@ class Context:
         await self.layer.send("email.send", {"to": recipients, "subject": subject, "text": text, **fields})
 
     async def post_slack(self, text: str | None = None, thread: bool = False, **fields: Any) -> None:
-        """Post to the Slack channel the event came from (into its thread if ``thread``)."""
-        message = replies.slack_post(self.message, text, thread, **fields)
-        await self.layer.send(self.reply_channel or "slack.send", message)
+        """Post to the Slack channel the event came from (into its thread if ``thread``);
+        ``method=`` calls another Web API method with the fields as its arguments. It goes
+        on ``slack.send``, which any Slack server takes: the one that received the event
+        may have stopped since (events are durable)."""
+        await self.layer.send("slack.send", replies.slack_post(self.message, text, thread, **fields))
+
+    async def answer_slack(self, **ack: Any) -> None:
+        """Answer a slash command or an interaction inside Slack's ack: a message (``text``,
+        ``blocks``, ``response_type``) or, for a modal, ``response_action=...``. If it comes
+        after the server's ``--ack-wait``, a message goes to the event's response_url and
+        a response_action is a dead letter on ``slack.send.failed``."""
+        await self.layer.send(self._need_reply_channel(), {"ack": ack})
 
     async def group_add(self, group: str, channel: str | None = None) -> None:
         """Add ``channel`` (default: this message's reply channel) to ``group``."""
@@ -130,6 +148,9 @@ class SyncContext:
         self.channel = context.channel
         self.message = context.message
         self.reply_channel = context.reply_channel
+        self.delivery = context.delivery
+        self.idempotency_key = context.idempotency_key
+        self.attempt = context.attempt
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._context, name)

@@ -8,7 +8,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from switchroom.layers import BaseLayer, LayerError
+from switchroom.layers import BaseLayer, Delivery, LayerError
+from switchroom.servers.email.dsn import dsn_send
+from switchroom.servers.email.parse import PARSE_ON_A_THREAD, received
 from switchroom.shared import metrics
 from switchroom.shared.messages import MessageFormatError, apply_defaults, validate
 
@@ -42,16 +44,26 @@ class Dispatcher:
         self.body_timeout = body_timeout
         self.in_flight: dict[str, asyncio.Event] = {}
 
-    async def handle(self, channel: str, raw: dict[str, Any]) -> None:
-        """Handle one message end to end; never raises (errors are logged and answered)."""
+    async def handle(self, channel: str, raw: dict[str, Any], delivery: Delivery | None = None) -> bool:
+        """Handle one message end to end; never raises (errors are logged and answered).
+
+        False when its consumer failed: a durable entry is then left for a retry.
+        """
+        if channel == "email.receive" and isinstance(raw, dict):
+            # The server leaves parsing to the reader: the fields come from the raw message.
+            if len(raw.get("raw") or b"") > PARSE_ON_A_THREAD:
+                raw = await asyncio.to_thread(received, raw)
+            else:
+                raw = received(raw)
         try:
             message = apply_defaults(channel, validate(channel, raw))
         except MessageFormatError as exc:
             metrics.WORKER_MESSAGES.labels(channel, "malformed").inc()
             log.warning("dropping a malformed %s message %s: %s", channel, message_id(channel, raw), exc)
+            self.layer.stats.drop("malformed", 1, channel)
             await self._answer_malformed(channel, raw)
-            return
-        ctx = Context(self.layer, channel, message, self.app.bounce_sender)
+            return True
+        ctx = Context(self.layer, channel, message, self.app.bounce_sender, delivery)
         started = time.monotonic()
         try:
             await getattr(self, "_" + channel.replace(".", "_"))(message, ctx)
@@ -59,9 +71,11 @@ class Dispatcher:
             metrics.WORKER_MESSAGES.labels(channel, "error").inc()
             log.exception("consumer failed on %s message %s", channel, message_id(channel, message))
             await self._answer_failure(channel, ctx)
-        else:
-            metrics.WORKER_MESSAGES.labels(channel, "ok").inc()
-        metrics.WORKER_DURATION.labels(channel).observe(time.monotonic() - started)
+            return False
+        finally:
+            metrics.WORKER_DURATION.labels(channel).observe(time.monotonic() - started)
+        metrics.WORKER_MESSAGES.labels(channel, "ok").inc()
+        return True
 
     async def _call(self, route: routing.Route, message: dict[str, Any], ctx: Context, params: dict) -> None:
         consumer = route.consumer
@@ -146,12 +160,21 @@ class Dispatcher:
             else:
                 matched.setdefault(id(route), route)
         if unknown:
-            await self._bounce(message, unknown)
+            await self._bounce(message, unknown, ctx)
         for route in matched.values():
             await self._call(route, message, ctx, {})
 
-    async def _bounce(self, message: dict[str, Any], unknown: list[str]) -> None:
-        bounce = replies.email_bounce(message, unknown, self.app.bounce_sender)
+    async def _bounce(self, message: dict[str, Any], unknown: list[str], ctx: Context) -> None:
+        """A bounce (RFC 3464 DSN, from the null sender) for recipients no route takes."""
+        arrival = ctx.delivery.added if ctx.delivery is not None else None
+        bounce = dsn_send(
+            {**message, "arrival": arrival},
+            unknown,
+            "5.1.1",
+            "550 5.1.1 Recipient address rejected: no such mailbox here",
+            "No mailbox here has these addresses.",
+            sender=self.app.bounce_sender,
+        )
         if bounce is None:
             log.warning("no route for %s; not bouncing a message with an empty sender", ", ".join(unknown))
             return

@@ -1,5 +1,6 @@
 """Pure builders of the messages a worker sends back: HTTP responses (split into chunks
-that fit the layer), WebSocket frames, email replies and bounces, and Slack posts."""
+that fit the layer), WebSocket frames, email replies, and Slack posts (bounces are
+``switchroom.servers.email.dsn``'s)."""
 
 import json
 from email.utils import parseaddr
@@ -89,35 +90,6 @@ def _references(original: dict[str, Any]) -> list[str]:
         if name.lower() == "references":
             return value.split()
     return []
-
-
-def email_bounce(original: dict[str, Any], unknown: list[str], sender: str | None) -> dict[str, Any] | None:
-    """A DSN-style bounce to the envelope sender naming the 5.1.1 failure, or None when
-    the envelope sender is empty (bounces are never bounced)."""
-    mail_from = original.get("mail_from") or ""
-    if not mail_from:
-        return None
-    lines = [
-        "This message could not be delivered to the following recipients:",
-        "",
-        *(f"  {address}: 550 5.1.1 Recipient address rejected: no such mailbox" for address in unknown),
-        "",
-        f"Original subject: {original.get('subject') or ''}",
-        f"Original Message-ID: {original.get('message_id') or '(none)'}",
-        "",
-        "Status: 5.1.1",
-        "Action: failed",
-    ]
-    message = {
-        "to": [mail_from],
-        "subject": "Undelivered Mail Returned to Sender",
-        "text": "\n".join(lines) + "\n",
-        "in_reply_to": original.get("message_id"),
-        "headers": [["Auto-Submitted", "auto-replied"]],
-    }
-    if sender:
-        message["from"] = sender
-    return message
 
 
 def slack_post(event: dict[str, Any], text: str | None, thread: bool, **fields: Any) -> dict[str, Any]:

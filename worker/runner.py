@@ -1,5 +1,11 @@
 """The worker loop: drain messages in batches, run at most N consumers at once, stop
-taking messages while at the limit, and shut down gracefully on SIGTERM/SIGINT."""
+taking messages while at the limit, and shut down gracefully on SIGTERM/SIGINT.
+
+Durable channels (``email.receive``, ``slack.event``, ...) are read apart from the others:
+each entry is acknowledged only after its consumer returned, kept from other workers
+while its consumer runs, and left for another worker to retry when the consumer fails
+(after the layer's visibility timeout) or given back at once when the worker stops
+before it could run it to the end."""
 
 import asyncio
 import logging
@@ -7,7 +13,7 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from switchroom.layers import BaseLayer, LayerError
+from switchroom.layers import BaseLayer, Delivery, LayerError, Leases
 from switchroom.shared import metrics
 
 from .app import App
@@ -31,13 +37,15 @@ class Worker:
         poll: float = 0.5,
         body_timeout: float = 30.0,
         lifespan_timeout: float = 30.0,
+        durable_batch: int = 10,
     ) -> None:
-        if concurrency < 1 or threads < 1 or batch < 1:
-            raise ValueError("concurrency, threads and batch must be at least 1")
+        if concurrency < 1 or threads < 1 or batch < 1 or durable_batch < 1:
+            raise ValueError("concurrency, threads, batch and durable_batch must be at least 1")
         self.app = app
         self.layer = layer
         self.concurrency = concurrency
         self.batch = batch
+        self.durable_batch = durable_batch
         self.grace = grace
         self.poll = poll
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="switchroom-consumer")
@@ -48,6 +56,11 @@ class Worker:
         self._stopping = asyncio.Event()
         self.serving = asyncio.Event()
         metrics.workers.add(self)
+        self.leases = Leases(layer.durable)
+        # Entries whose consumer returned, waiting to be acknowledged in one call.
+        self._acks: list[Delivery] = []
+        self._ack_ready = asyncio.Event()
+        self._unfinished: dict[tuple[str, str], Delivery] = {}
 
     def stop(self) -> None:
         """Stop taking messages; running consumers get the grace period to finish."""
@@ -65,10 +78,18 @@ class Worker:
             self.dispatcher.lifespan_state = self.lifespan.state if self.lifespan.supported else None
         log.info("worker reading %s (concurrency %d)", ", ".join(channels), self.concurrency)
         self.serving.set()
+        durable = [c for c in channels if self.layer.durable.handles(c)]
+        plain = [c for c in channels if c not in durable]
+        loops = [self._serve(plain)] if plain else []
+        acker = None
+        if durable:
+            loops.append(self._serve_durable(durable))
+            acker = asyncio.ensure_future(self._acknowledge())
         try:
-            await self._serve(channels)
+            await asyncio.gather(*loops)
         finally:
             await self._drain()
+            await self._finish_durable(acker)
             if self.lifespan is not None:
                 await self.lifespan.shutdown()
             self.pool.shutdown(wait=False, cancel_futures=True)
@@ -88,6 +109,87 @@ class Worker:
                 continue
             for channel, message in batch:
                 self._start(channel, message)
+
+    async def _serve_durable(self, channels: list[str]) -> None:
+        while not self._stopping.is_set():
+            room = self.concurrency - len(self.running)
+            if room <= 0:
+                await asyncio.wait(set(self.running), return_when=asyncio.FIRST_COMPLETED)
+                continue
+            try:
+                deliveries = await self.layer.durable.read(
+                    channels, min(room, self.durable_batch), timeout=self.poll
+                )
+            except LayerError as exc:
+                log.debug("reading %s failed (%s); retrying", ", ".join(channels), exc)
+                await asyncio.sleep(self.poll)
+                continue
+            for delivery in deliveries:
+                self.leases.hold(delivery)
+                self._unfinished[delivery.channel, delivery.id] = delivery
+                task = asyncio.create_task(self._handle_durable(delivery))
+                self.running.add(task)
+                task.add_done_callback(self.running.discard)
+
+    async def _handle_durable(self, delivery: Delivery) -> None:
+        """Run the consumer; acknowledge the entry only if it returned."""
+        handled = await self.dispatcher.handle(delivery.channel, delivery.message, delivery)
+        self.leases.drop(delivery)
+        del self._unfinished[delivery.channel, delivery.id]
+        if handled:
+            self._acks.append(delivery)
+            self._ack_ready.set()
+            return
+        log.warning(
+            "%s entry %s is left for a retry in %.0f s (delivery %d of %d)",
+            delivery.channel,
+            delivery.key,
+            self.layer.durable.settings.visibility_timeout,
+            delivery.attempt,
+            self.layer.durable.settings.max_deliveries,
+        )
+
+    async def _acknowledge(self) -> None:
+        """Acknowledge finished entries in batches, as they finish."""
+        while True:
+            await self._ack_ready.wait()
+            self._ack_ready.clear()
+            await self._flush_acks()
+
+    async def _flush_acks(self) -> None:
+        batch, self._acks = self._acks, []
+        if not batch:
+            return
+        try:
+            await self.layer.durable.ack(batch)
+        except LayerError as exc:
+            # Not lost: unacknowledged entries come back after the visibility timeout.
+            log.warning("could not acknowledge %d entries (%s); trying again", len(batch), exc)
+            self._acks = batch + self._acks
+            await asyncio.sleep(self.poll)
+            self._ack_ready.set()
+
+    async def _finish_durable(self, acker: "asyncio.Task[None] | None") -> None:
+        """On stop: acknowledge what finished, give back what did not (for another worker
+        to take at once), and stop renewing."""
+        if acker is None:
+            return
+        acker.cancel()
+        await asyncio.gather(acker, return_exceptions=True)
+        await self._flush_acks()
+        await self.leases.close()
+        unfinished = list(self._unfinished.values())
+        self._unfinished.clear()
+        if unfinished:
+            log.info("giving back %d durable entries not finished before the stop", len(unfinished))
+            try:
+                await self.layer.durable.release(unfinished)
+            except LayerError as exc:
+                log.warning(
+                    "could not give back %d entries (%s): they return after the visibility timeout",
+                    len(unfinished),
+                    exc,
+                )
 
     def _start(self, channel: str, message: dict[str, Any]) -> None:
         reply = message.get("reply_channel") if channel.startswith("websocket.") else None

@@ -83,6 +83,32 @@ def lists(message, ctx):
     ctx.reply_email(text="list " + ",".join(message["rcpt_to"]))
 
 
+@app.email("slow@example.com")
+async def slow_mail(message, ctx):
+    """Says it started; in a worker run with SLOW_MAIL set, then takes a minute (the test
+    stops or kills that worker meanwhile); says it finished."""
+    seen = {"pid": os.getpid(), "attempt": ctx.attempt, "key": ctx.idempotency_key}
+    await ctx.layer.send("test.started", seen)
+    if os.environ.get("SLOW_MAIL"):
+        await asyncio.sleep(60)
+    await ctx.layer.send("test.handled", seen)
+
+
+@app.email("flaky@example.com")
+async def flaky_mail(message, ctx):
+    """Fails on its first two deliveries."""
+    if ctx.attempt < 3:
+        raise RuntimeError(f"flaky on delivery {ctx.attempt}")
+    await ctx.layer.send(
+        "test.handled", {"pid": os.getpid(), "attempt": ctx.attempt, "key": ctx.idempotency_key}
+    )
+
+
+@app.email("broken@example.com")
+def broken_mail(message, ctx):
+    raise RuntimeError("always broken")
+
+
 @app.slack("message", channel="C1")
 async def slack_c1(message, ctx):
     await ctx.post_slack(text="c1: " + message["text"], thread=True)

@@ -65,16 +65,6 @@ def test_email_reply_falls_back_to_envelope_sender_and_refuses_none():
         replies.email_reply({"mail_from": "", "from": None}, text="t")
 
 
-def test_bounce():
-    bounce = replies.email_bounce(ORIGINAL, ["a@x.com", "b@x.com"], "postmaster@x.com")
-    assert bounce["to"] == ["bounce-1@lists.remote"]
-    assert bounce["from"] == "postmaster@x.com"
-    assert "a@x.com: 550 5.1.1" in bounce["text"] and "b@x.com: 550 5.1.1" in bounce["text"]
-    validate("email.send", bounce)
-    assert replies.email_bounce({**ORIGINAL, "mail_from": ""}, ["a@x.com"], None) is None
-    assert "from" not in replies.email_bounce(ORIGINAL, ["a@x.com"], None)
-
-
 def test_slack_post():
     event = {"channel": "C1", "team": "T", "ts": "1.2", "thread_ts": None}
     assert replies.slack_post(event, "hi", False) == {"channel": "C1", "team": "T", "text": "hi"}

@@ -152,7 +152,9 @@ async def test_email_routing_reply_and_bounce(worker):
     _, bounce = await layer.receive(["email.send"], timeout=10)
     assert bounce["to"] == ["alice@remote.example"]
     assert bounce["from"] == "postmaster@example.com"
-    assert "nobody@example.com: 550 5.1.1" in bounce["text"]
+    assert bounce["mail_from"] == "", "a bounce goes from the null sender"
+    assert "<nobody@example.com>: 550 5.1.1" in bounce["text"]
+    assert bounce["dsn"]["recipients"][0]["status"] == "5.1.1"
     assert proc.wait_for_log("no route for nobody@example.com; bouncing to alice@remote.example")
 
     await layer.send("email.receive", email(["nobody@example.com"], mail_from=""))
