@@ -31,6 +31,20 @@ OPTIONS = [
     ("--connect-timeout", "connect_timeout", 60.0, "seconds to keep retrying the first connection", {}),
     ("--rtm-retry-for", "rtm_retry_for", 30.0, "seconds to retry an RTM event while the layer is down", {}),
     ("--stop-grace", "stop_grace", 5.0, "seconds to finish waiting posts on stop", {}),
+    (
+        "--ack-wait",
+        "ack_wait",
+        2.0,
+        "seconds a slash command's or interaction's ack waits for a worker's answer (0: never)",
+        {},
+    ),
+    (
+        "--max-event-age",
+        "max_event_age",
+        86_400.0,
+        "seconds an event nobody reads waits on slack.event before it is a dead letter",
+        {},
+    ),
 ]
 
 
@@ -61,6 +75,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         connect_timeout=args.connect_timeout,
         rtm_retry_for=args.rtm_retry_for,
         stop_grace=args.stop_grace,
+        ack_wait=args.ack_wait,
+        max_event_age=args.max_event_age,
     )
 
 

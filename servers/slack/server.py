@@ -1,11 +1,14 @@
-"""``SlackServer``: Slack connections in, Web API posts out, on the running asyncio loop.
+"""``SlackServer``: Slack connections in, Web API calls out, on the running asyncio loop.
 
-Inbound, each event is put on ``slack.event`` and its per-type channel before it is
-acknowledged, so when the layer cannot take it Slack delivers it again (RTM cannot
-redeliver, so there the server retries for ``rtm_retry_for`` seconds). Outbound, posts for
-``slack.send`` and reply channels wait in a bounded queue that keeps Slack's pace (one post
-per second per channel, and Retry-After on 429, per workspace); what cannot be posted is
-reported on ``slack.send.failed``.
+Inbound, each event is a durable entry on ``slack.event`` (keyed and deduplicated by its
+event id in the same step) before it is acknowledged, so when the layer cannot take it
+Slack delivers it again, and a redelivery of one it took is acknowledged without a
+second entry (RTM cannot redeliver, so there the server retries for ``rtm_retry_for``
+seconds); a copy goes to its per-type channel. A slash command or an interaction waits
+up to ``ack_wait`` seconds for a worker's answer, which rides in the acknowledgement.
+Outbound, calls for ``slack.send`` and reply channels wait in a bounded queue that keeps
+Slack's pace (one post per second per channel, and Retry-After on 429, per workspace);
+what cannot be done is reported on ``slack.send.failed``.
 """
 
 import asyncio
@@ -21,8 +24,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from switchroom.layers import BaseLayer, LayerError, MessageTooLarge
+from switchroom.layers import BaseLayer, Delivery, InvalidMessage, Janitor, LayerError, MessageTooLarge
+from switchroom.layers.durable import human_age
 from switchroom.shared import metrics
 
 from . import translate
@@ -33,8 +38,8 @@ log = logging.getLogger("switchroom.slack")
 DEAD_LETTERS = "slack.send.failed"
 # Answer addresses kept routed; an event older than the last this many is not answered.
 MAX_REPLIES = 10_000
-# The metric label of each outcome of ``translate.delivery``.
-EVENT_OUTCOMES = {"taken": "published", "undeliverable": "undeliverable", "retry": "refused"}
+# The metric label of each outcome of ``publish``.
+EVENT_OUTCOMES = {"taken": "published", "seen": "ignored", "dropped": "undeliverable", "retry": "refused"}
 
 
 class Connection:
@@ -79,11 +84,30 @@ class Connection:
         return self.rtm is not None and self.rtm.is_connected()
 
     async def on_request(self, client: SocketModeClient, request: Any) -> None:
-        """A Socket Mode envelope: publish, then acknowledge (no ack = Slack delivers it again)."""
+        """A Socket Mode envelope: publish, then acknowledge (no ack = Slack delivers it again).
+
+        A slash command or an interaction (``accepts_response_payload``) waits up to
+        ``ack_wait`` seconds for a worker's answer (``slack.ack``) to send with the ack.
+        """
         event, event_id = translate.envelope_event(request.type, request.payload, request.envelope_id)
-        if await self.server.publish(self, event, event_id, "socket"):
-            await client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
-            metrics.SLACK_ACKS.inc()
+        waits = bool(getattr(request, "accepts_response_payload", False)) and event_id is not None
+        # The event's reply address (named by its id) is known before it is published, so a
+        # quick answer is not missed.
+        reply = self.server.inbox.address("slack.send", local=event_id) if waits else None
+        answer = self.server.expect_answer(reply) if reply else None
+        outcome = await self.server.publish(self, event, event_id, "socket")
+        if outcome == "retry":
+            self.server.forget_answer(reply)
+            return
+        payload = None
+        if reply is not None and answer is not None and outcome == "taken":
+            payload = await self.server.wait_answer(reply, answer)
+        else:
+            self.server.forget_answer(reply)
+        await client.send_socket_mode_response(
+            SocketModeResponse(envelope_id=request.envelope_id, payload=payload)
+        )
+        metrics.SLACK_ACKS.inc()
 
     async def start_rtm(self) -> None:
         from slack_sdk.rtm_v2 import RTMClient
@@ -163,7 +187,8 @@ class SlackServer:
         self.layer = layer
         self.settings = settings
         self.connections = [Connection(self, w) for w in settings.workspaces]
-        self.recent = translate.Recent()
+        # Reply channels of slash commands and interactions whose ack waits for an answer.
+        self.answers: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.queue: asyncio.Queue[tuple[dict[str, Any], str | None]] = asyncio.Queue()
         # Posts taken from the layer and not yet posted or dead-lettered (at most max_queue).
         self.pending = 0
@@ -178,14 +203,17 @@ class SlackServer:
         self.readers: list[asyncio.Task[None]] = []
         self.poster: asyncio.Task[None] | None = None
         self.stopping = False
+        self.janitor = Janitor(layer.durable, "slack.event", settings.max_event_age, self.expire)
 
     async def start(self) -> None:
+        await self.layer.durable.persistence()
         await self.inbox.start()
         for connection in self.connections:
             await self.connect(connection)
         loop = asyncio.get_running_loop()
         self.readers = [loop.create_task(self.take())]
         self.poster = loop.create_task(self.post_loop())
+        self.janitor.start()
         metrics.slack_servers.add(self)
 
     async def not_ready(self) -> str | None:
@@ -200,8 +228,15 @@ class SlackServer:
         return None
 
     def served_channels(self) -> list[str]:
-        """The channels of posts to make: ``slack.send`` and the answers in the inbox."""
-        return ["slack.send", self.inbox.queue]
+        """The channels of posts to make (``slack.send`` and the answers in the inbox), and
+        the events waiting for a worker."""
+        return ["slack.send", self.inbox.queue, "slack.event"]
+
+    async def expire(self, deliveries: list[Delivery]) -> None:
+        """Events no worker read within ``max_event_age``: dead letters."""
+        for delivery in deliveries:
+            error = f"not read from slack.event within {human_age(self.settings.max_event_age)}"
+            await self.layer.durable.dead_letter(delivery, error)
 
     async def connect(self, connection: Connection) -> None:
         """Connect one workspace, retrying with backoff while Slack cannot be reached."""
@@ -232,6 +267,7 @@ class SlackServer:
         the rest on ``slack.send.failed``, and close the Slack connections."""
         self.stopping = True
         metrics.slack_servers.discard(self)
+        await self.janitor.stop()
         for task in self.readers:
             task.cancel()
         await asyncio.gather(*self.readers, return_exceptions=True)
@@ -257,47 +293,61 @@ class SlackServer:
 
     async def publish(
         self, connection: Connection, event: dict[str, Any], event_id: str | None, mode: str
-    ) -> bool:
-        """Put one event on the layer; False if the layer could not take it (so no ack)."""
-        if translate.is_own(event, connection.bot_user, connection.bot_id) or (
-            event_id and self.recent.seen(event_id)
-        ):
-            metrics.SLACK_EVENTS.labels("ignored").inc()
-            return True
+    ) -> str:
+        """Put one event on the layer: ``taken`` (a new entry), ``seen`` (taken before, or
+        the bot's own), ``dropped`` (it can never be taken) or ``retry`` (the layer could
+        not take it now: no ack, so Slack delivers it again).
+
+        The entry is added and its event id marked seen in one step on the layer, so a
+        redelivery that arrives while the first write hangs is not acknowledged on its
+        own, and one that arrives after it is not a second entry.
+        """
+        outcome = await self._publish(connection, event, event_id, mode)
+        metrics.SLACK_EVENTS.labels(EVENT_OUTCOMES[outcome]).inc()
+        return outcome
+
+    async def _publish(
+        self, connection: Connection, event: dict[str, Any], event_id: str | None, mode: str
+    ) -> str:
+        if translate.is_own(event, connection.bot_user, connection.bot_id):
+            return "seen"
         message = translate.event_message(
             event, reply_channel="", mode=mode, team=connection.team, event_id=event_id
         )
-        message["reply_channel"] = self.reply_address(event_id, message["team"], message["channel"])
-        channels = ["slack.event", translate.event_channel(message["type"])]
+        response_url = event.get("response_url") if isinstance(event.get("response_url"), str) else None
+        message["reply_channel"] = self.reply_address(
+            event_id, message["team"], message["channel"], response_url
+        )
         try:
-            errors: list[LayerError | None] = await self.layer.send_many([(c, message) for c in channels])
-        except LayerError as exc:
-            errors = [exc, exc]
-        outcome = translate.delivery(errors)
-        metrics.SLACK_EVENTS.labels(EVENT_OUTCOMES[outcome]).inc()
-        if outcome == "taken":
-            for channel, error in zip(channels, errors, strict=True):
-                if error is not None:
-                    self.warn_unread(channel, error)
-            return True
-        if outcome == "undeliverable":
+            added = await self.layer.durable.add(
+                "slack.event", message, key=event_id, dedupe=event_id is not None
+            )
+        except (MessageTooLarge, InvalidMessage) as exc:
             log.error(
-                "slack %s event %s cannot be put on the layer (%s); dropped",
+                "slack %s event %s cannot be put on the layer (%s); dropped", message["type"], event_id, exc
+            )
+            self.layer.stats.drop("malformed", 1, "slack.event")
+            return "dropped"
+        except LayerError as exc:
+            log.warning(
+                "slack %s event %s not accepted by the layer (%s); %s",
                 message["type"],
                 event_id,
-                errors[0],
+                exc,
+                "not acknowledged, so Slack will deliver it again" if mode == "socket" else "retrying",
             )
-            return True
-        if event_id:
-            self.recent.keys.pop(event_id, None)
-        log.warning(
-            "slack %s event %s not accepted by the layer (%s); %s",
-            message["type"],
-            event_id,
-            errors[0],
-            "not acknowledged, so Slack will deliver it again" if mode == "socket" else "retrying",
-        )
-        return False
+            return "retry"
+        if not added:
+            log.info(
+                "slack %s event %s delivered again; it is on the layer already", message["type"], event_id
+            )
+            return "seen"
+        channel = translate.event_channel(message["type"])
+        try:
+            await self.layer.send(channel, message)
+        except LayerError as exc:
+            self.warn_unread(channel, exc)
+        return "taken"
 
     def warn_unread(self, channel: str, error: LayerError) -> None:
         """Say (once a minute per channel) that an event reached only some of its channels."""
@@ -310,7 +360,7 @@ class SlackServer:
         """Publish an RTM event, retrying while the layer is down: RTM does not redeliver."""
         deadline = time.monotonic() + self.settings.rtm_retry_for
         delay = 0.2
-        while not await self.publish(connection, event, None, "rtm"):
+        while await self.publish(connection, event, None, "rtm") == "retry":
             if time.monotonic() + delay > deadline:
                 log.error(
                     "slack %s event from RTM lost: the layer did not take it for %.0f s",
@@ -321,18 +371,86 @@ class SlackServer:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    def reply_address(self, event_id: str | None, team: str | None, channel: str | None) -> str:
+    def reply_address(
+        self, event_id: str | None, team: str | None, channel: str | None, response_url: str | None
+    ) -> str:
         """An address in this process's inbox for answers to one event (the same one again
-        for a redelivered event), posting to the event's team and channel by default."""
-        address = self.inbox.address(
-            "slack.send", functools.partial(self.enqueue, team=team, default=channel), local=event_id
-        )
+        for a redelivered event): posts go to the event's team and channel by default, and
+        an answer to its ack to the ack or, late, to its ``response_url``."""
+        address = self.inbox.address("slack.send", local=event_id)
+        handler = functools.partial(self.on_reply, address, team, channel, response_url)
+        self.inbox.address("slack.send", handler, local=address.partition("!")[2])
         self.replies[address] = None
         if len(self.replies) > MAX_REPLIES:
             oldest = next(iter(self.replies))
             del self.replies[oldest]
             self.inbox.forget(oldest)
         return address
+
+    def on_reply(
+        self, address: str, team: str | None, default: str | None, response_url: str | None, message: Any
+    ) -> None:
+        """A message on an event's reply address: an answer to its ack, or a post."""
+        body = translate.ack_body(message)
+        if body is None:
+            self.enqueue(message, team=team, default=default)
+            return
+        waiting = self.answers.pop(address, None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(body)
+            return
+        self.report(self.late_answer(body, message, response_url))
+
+    def report(self, work: Any) -> None:
+        """Run ``work`` (a dead letter, a late answer) in the background, kept until done."""
+        task = asyncio.get_running_loop().create_task(work)
+        self.reporting.add(task)
+        task.add_done_callback(self.reporting.discard)
+
+    # -- answers inside the ack -----------------------------------------------------
+
+    def expect_answer(self, reply: str) -> "asyncio.Future[dict[str, Any]]":
+        """Start waiting for a worker's answer on ``reply`` (before the event is published,
+        so a quick answer is not missed)."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.answers[reply] = future
+        return future
+
+    def forget_answer(self, reply: str | None) -> None:
+        if reply is not None:
+            self.answers.pop(reply, None)
+
+    async def wait_answer(
+        self, reply: str, answer: "asyncio.Future[dict[str, Any]]"
+    ) -> dict[str, Any] | None:
+        """The answer if it comes within ``ack_wait`` seconds; else None (an empty ack)."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(answer), self.settings.ack_wait)
+        except TimeoutError:
+            log.info("no answer on %s within %.1f s: acknowledged without one", reply, self.settings.ack_wait)
+            return None
+        finally:
+            self.answers.pop(reply, None)
+
+    async def late_answer(self, body: dict[str, Any], message: Any, response_url: str | None) -> None:
+        """An answer that came after the ack went: a message body goes to the event's
+        response_url; what cannot (a ``response_action``, or no response_url) is a dead letter."""
+        late = f"answered after the {self.settings.ack_wait:.1f} s the ack waits (--ack-wait)"
+        if "response_action" in body:
+            await self.dead_letter(message, f"{late}: a response_action cannot be applied afterwards", 0)
+            return
+        if response_url is None:
+            await self.dead_letter(message, f"{late}, and the event has no response_url to answer on", 0)
+            return
+        try:
+            response = await AsyncWebhookClient(response_url).send_dict(body)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            await self.dead_letter(message, f"{late}; posting it to the response_url failed: {exc!r}", 1)
+            return
+        if response.status_code != 200:
+            await self.dead_letter(message, f"{late}; the response_url answered {response.status_code}", 1)
+            return
+        log.info("an answer came late: sent to the event's response_url instead of the ack")
 
     # -- outbound -------------------------------------------------------------------
 
@@ -349,21 +467,18 @@ class SlackServer:
                 self.enqueue(message)
 
     def enqueue(self, message: Any, team: str | None = None, default: str | None = None) -> None:
-        """Queue one post (``team`` and ``default`` channel come from the event answered)."""
+        """Queue one call (``team`` and ``default`` channel come from the event answered)."""
         if isinstance(message, dict) and team and not message.get("team"):
             message = {**message, "team": team}
         if self.pending >= self.settings.max_queue:
-            task = asyncio.get_running_loop().create_task(
-                self.dead_letter(message, f"outbound queue full ({self.settings.max_queue})", 0)
-            )
-            self.reporting.add(task)
-            task.add_done_callback(self.reporting.discard)
+            self.report(self.dead_letter(message, f"outbound queue full ({self.settings.max_queue})", 0))
             return
         self.pending += 1
         self.queue.put_nowait((message, default))
 
     async def post_loop(self) -> None:
-        """Posts in order, each channel at Slack's pace; slow channels don't hold up others."""
+        """Calls in order per lane (a channel), each channel at Slack's pace; slow channels
+        don't hold up others."""
         while True:
             message, default = await self.queue.get()
             try:
@@ -373,7 +488,7 @@ class SlackServer:
                 self.pending -= 1
                 await self.dead_letter(message, f"invalid slack.send message: {exc}", 0)
                 continue
-            key = (self.connections.index(connection), call.channel)
+            key = (self.connections.index(connection), call.lane)
             lane = self.waiting.setdefault(key, [])
             lane.append((call, message))
             if len(lane) == 1:
@@ -391,13 +506,13 @@ class SlackServer:
         raise translate.BadSend(f"no workspace {team!r} is served here")
 
     async def drain(self, connection: Connection, key: tuple[int, str]) -> None:
-        """Post one channel's queue in order, at the workspace's pace."""
+        """Make one lane's calls in order, at the workspace's pace."""
         lane = self.waiting[key]
         channel = key[1]
         attempts = 0
         while lane:
             call, message = lane[0]
-            delay = connection.schedule.delay(channel, time.monotonic())
+            delay = connection.schedule.delay(channel, time.monotonic(), call.paced)
             if delay > 0:
                 await asyncio.sleep(delay)
             attempts += 1
@@ -409,20 +524,29 @@ class SlackServer:
             self.pending -= 1
             if outcome is None:
                 metrics.SLACK_POSTS.labels("posted").inc()
-                connection.schedule.posted(channel, time.monotonic())
+                if call.paced:
+                    connection.schedule.posted(channel, time.monotonic())
             elif isinstance(outcome, float):
                 error = f"still rate-limited by Slack after {attempts} attempts"
                 await self.dead_letter(message, error, attempts)
-            else:
+            elif outcome is not None:
                 await self.dead_letter(message, outcome, attempts)
             attempts = 0
         del self.waiting[key]
 
     async def post(self, connection: Connection, call: translate.ApiCall) -> float | str | None:
-        """None when posted; seconds to wait on 429; an error text when it failed for good."""
+        """None when done; seconds to wait on 429; an error text when it failed for good.
+
+        slack-sdk's own method is used when it has one (it knows how each method wants
+        its arguments sent); any other method is called with a JSON body.
+        """
         try:
+            method = getattr(connection.web, translate.sdk_method(call.method), None)
             with metrics.SLACK_POST_DURATION.time():
-                await connection.web.api_call(call.method, json=call.arguments)
+                if callable(method):
+                    await method(**call.arguments)
+                else:
+                    await connection.web.api_call(call.method, json=call.arguments)
             return None
         except SlackApiError as exc:
             if exc.response.status_code == 429:
@@ -430,7 +554,7 @@ class SlackServer:
                 retry_after = translate.retry_after(exc.response.headers.get("Retry-After"))
                 log.warning(
                     "Slack rate limit on %s in %s; waiting %.0f s",
-                    call.channel,
+                    call.lane,
                     connection.workspace.name,
                     retry_after,
                 )

@@ -41,6 +41,11 @@ class Settings:
     rtm_retry_for: float = 30.0
     # On stop, how long waiting posts may still be made before they are reported as failed.
     stop_grace: float = 5.0
+    # How long the ack of a slash command or an interaction waits for a worker's answer
+    # (Slack wants the ack within 3 s); 0: never wait.
+    ack_wait: float = 2.0
+    # Events nobody reads wait this long on slack.event before they are dead letters.
+    max_event_age: float = 86_400.0
 
 
 def workspaces_from_env(environ: dict[str, str] | None = None) -> list[Workspace]:

@@ -2,12 +2,10 @@
 
 import math
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from switchroom.layers import InvalidMessage, LayerError, MessageTooLarge
-from switchroom.shared.messages import MessageFormatError, apply_defaults, validate
+from switchroom.shared.messages import MessageFormatError, validate
 
 _TYPE = re.compile(r"[^A-Za-z0-9_.-]")
 # Ids that can key the redelivery filter and end a reply channel's name (Slack's are ~40 chars).
@@ -141,18 +139,15 @@ def api_error(status: int, data: Any) -> str:
     return f"HTTP {status}"
 
 
-def delivery(errors: list[LayerError | None]) -> str:
-    """What sending an event to ``slack.event`` and its per-type channel came to.
-
-    ``taken`` when at least one channel took it (a channel nobody reads fills up, and must
-    not stop events reaching the readers of the other); ``undeliverable`` when no channel
-    can ever take it (too large, or not serialisable); else ``retry`` (channels full, or the layer down).
-    """
-    if any(error is None for error in errors):
-        return "taken"
-    if all(isinstance(error, (MessageTooLarge, InvalidMessage)) for error in errors):
-        return "undeliverable"
-    return "retry"
+# Fields of a ``slack.send`` that say where and how to call, not arguments of the call.
+ENVELOPE_FIELDS = frozenset({"method", "team", "id", "reaction", "ts"})
+# Methods that post a message into a channel: at most one per ``post_interval`` per channel.
+PACED = frozenset(
+    {"chat.postMessage", "chat.postEphemeral", "chat.meMessage", "chat.scheduleMessage", "files.upload_v2"}
+)
+# Methods whose ``channel`` an event's reply channel fills in when the message names none.
+_TAKES_CHANNEL = ("chat.", "reactions.", "pins.", "files.")
+_METHOD = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*(\.[a-zA-Z][a-zA-Z0-9_]*)+\Z")
 
 
 @dataclass
@@ -161,31 +156,45 @@ class ApiCall:
 
     method: str
     team: str | None
-    channel: str
+    # The posting lane: calls in one lane are made in order (a channel, or the method).
+    lane: str
     arguments: dict[str, Any]
+    paced: bool = False
 
 
 def api_call(message: Any, default_channel: str | None = None) -> ApiCall:
-    """The Web API call a ``slack.send`` asks for: a reaction, or a message (optionally threaded)."""
+    """The Web API call a ``slack.send`` asks for: ``method`` (default ``chat.postMessage``,
+    or ``reactions.add`` for the ``reaction`` shorthand) with every other field as its
+    arguments, unchanged: a field Slack cannot take is Slack's error, never dropped here."""
     try:
-        message = apply_defaults("slack.send", validate("slack.send", message))
+        validate("slack.send", message)
     except MessageFormatError as exc:
         raise BadSend(str(exc)) from None
-    channel = message["channel"] or default_channel
-    if not channel:
+    arguments = {k: v for k, v in message.items() if k not in ENVELOPE_FIELDS and v is not None}
+    method = message.get("method")
+    if message.get("reaction") is not None:
+        if method not in (None, "reactions.add"):
+            raise BadSend("'reaction' is the shorthand of reactions.add; give it no other method")
+        method = "reactions.add"
+        arguments.update(name=message["reaction"].strip(":"), timestamp=message.get("ts"))
+    elif message.get("ts") is not None:
+        arguments["ts"] = message["ts"]
+    method = method or "chat.postMessage"
+    if not _METHOD.match(method):
+        raise BadSend(f"not a Web API method name: {method!r}")
+    if "channel" not in arguments and default_channel and method.startswith(_TAKES_CHANNEL):
+        arguments["channel"] = default_channel
+    if method.startswith(("chat.", "reactions.")) and not arguments.get("channel"):
         raise BadSend("no channel to post to")
-    if message["reaction"]:
-        if not message["ts"]:
-            raise BadSend("a reaction needs the ts of the message to react to")
-        arguments = {"channel": channel, "name": message["reaction"].strip(":"), "timestamp": message["ts"]}
-        return ApiCall("reactions.add", message["team"], channel, arguments)
-    if not message["text"] and not message["blocks"]:
-        raise BadSend("a message needs text or blocks")
-    arguments = {"channel": channel}
-    for key in ("text", "blocks", "thread_ts"):
-        if message[key]:
-            arguments[key] = message[key]
-    return ApiCall("chat.postMessage", message["team"], channel, arguments)
+    if method == "chat.postMessage" and not any(arguments.get(k) for k in ("text", "blocks", "attachments")):
+        raise BadSend("a message needs text, blocks or attachments")
+    lane = str(arguments.get("channel") or arguments.get("channel_id") or arguments.get("user_id") or method)
+    return ApiCall(method, message.get("team"), lane, arguments, method in PACED)
+
+
+def sdk_method(method: str) -> str:
+    """The slack-sdk method for a Web API method (``chat.postMessage`` → ``chat_postMessage``)."""
+    return method.replace(".", "_")
 
 
 class PostSchedule:
@@ -197,8 +206,11 @@ class PostSchedule:
         self.next_allowed: dict[str, float] = {}
         self.paused_until = 0.0
 
-    def delay(self, channel: str, now: float) -> float:
-        """Seconds to wait before posting to ``channel``."""
+    def delay(self, channel: str, now: float, paced: bool = True) -> float:
+        """Seconds to wait before a call in ``channel`` (one that posts a message when
+        ``paced``; any call waits out a rate-limit pause)."""
+        if not paced:
+            return self.paused_until - now
         return max(self.next_allowed.get(channel, 0.0), self.paused_until) - now
 
     def posted(self, channel: str, now: float) -> None:
@@ -208,27 +220,16 @@ class PostSchedule:
         self.paused_until = max(self.paused_until, now + retry_after)
 
 
-class Recent:
-    """The last ``size`` keys seen (event ids, to drop Slack's redeliveries)."""
-
-    def __init__(self, size: int = 10_000) -> None:
-        self.size = size
-        self.keys: OrderedDict[str, None] = OrderedDict()
-
-    def seen(self, key: str) -> bool:
-        """True if ``key`` was seen before; remembers it either way."""
-        if key in self.keys:
-            self.keys.move_to_end(key)
-            return True
-        self.keys[key] = None
-        if len(self.keys) > self.size:
-            self.keys.popitem(last=False)
-        return False
-
-
 # A field of a dead letter's message longer than this (as text) is cut or left out when the
 # whole report does not fit in one layer message.
 REPORT_FIELD_LIMIT = 2000
+
+
+def ack_body(message: Any) -> dict[str, Any] | None:
+    """The body of a worker's answer to an event (a ``slack.ack``), or None if it is not one."""
+    if isinstance(message, dict) and isinstance(message.get("ack"), dict):
+        return message["ack"]
+    return None
 
 
 def shrink_report(report: dict[str, Any]) -> dict[str, Any]:

@@ -273,17 +273,17 @@ async def test_the_outbound_queue_is_bounded_and_a_stop_reports_what_was_not_pos
         proc.stop()
 
 
-async def test_an_unread_channel_does_not_hold_up_the_readers_of_the_other(redis_server, standin):
-    """Only slack.message is read: slack.event fills up (capacity 3), events keep coming."""
+async def test_an_unread_per_type_channel_does_not_hold_up_the_durable_one(redis_server, standin):
+    """Only slack.event is read: slack.message fills up (capacity 3), events keep coming."""
     proc = SlackProcess(redis_server.url, standin.base_url, layer_query="&capacity=3")
     layer = get_layer(proc.layer_url)
     try:
         await proc.wait_for_log("connected to default")
         for i in range(6):
             await standin.push_event({"type": "message", "channel": "C1", "user": "U1", "text": str(i)})
-            _, message = await layer.receive(["slack.message"], timeout=10)
+            _, message = await layer.receive(["slack.event"], timeout=10)
             assert message["text"] == str(i)
-        await proc.wait_for_log("not reaching slack.event")
+        await proc.wait_for_log("not reaching slack.message")
     finally:
         await layer.close()
         proc.stop()

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from switchroom.layers import ChannelFull, InvalidMessage, LayerUnavailable, MessageTooLarge
 from switchroom.servers.slack import translate
 from switchroom.servers.slack.cli import build_parser
 from switchroom.servers.slack.settings import workspaces_from_env
@@ -108,33 +107,62 @@ def test_own_messages_are_recognised():
 
 def test_api_calls():
     call = translate.api_call({"text": "hi", "thread_ts": "1.0"}, default_channel="C1")
-    assert (call.method, call.channel, call.arguments) == (
+    assert (call.method, call.lane, call.arguments, call.paced) == (
         "chat.postMessage",
         "C1",
         {"channel": "C1", "text": "hi", "thread_ts": "1.0"},
+        True,
     )
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*hi*"}}]
     assert translate.api_call({"channel": "C2", "blocks": blocks}).arguments["blocks"] == blocks
     reaction = translate.api_call({"channel": "C3", "reaction": ":tada:", "ts": "9.0"})
-    assert (reaction.method, reaction.arguments) == (
+    assert (reaction.method, reaction.arguments, reaction.paced) == (
         "reactions.add",
         {"channel": "C3", "name": "tada", "timestamp": "9.0"},
+        False,
     )
 
 
-@pytest.mark.parametrize(
-    "message",
-    [
-        {"text": "no channel"},
-        {"channel": "C1"},
-        {"channel": "C1", "reaction": "x"},
-        {"channel": 5, "text": "x"},
-        "x",
-    ],
-)
-def test_bad_sends_are_refused(message):
-    with pytest.raises(translate.BadSend):
-        translate.api_call(message)
+def test_any_method_gets_every_field_as_an_argument():
+    fields = {
+        "text": "hi",
+        "reply_broadcast": True,
+        "unfurl_links": False,
+        "attachments": [{"text": "a"}],
+        "metadata": {"event_type": "x", "event_payload": {"k": 1}},
+        "id": "job-1",
+        "team": "T1",
+    }
+    call = translate.api_call(fields, default_channel="C1")
+    assert call.arguments == {
+        "channel": "C1",
+        "text": "hi",
+        "reply_broadcast": True,
+        "unfurl_links": False,
+        "attachments": [{"text": "a"}],
+        "metadata": {"event_type": "x", "event_payload": {"k": 1}},
+    }
+    assert call.team == "T1"
+    update = translate.api_call({"method": "chat.update", "ts": "5.0", "text": "new"}, default_channel="C1")
+    assert (update.method, update.arguments, update.paced) == (
+        "chat.update",
+        {"channel": "C1", "ts": "5.0", "text": "new"},
+        False,
+    )
+    view = translate.api_call({"method": "views.open", "trigger_id": "t1", "view": {"type": "modal"}}, "C1")
+    assert (view.method, view.lane, view.arguments) == (
+        "views.open",
+        "views.open",
+        {"trigger_id": "t1", "view": {"type": "modal"}},
+    )
+    home = translate.api_call({"method": "views.publish", "user_id": "U1", "view": {"type": "home"}})
+    assert home.lane == "U1"
+    upload = translate.api_call({"method": "files.upload_v2", "content": b"\x00", "filename": "a.bin"}, "C1")
+    assert (translate.sdk_method(upload.method), upload.arguments["content"], upload.paced) == (
+        "files_upload_v2",
+        b"\x00",
+        True,
+    )
 
 
 def test_post_schedule_keeps_one_per_second_per_channel_and_honours_retry_after():
@@ -145,14 +173,8 @@ def test_post_schedule_keeps_one_per_second_per_channel_and_honours_retry_after(
     assert schedule.delay("C2", 100.2) <= 0
     schedule.rate_limited(5, 100.5)
     assert schedule.delay("C2", 100.5) == pytest.approx(5)
-
-
-def test_recent_ids_drop_redeliveries():
-    recent = translate.Recent(size=2)
-    assert not recent.seen("a")
-    assert recent.seen("a")
-    assert not recent.seen("b") and not recent.seen("c")
-    assert not recent.seen("a"), "the oldest id is forgotten past the size"
+    assert schedule.delay("C2", 100.5, paced=False) == pytest.approx(5), "a 429 pauses every call"
+    assert schedule.delay("C1", 106.0, paced=False) <= 0
 
 
 def test_workspaces_from_environment(tmp_path):
@@ -254,13 +276,3 @@ def test_every_flag_is_documented():
     assert "--stop-grace" in flags
     for flag in flags:
         assert f"`{flag}`" in doc, flag
-
-
-def test_delivery_outcomes():
-    full, down, big = ChannelFull("full"), LayerUnavailable("down"), MessageTooLarge("big")
-    assert translate.delivery([None, None]) == "taken"
-    assert translate.delivery([full, None]) == "taken", "an unread channel must not hold up the other"
-    assert translate.delivery([full, full]) == "retry"
-    assert translate.delivery([down, down]) == "retry"
-    assert translate.delivery([big, big]) == "undeliverable"
-    assert translate.delivery([InvalidMessage("x"), big]) == "undeliverable"
