@@ -1,14 +1,16 @@
 """Email ingest benchmark: messages/s that one ``switchroom email`` process takes from 20
 concurrent SMTP clients (separate processes) into a real Redis, and the time from the end
-of DATA to the message being readable on the layer, for small and 1 MB messages.
+of DATA to the message being readable on the layer, for small and 1 MB messages; and the
+server's CPU per small message beside a no-op aiosmtpd server (its ``Sink`` handler, which
+accepts and forgets) under the same load in the same run.
 
-    python -m bench.email_ingest                 # 10 s per size
-    python -m bench.email_ingest --seconds 5 --clients 20
+    python -m bench.email_ingest                 # 10 s per workload, 3 runs of the small ones
+    python -m bench.email_ingest --seconds 5 --clients 20 --runs 5
 
 Latency: each client notes the moment it has written the final ``.`` of DATA; a reader in
-this process notes the moment it got the ``email.receive`` with that Message-ID (for 1 MB
-messages it then reads the chunked parts back and checks their size). Every message a
-client saw accepted (250) must be on the layer, and nothing else.
+this process notes the moment it got the ``email.receive`` with that Message-ID (whole:
+the raw message of every 1 MB one is checked, and one is parsed as a worker would). Every
+message a client saw accepted (250) must be on the layer, and nothing else.
 """
 
 import argparse
@@ -17,6 +19,7 @@ import base64
 import multiprocessing
 import os
 import smtplib
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,7 +29,7 @@ from pathlib import Path
 
 from bench.measure import cpu_seconds
 from switchroom.layers import get_layer
-from switchroom.servers.email import complete
+from switchroom.servers.email import received
 from switchroom.shared.redisproc import RedisProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,28 +86,22 @@ def client(port: int, size: int, seconds: float, index: int, results: "multiproc
 
 
 async def drain(url: str, stop: asyncio.Event, seen: dict[str, float], size: int) -> int:
-    """Read ``email.receive`` as it comes; for big messages, read every chunked part back."""
+    """Read ``email.receive`` as it comes; check every raw message is whole, and parse one
+    big message at the end as a worker would (parsing them all here would slow the reading
+    this process times)."""
     layer = get_layer(url)
-    checks: set[asyncio.Task] = set()
     wrong = 0
-
-    async def check(message: dict) -> None:
-        nonlocal wrong
-        whole = await complete(layer, message)
-        if len(whole["raw"]) != message["size"] or whole["attachments"][0]["size"] != size:
-            wrong += 1
-
+    sample = None
     try:
         while not stop.is_set():
             batch = await layer.receive_many(["email.receive"], 100, timeout=0.2)
             now = time.time()
             for _, message in batch:
                 seen[message["message_id"]] = now
-                if size:
-                    task = asyncio.ensure_future(check(message))
-                    checks.add(task)
-                    task.add_done_callback(checks.discard)
-        await asyncio.gather(*checks)
+                wrong += len(message["raw"]) != message["size"]
+                sample = sample or (message if size else None)
+        if sample is not None:
+            wrong += received(sample)["attachments"][0]["size"] != size
     finally:
         await layer.close()
     return wrong
@@ -116,6 +113,62 @@ def wait_for_log(path: str, text: str, proc: subprocess.Popen, timeout: float = 
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError("the email server did not start:\n" + Path(path).read_text())
         time.sleep(0.05)
+
+
+async def load(port: int, size: int, seconds: float, clients: int) -> tuple[list, float]:
+    """Run ``clients`` client processes against ``port``; their outcomes and the time taken."""
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=client, args=(port, size, seconds, i, results)) for i in range(clients)]
+    start = time.perf_counter()
+    for proc in procs:
+        proc.start()
+    outcomes = []
+    while len(outcomes) < clients:
+        outcomes.append(await asyncio.to_thread(results.get, True, seconds + 120))
+    elapsed = time.perf_counter() - start
+    for proc in procs:
+        proc.join(30)
+    return outcomes, elapsed
+
+
+async def run_sink(size: int, seconds: float, clients: int) -> dict:
+    """The reference: aiosmtpd's own server with its Sink handler (takes mail, keeps none)."""
+    port = free_port()
+    with tempfile.NamedTemporaryFile("w+", suffix=".log") as log:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                f"127.0.0.1:{port}",
+                "-c",
+                "aiosmtpd.handlers.Sink",
+            ],
+            stderr=log,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    smtplib.SMTP("127.0.0.1", port, timeout=5).quit()
+                    break
+                except OSError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(
+                            "the Sink server did not start:\n" + Path(log.name).read_text()
+                        ) from None
+                    time.sleep(0.05)
+            before = cpu_seconds(server.pid)
+            outcomes, elapsed = await load(port, size, seconds, clients)
+            cpu = cpu_seconds(server.pid) - before
+        finally:
+            server.terminate()
+            server.wait(30)
+    count = sum(len(got) for got, _ in outcomes)
+    return {"count": count, "rate": count / elapsed, "cpu": cpu / count * 1000}
 
 
 async def run(size: int, seconds: float, clients: int) -> dict:
@@ -145,21 +198,9 @@ async def run(size: int, seconds: float, clients: int) -> dict:
             wait_for_log(log.name, "listening for SMTP", server)
             stop, seen = asyncio.Event(), {}
             reader = asyncio.ensure_future(drain(url, stop, seen, size))
-            ctx = multiprocessing.get_context("spawn")
-            results = ctx.Queue()
-            procs = [
-                ctx.Process(target=client, args=(port, size, seconds, i, results)) for i in range(clients)
-            ]
-            start, server_cpu = time.perf_counter(), cpu_seconds(server.pid)
-            for proc in procs:
-                proc.start()
-            outcomes = []
-            while len(outcomes) < clients:
-                outcomes.append(await asyncio.to_thread(results.get, True, seconds + 120))
-            elapsed = time.perf_counter() - start
+            server_cpu = cpu_seconds(server.pid)
+            outcomes, elapsed = await load(port, size, seconds, clients)
             server_cpu = cpu_seconds(server.pid) - server_cpu
-            for proc in procs:
-                proc.join(30)
             deadline = time.monotonic() + 30
             accepted = dict(item for got, _ in outcomes for item in got)
             while set(accepted) - set(seen) and time.monotonic() < deadline:
@@ -185,12 +226,18 @@ async def run(size: int, seconds: float, clients: int) -> dict:
     }
 
 
+def spread(values: list[float]) -> str:
+    """The median of ``values`` with their range."""
+    return f"{statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=float, default=10.0, help="seconds of load per message size")
+    parser.add_argument("--seconds", type=float, default=10.0, help="seconds of load per workload")
     parser.add_argument("--clients", type=int, default=20, help="concurrent SMTP clients (one process each)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of the small-message comparison")
     args = parser.parse_args()
     print(f"{args.clients} SMTP clients (processes) -> one switchroom email process -> Redis")
     print(f"{os.cpu_count()} CPUs shared by all of them")
@@ -200,13 +247,28 @@ def main() -> None:
         f"{'message':<8} {'accepted':>9} {'451':>6} {'msg/s':>8} {'MB/s':>7} {'p50 ms':>8} {'p99 ms':>8}"
         f" {'server CPU ms':>14}"
     )
-    for label, size in (("small", 0), ("1 MB", 1_000_000)):
-        r = asyncio.run(run(size, args.seconds, args.clients))
-        mbs = r["rate"] * (size or 400) / 1e6
+    ours, sink, ratios = [], [], []
+    for _ in range(args.runs):
+        reference = asyncio.run(run_sink(0, args.seconds, args.clients))
+        r = asyncio.run(run(0, args.seconds, args.clients))
+        ours.append(r["cpu"])
+        sink.append(reference["cpu"])
+        ratios.append(r["cpu"] / reference["cpu"])
         print(
-            f"{label:<8} {r['count']:>9} {r['refused']:>6} {r['rate']:>8,.0f} {mbs:>7.1f} "
-            f"{r['p50']:>8.1f} {r['p99']:>8.1f} {r['cpu']:>14.2f}"
+            f"{'small':<8} {r['count']:>9} {r['refused']:>6} {r['rate']:>8,.0f} "
+            f"{r['rate'] * 400 / 1e6:>7.1f} {r['p50']:>8.1f} {r['p99']:>8.1f} {r['cpu']:>14.2f}"
         )
+        print(
+            f"{'  Sink':<8} {reference['count']:>9} {'':>6} {reference['rate']:>8,.0f} "
+            f"{'':>7} {'':>8} {'':>8} {reference['cpu']:>14.2f}"
+        )
+    r = asyncio.run(run(1_000_000, args.seconds, args.clients))
+    print(
+        f"{'1 MB':<8} {r['count']:>9} {r['refused']:>6} {r['rate']:>8,.0f} {r['rate']:>7.1f} "
+        f"{r['p50']:>8.1f} {r['p99']:>8.1f} {r['cpu']:>14.2f}"
+    )
+    print(f"small messages, server CPU ms per message, median (range) of {args.runs} runs:")
+    print(f"  switchroom email {spread(ours)}; aiosmtpd Sink {spread(sink)}; ratio {spread(ratios)}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""Channel-layer throughput: send+receive pairs/s and group_send deliveries/s.
+"""Channel-layer throughput: send+receive pairs/s and group_send deliveries/s, and an
+at-least-once (durable) channel's add+read+acknowledge beside an at-most-once channel's
+send+receive.
 
 Runs each workload on the memory layer and on a private Redis (started here, stopped by
 PID), from one process and from several, and prints the figures beside
 ``redis-benchmark``'s LPUSH/RPOP rates on the same server in the same run: the ceiling
-a Python client can approach.
+a Python client can approach. The two delivery classes are also compared on a Redis
+with its append-only file on (fsync every second), as a durable channel needs.
 
     python -m bench.layer            # about 1 minute
     python -m bench.layer --quick    # a few seconds per workload
@@ -49,6 +52,32 @@ async def _pairs(url: str | None, seconds: float, batch: int, channel: str) -> i
         await layer.flush()
         await layer.close()
     return pairs
+
+
+async def _durable_pairs(url: str | None, seconds: float, batch: int) -> int:
+    """Add ``batch`` entries to a durable channel, then read and acknowledge them,
+    repeatedly; returns entries done (the at-least-once counterpart of ``_pairs``)."""
+    layer = get_layer(url or "memory://", durable_channels="bench.durable", durable_capacity=batch * 2)
+    message = {"text": "hello", "bytes": b"x" * 32, "n": 1}
+    done = 0
+    deadline = time.perf_counter() + seconds
+    try:
+        while time.perf_counter() < deadline:
+            if batch == 1:
+                await layer.durable.add("bench.durable", message, key="k")
+            else:
+                outcomes = await layer.durable.add_many([("bench.durable", message, None)] * batch)
+                assert all(outcome is True for outcome in outcomes), outcomes
+            taken = 0
+            while taken < batch:
+                deliveries = await layer.durable.read(["bench.durable"], batch - taken, timeout=5)
+                await layer.durable.ack(deliveries)
+                taken += len(deliveries)
+            done += taken
+    finally:
+        await layer.flush()
+        await layer.close()
+    return done
 
 
 def _pairs_process(url: str, seconds: float, index: int, results: "multiprocessing.Queue[int]") -> None:
@@ -172,6 +201,9 @@ def redis_benchmark(port: int, requests: int) -> dict[str, float]:
 def run(seconds: float, processes: int) -> dict[str, float]:
     results: dict[str, float] = {}
     results["memory pairs/s, batched"] = asyncio.run(_pairs(None, seconds, BATCH, "bench.pairs")) / seconds
+    results["memory at-least-once pairs/s, batched"] = (
+        asyncio.run(_durable_pairs(None, seconds, BATCH)) / seconds
+    )
     sent, delivered = asyncio.run(_group(None, seconds))
     results["memory group deliveries/s"] = delivered / seconds
     with RedisProcess() as redis:
@@ -180,6 +212,12 @@ def run(seconds: float, processes: int) -> dict[str, float]:
             asyncio.run(_pairs(url, seconds, 1, "bench.pairs")) / seconds
         )
         results["redis pairs/s, batched"] = asyncio.run(_pairs(url, seconds, BATCH, "bench.pairs")) / seconds
+        results["redis at-least-once pairs/s, one at a time"] = (
+            asyncio.run(_durable_pairs(url, seconds, 1)) / seconds
+        )
+        results["redis at-least-once pairs/s, batched"] = (
+            asyncio.run(_durable_pairs(url, seconds, BATCH)) / seconds
+        )
         queue: multiprocessing.Queue[int] = multiprocessing.Queue()
         workers = [
             multiprocessing.Process(target=_pairs_process, args=(url, seconds, i, queue))
@@ -201,6 +239,13 @@ def run(seconds: float, processes: int) -> dict[str, float]:
             results[f"redis commands (incl. in scripts) per request+reply, {mode}"] = commands
         for name, rate in redis_benchmark(redis.port, 100_000 if seconds < 3 else 300_000).items():
             results[f"redis-benchmark {name} req/s"] = rate
+    with RedisProcess(persistent=True) as redis:
+        results["redis (AOF) pairs/s, batched"] = (
+            asyncio.run(_pairs(redis.url, seconds, BATCH, "bench.pairs")) / seconds
+        )
+        results["redis (AOF) at-least-once pairs/s, batched"] = (
+            asyncio.run(_durable_pairs(redis.url, seconds, BATCH)) / seconds
+        )
     return results
 
 
