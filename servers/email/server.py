@@ -47,7 +47,8 @@ class EmailServer:
             raise ValueError(
                 f"a message of --max-message-size {s.max_message_size} bytes does not fit in a durable "
                 f"entry of the layer (durable_max_message_size {layer.durable.settings.max_message_size}, "
-                f"less {ENVELOPE_ROOM} bytes for the envelope): lower one or raise the other"
+                f"less {ENVELOPE_ROOM} bytes for the envelope): lower --max-message-size or raise the "
+                "layer's durable_max_message_size"
             )
         self.handler = LayerHandler(layer, s)
         self.submission = LayerHandler(layer, s, submission=True)
@@ -88,7 +89,6 @@ class EmailServer:
     async def start(self) -> None:
         """Listen for SMTP (MX, and submission if set up), start delivering ``email.send``
         and watching ``email.receive`` for mail nobody reads."""
-        await self.layer.durable.persistence()
         self._tls = tls_context(self.settings)
         auth_file = self.settings.auth_file or os.environ.get("SWITCHROOM_SMTP_AUTH_FILE")
         if self.settings.submission_port is not None:
@@ -103,6 +103,14 @@ class EmailServer:
                 lambda: self.protocol(True), bind, self.settings.submission_port
             )
             self.servers.append(submission)
+        # Once listening: a server that cannot bind says only that.
+        try:
+            await self.layer.durable.persistence()
+        except ValueError:
+            for server in self.servers:
+                server.close()
+            self.servers = []
+            raise
         self.outbox.start()
         self.janitor.start()
         metrics.email_servers.add(self)

@@ -139,7 +139,7 @@ def test_email_in_and_out(redis_server):
     """In: 3 accepted, 1 deferred (email.receive holds 3 and nobody reads it), 1 too large.
     Out: 2 delivered, 1 refused for good by the relay (bounced, dead-lettered)."""
     relay = RelaySink()
-    url = f"{redis_server.url}?prefix=m{uuid.uuid4().hex[:10]}&capacity=3"
+    url = f"{redis_server.url}?prefix=m{uuid.uuid4().hex[:10]}&durable_capacity=3"
     email = Served(
         [
             "email", "--port", str(port := free_port()), "--domain", "x.test", "--max-message-size", "5000",
