@@ -100,6 +100,23 @@ async def accept_all(layer, until: asyncio.Event) -> None:
             await layer.send(message["reply_channel"], {"accept": True})
 
 
+async def listening(port: int, server: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Wait until the server accepts connections on ``port`` (start-up time varies with load)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited with {server.returncode} before listening")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError as error:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not listen on port {port} within {timeout} s") from error
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        return
+
+
 async def main(args: argparse.Namespace) -> None:
     with RedisProcess() as redis:
         url = f"{redis.url}?prefix=fanout&process_capacity=100000"
@@ -127,7 +144,7 @@ async def main(args: argparse.Namespace) -> None:
         )
         layer = get_layer(url)
         try:
-            await asyncio.sleep(1.5)
+            await listening(port, server)
             base_rss = rss_kb(server.pid)
             done = asyncio.Event()
             worker = asyncio.ensure_future(accept_all(layer, done))
