@@ -7,6 +7,7 @@ The public API lives in the subpackages:
 - ``switchroom.shared``  -- message specs, naming, configuration and the CLI
 - ``switchroom.worker``  -- routing, consumers and the worker loop
 - ``switchroom.servers`` -- the interface servers (``http_ws``, ``slack``, ``email``)
+- ``switchroom.testing`` -- ``TestClient``: an app's worker tested in-process, no servers
 """
 
 __version__ = "0.1.0"
