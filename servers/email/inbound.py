@@ -16,6 +16,7 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, syntax
 from switchroom.layers import BaseLayer, ChannelFull, LayerError
 from switchroom.shared import metrics
 
+from . import aiosmtpd_compat as private
 from . import parse
 from .data import read_data
 from .settings import Settings
@@ -268,7 +269,7 @@ class LimitedSMTP(SMTP):
         over a slow link is not cut off for taking longer in all than one command may. A
         client trickling DATA is still bounded by the session timeout."""
         if self.in_data:
-            self._reset_timeout()
+            private.restart_timeout(self)
         super().data_received(data)
 
     @syntax("DATA")
@@ -295,24 +296,26 @@ class LimitedSMTP(SMTP):
         assert self.envelope is not None
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         try:
-            content, error = await read_data(self._reader, self.data_size_limit, self.line_length_limit)
+            content, error = await read_data(
+                private.reader(self), self.data_size_limit, self.line_length_limit
+            )
         except asyncio.CancelledError:
             log.info("connection from %s lost during DATA", self.client_ip)
-            self._writer.close()
+            private.writer(self).close()
             raise
         except asyncio.IncompleteReadError:
             log.info("connection from %s closed during DATA", self.client_ip)
-            self._writer.close()
+            private.writer(self).close()
             return
         if error is not None:
             metrics.EMAIL_RECEIVED.labels("rejected" if error.startswith("5") else "deferred").inc()
             log.info("%s for a message from %s", error[:3], self.client_ip)
             await self.push(error)
-            self._set_post_data_state()
+            private.end_data(self)
             return
         self.envelope.content = self.envelope.original_content = content
-        status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()
+        status = await private.call_data_hook(self)
+        private.end_data(self)
         await self.push("250 OK" if status is MISSING else status)
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
@@ -329,7 +332,7 @@ class LimitedSMTP(SMTP):
         if plain is not None and not (self.local_part_limit and len(plain[2]) > self.local_part_limit):
             return plain[1], plain[3].lstrip(" \t")
         try:
-            return super()._getaddr(arg)
+            return private.parse_address(self, arg)
         except Exception:
             return None, None
 

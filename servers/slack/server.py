@@ -30,7 +30,7 @@ from switchroom.layers import BaseLayer, Delivery, InvalidMessage, Janitor, Laye
 from switchroom.layers.durable import human_age
 from switchroom.shared import metrics
 
-from . import translate
+from . import slack_sdk_compat, translate
 from .settings import Settings, Workspace
 
 log = logging.getLogger("switchroom.slack")
@@ -162,14 +162,8 @@ class Connection:
                 log.info("%s: the RTM client's threads are still stopping", self.workspace.name)
 
     def _close_rtm(self, loop: asyncio.AbstractEventLoop, done: asyncio.Event) -> None:
-        """slack-sdk's RTMClient.close() leaves reconnects and its runner threads on; stop all."""
-        rtm = self.rtm
-        rtm.auto_reconnect_enabled = False
-        rtm.close()
-        for runner in (rtm.current_app_monitor, rtm.current_session_runner, rtm.message_processor):
-            if runner is not None:
-                runner.shutdown()
-        rtm.message_workers.shutdown(wait=False)
+        """Stop the RTM client and its threads, then tell the loop."""
+        slack_sdk_compat.stop_rtm(self.rtm)
         loop.call_soon_threadsafe(done.set)
 
 

@@ -103,7 +103,7 @@ class StandIn:
         await self.runner.setup()
         site = web.TCPSite(self.runner, host, port)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        self.port = self.runner.addresses[0][1]
         return self
 
     @property
