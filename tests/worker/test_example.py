@@ -1,46 +1,34 @@
-"""The documented example app, served by a real worker: web page, HTTP post to a room that a
-WebSocket listener hears, email into the room, and Slack mentions."""
+"""The documented example app, tested as docs/worker.md shows with ``TestClient``: web
+page, an HTTP post to a room that a WebSocket listener hears, email into the room and its
+reply, and Slack into the lobby and a mention answered in its thread."""
 
-import json
-
-import pytest
-
-from .harness import WorkerProcess, http, mailbox, ws_message
+from examples.everything import app
+from switchroom.testing import TestClient
 
 
-@pytest.fixture
-async def example(redis_server):
-    proc = WorkerProcess(redis_server.url, "examples.everything:app")
-    layer = proc.layer()
-    yield layer
-    await layer.close()
-    proc.stop()
+async def test_example_app_end_to_end():
+    async with TestClient(app) as client:
+        page = await client.get("/rooms/tea")
+        assert page.status == 200 and "/chat/tea" in page.text
 
+        async with client.websocket("/chat/tea") as listener, client.websocket("/chat/lobby") as lobby:
+            posted = await client.post("/rooms/tea/messages", body="hello")
+            assert (posted.status, posted.json()) == (201, {"room": "tea", "delivered_to": 1})
+            assert await listener.receive_text() == "[http] hello"
 
-async def test_example_app_end_to_end(example):
-    layer = example
-    status, headers, body, _ = await http(layer, "/rooms/tea")
-    assert status == 200 and b"/chat/tea" in body
+            await listener.send_text("from the page")
+            assert await listener.receive_text() == "from the page"
 
-    listener = await mailbox(layer, "websocket.send")
-    await layer.send("websocket.connect", ws_message(listener.address, "/chat/tea", headers=[]))
-    assert (await listener.get(10)) == {"accept": True}
+            await client.email("bob@remote.example", ["tea@chat.example.com"], subject="biscuits", text="?")
+            assert await listener.receive_text() == "[mail from bob@remote.example] biscuits"
+            reply = await client.sent("email.send")
+            assert reply["to"] == ["bob@remote.example"] and reply["subject"] == "Re: biscuits"
 
-    status, _, body, _ = await http(layer, "/rooms/tea/messages", method="POST", body=b"hello")
-    assert (status, json.loads(body)) == (201, {"room": "tea", "delivered_to": 1})
-    assert (await listener.get(10)) == {"text": "[http] hello"}
-
-    mail = {
-        "mail_from": "bob@remote.example",
-        "rcpt_to": ["tea@chat.example.com"],
-        "peer": ["127.0.0.1", 1],
-        "from": "bob@remote.example",
-        "subject": "biscuits",
-        "size": 10,
-    }
-    await layer.send("email.receive", mail)
-    assert (await listener.get(10)) == {
-        "text": "[mail from bob@remote.example] biscuits"
-    }
-    _, reply = await layer.receive(["email.send"], timeout=10)
-    assert reply["to"] == ["bob@remote.example"]
+            await client.slack_event({"type": "message", "channel": "C0LOBBY", "user": "U1", "text": "hi"})
+            assert await lobby.receive_text() == "[slack <@U1>] hi"
+            await client.slack_event(
+                {"type": "app_mention", "channel": "C9", "user": "U1", "text": "x", "ts": "7.1"}
+            )
+            post = await client.sent("slack.send")
+            assert (post["channel"], post["thread_ts"]) == ("C9", "7.1")
+            assert post["text"].startswith("Join the lobby")
