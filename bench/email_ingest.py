@@ -180,7 +180,7 @@ async def run(size: int, seconds: float, clients: int) -> dict:
             [
                 sys.executable,
                 "-m",
-                "switchroom.shared.cli",
+                "switchroom.cli",
                 "email",
                 "--port",
                 str(port),

@@ -125,7 +125,7 @@ async def main(args: argparse.Namespace) -> None:
             [
                 sys.executable,
                 "-m",
-                "switchroom.shared.cli",
+                "switchroom.cli",
                 "http",
                 "--port",
                 str(port),

@@ -194,7 +194,7 @@ class Switchroom(System):
 
     def _cli(self, launcher: Launcher, kind: str, args: list[str]) -> None:
         layer = launcher.env["BENCH_REDIS_URL"]
-        cli = [self.python, "-m", "switchroom.shared.cli"]
+        cli = [self.python, "-m", "switchroom.cli"]
         launcher.spawn(kind, [*cli, *args, "--layer", layer, "--log-level", "warning"])
 
     def server(self, launcher: Launcher, port: int, workers: int) -> None:

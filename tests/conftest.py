@@ -1,19 +1,37 @@
 """Fixtures shared by the whole suite: private redis-servers and layers on every backend."""
 
 import hashlib
+import random
+import shutil
+import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from switchroom.layers import get_layer
-from switchroom.shared.redisproc import (
-    RedisProcess,
-    find_redis_cli,
-    find_redis_server,
-    free_cluster_port,
-    free_port,
-)
+from switchroom.shared.redisproc import RedisProcess, find_redis_server, free_port
+
+
+def find_redis_cli() -> str:
+    """Path of redis-cli: PATH first, then the one beside the redis-server in use."""
+    return shutil.which("redis-cli") or str(Path(find_redis_server()).with_name("redis-cli"))
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    for _ in range(200):
+        port = random.randint(20_000, 55_000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10_000))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair for a cluster node")
+
 
 SENTINEL_CONF = """\
 port {port}

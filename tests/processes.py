@@ -21,7 +21,7 @@ def run_switchroom(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``switchroom <args>`` to its end; its output in the result."""
     return subprocess.run(
-        [sys.executable, "-m", "switchroom.shared.cli", *args],
+        [sys.executable, "-m", "switchroom.cli", *args],
         cwd=ROOT,
         env=clean_environ(**(env or {})),
         capture_output=True,
@@ -39,7 +39,7 @@ class SwitchroomProcess:
         self.log_file = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
         self.stopped_log = ""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "switchroom.shared.cli", *args],
+            [sys.executable, "-m", "switchroom.cli", *args],
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
             stdout=subprocess.DEVNULL,

@@ -23,7 +23,7 @@ def test_wheel_holds_only_the_switchroom_namespace(tmp_path):
 
 def test_console_script_lists_the_commands():
     out = subprocess.run(
-        [sys.executable, "-m", "switchroom.shared.cli", "--help"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "switchroom.cli", "--help"], capture_output=True, text=True, timeout=60
     ).stdout
     for command in ("http", "email", "slack", "worker", "demo"):
         assert f"  {command} " in out

@@ -90,14 +90,14 @@ def _own_env() -> dict[str, str]:
 def switchroom_http(layer_url: str) -> Process:
     """``switchroom http`` on a free port."""
     port = free_port()
-    command = [sys.executable, "-m", "switchroom.shared.cli", "http", "--port", str(port)]
+    command = [sys.executable, "-m", "switchroom.cli", "http", "--port", str(port)]
     command += ["--layer", layer_url]
     return Process("switchroom-http", command, cwd=REPO, env=_own_env(), ready="listening on", port=port)
 
 
 def switchroom_worker(layer_url: str) -> Process:
     """``switchroom worker`` running this folder's worker_app."""
-    command = [sys.executable, "-m", "switchroom.shared.cli", "worker", "tests.asgi1.worker_app:app"]
+    command = [sys.executable, "-m", "switchroom.cli", "worker", "tests.asgi1.worker_app:app"]
     command += ["--layer", layer_url]
     return Process("switchroom-worker", command, cwd=REPO, env=_own_env(), ready="worker reading")
 

@@ -24,7 +24,7 @@ class UpProcess:
             [
                 sys.executable,
                 "-m",
-                "switchroom.shared.cli",
+                "switchroom.cli",
                 "up",
                 app,
                 "--http-port",

@@ -200,7 +200,7 @@ async def test_a_redis_that_does_not_persist_is_named_at_start_or_refused(redis_
     finally:
         proc.stop()
     url = f"{redis_server.url}?prefix=strict&persistence=require"
-    command = [sys.executable, "-m", "switchroom.shared.cli", "email", "--port", "0", "--domain", "x.example"]
+    command = [sys.executable, "-m", "switchroom.cli", "email", "--port", "0", "--domain", "x.example"]
     done = subprocess.run([*command, "--layer", url], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 2
     assert "cannot start: durable channels would not survive a restart" in done.stderr

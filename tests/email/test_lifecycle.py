@@ -147,7 +147,7 @@ async def test_require_starttls_and_tls_sessions_count_once(redis_server, tmp_pa
 
 
 def test_a_layer_that_cannot_hold_the_biggest_message_is_refused_at_start():
-    command = [sys.executable, "-m", "switchroom.shared.cli", "email", "--port", "0", "--domain", "x.example"]
+    command = [sys.executable, "-m", "switchroom.cli", "email", "--port", "0", "--domain", "x.example"]
     small = ["--layer", "memory://?durable_max_message_size=2000000"]
     done = subprocess.run([*command, *small], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 2

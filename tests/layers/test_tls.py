@@ -161,7 +161,7 @@ class Switchroom:
         self.out = tempfile.NamedTemporaryFile("w+", suffix=".out", delete=False)
         self.err = tempfile.NamedTemporaryFile("w+", suffix=".err", delete=False)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "switchroom.shared.cli", *args],
+            [sys.executable, "-m", "switchroom.cli", *args],
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             stdout=self.out,

@@ -10,16 +10,16 @@ import sys
 import pytest
 from prometheus_client import REGISTRY
 
+from switchroom.demo import build_parser as demo_parser
 from switchroom.layers import get_layer
 from switchroom.servers.email.cli import build_parser as email_parser
 from switchroom.servers.http_ws.cli import build_parser as http_parser
 from switchroom.servers.slack.cli import build_parser as slack_parser
 from switchroom.shared.config import add_common_arguments, add_option
-from switchroom.shared.demo import build_parser as demo_parser
 from switchroom.shared.health import Health
 from switchroom.shared.logs import JsonFormatter
 from switchroom.shared.metrics import LAYER_COUNTS
-from switchroom.shared.up import build_parser as up_parser
+from switchroom.up import build_parser as up_parser
 from switchroom.worker.cli import build_parser as worker_parser
 
 from ..processes import ROOT, SwitchroomProcess, run_switchroom

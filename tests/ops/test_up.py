@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from switchroom.shared.redisproc import free_port
-from switchroom.shared.up import example_address
+from switchroom.up import example_address
 
 from ..chat.harness import UpProcess
 from ..processes import run_switchroom

@@ -35,7 +35,7 @@ def start_worker(layer_url: str, *args: str) -> subprocess.Popen:
         [
             sys.executable,
             "-m",
-            "switchroom.shared.cli",
+            "switchroom.cli",
             "worker",
             "tests.worker.apps:app",
             "--layer",

@@ -23,7 +23,7 @@ class WorkerProcess:
         command = [
             sys.executable,
             "-m",
-            "switchroom.shared.cli",
+            "switchroom.cli",
             "worker",
             target,
             "--layer",

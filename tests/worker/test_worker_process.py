@@ -249,7 +249,7 @@ async def test_bad_app_target_exits_with_error(redis_server, tmp_path):
     from .harness import ROOT
 
     result = subprocess.run(
-        [sys.executable, "-m", "switchroom.shared.cli", "worker", "tests.worker.apps:missing"],
+        [sys.executable, "-m", "switchroom.cli", "worker", "tests.worker.apps:missing"],
         cwd=ROOT,
         capture_output=True,
         text=True,

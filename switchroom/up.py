@@ -36,7 +36,7 @@ from switchroom.shared.logs import setup_logging
 from switchroom.shared.redisproc import free_port
 from switchroom.shared.serving import open_health, start_part, stop_event, unless_stopped
 from switchroom.shared.startup import StartupError, build_layer, report, start_redis, wait_for_layer
-from switchroom.shared.supervise import Child, ChildExited, Supervisor
+from switchroom.supervise import Child, ChildExited, Supervisor
 
 log = logging.getLogger("switchroom.up")
 
@@ -454,7 +454,7 @@ class Stages:
         self.args = args
         self.session = session
         self.ports = iter(ports)
-        self.cli = [sys.executable, "-m", "switchroom.shared.cli"]
+        self.cli = [sys.executable, "-m", "switchroom.cli"]
         self.common = [
             "--layer", url, "--layer-wait", str(args.layer_wait),
             "--log-level", args.log_level, "--log-format", args.log_format,

@@ -12,8 +12,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "email": ("switchroom.servers.email.cli", "run the email (SMTP) interface server"),
     "slack": ("switchroom.servers.slack.cli", "run the Slack interface server"),
     "worker": ("switchroom.worker.cli", "run a worker for an application"),
-    "up": ("switchroom.shared.up", "run a whole deployment on this machine (one process, or --processes)"),
-    "demo": ("switchroom.shared.demo", "send, receive and broadcast on a layer and print the timings"),
+    "up": ("switchroom.up", "run a whole deployment on this machine (one process, or --processes)"),
+    "demo": ("switchroom.demo", "send, receive and broadcast on a layer and print the timings"),
 }
 
 
