@@ -20,6 +20,7 @@ from .errors import (
     ReceiverGone,
 )
 from .inbox import Inbox
+from .liveness import ProcessWatch
 from .memory import MemoryLayer
 from .names import queue_name, validate_channel, validate_group
 from .redis import RedisLayer
@@ -45,6 +46,7 @@ __all__ = [
     "Leases",
     "MemoryLayer",
     "Message",
+    "ProcessWatch",
     "MessageTooLarge",
     "ReceiverGone",
     "RedisLayer",

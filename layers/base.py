@@ -222,6 +222,11 @@ class BaseLayer(ABC):
         Returns whether it was alive before (False on a first beat or after a lapse)."""
 
     @abstractmethod
+    async def liveness(self, processes: Sequence[str]) -> dict[str, float | None]:
+        """Seconds since each process's last heartbeat, or None for a process not alive
+        (never seen, withdrawn, or lapsed past ``liveness_timeout``)."""
+
+    @abstractmethod
     async def group_add(self, group: str, channel: str) -> None:
         """Add ``channel`` to ``group`` (or refresh its membership)."""
 

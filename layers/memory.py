@@ -33,6 +33,7 @@ class MemoryLayer(BaseLayer):
         self._groups: dict[str, dict[str, float]] = {}
         self._seen: set[str] = set()
         self._alive: set[str] = set()
+        self._beats: dict[str, float] = {}
         self.durable = MemoryDurable(self, self.durable_settings)
 
     def _dead(self, process: str) -> bool:
@@ -145,9 +146,19 @@ class MemoryLayer(BaseLayer):
         if alive:
             self._seen.add(process)
             self._alive.add(process)
+            self._beats[process] = time.monotonic()
         else:
             self._alive.discard(process)
+            self._beats.pop(process, None)
         return was
+
+    async def liveness(self, processes: Sequence[str]) -> dict[str, float | None]:
+        now = time.monotonic()
+        out: dict[str, float | None] = {}
+        for process in processes:
+            beat = self._beats.get(process)
+            out[process] = None if beat is None or now - beat > self.liveness_timeout else now - beat
+        return out
 
     async def group_add(self, group: str, channel: str) -> None:
         self._check_group(group, channel)

@@ -770,6 +770,28 @@ class RedisLayer(BaseLayer):
         async with shard.use():
             return bool(await shard.heartbeat(keys=keys, args=argv))
 
+    async def liveness(self, processes: Sequence[str]) -> dict[str, float | None]:
+        await self._ready()
+        by_shard: dict[int, list[str]] = {}
+        for process in dict.fromkeys(processes):
+            by_shard.setdefault(self._shard_of(process + "!"), []).append(process)
+
+        async def ttls(route: int, names: list[str]) -> list[int]:
+            shard = self._shard(route)
+            async with shard.use():
+                pipe = shard.client.pipeline(transaction=False)
+                for name in names:
+                    pipe.pttl(f"{self.prefix}live:{{{name}}}")
+                return await pipe.execute()
+
+        out: dict[str, float | None] = {}
+        replies = await asyncio.gather(*(ttls(r, names) for r, names in by_shard.items()))
+        for names, reply in zip(by_shard.values(), replies, strict=True):
+            for name, ttl in zip(names, reply, strict=True):
+                left = int(ttl) / 1000
+                out[name] = self.liveness_timeout - left if left > 0 else None
+        return out
+
     # -- health ----------------------------------------------------------------------
 
     async def ping(self) -> None:

@@ -163,6 +163,11 @@ def _websocket_send(message: Mapping[str, Any]) -> str | None:
     close = message.get("close")
     if isinstance(close, int) and not isinstance(close, bool) and close not in SENDABLE_CLOSE_CODES:
         return "a 'close' code must be one a server may send: 1000-1003, 1007-1009, 1011-1014 or 3000-4999"
+    status = message.get("status")
+    if status is not None and not 400 <= status <= 599:
+        return "a denial 'status' must be an HTTP error status (400-599)"
+    if message.get("worker") is not None and "!" not in message["worker"]:
+        return "'worker' must be a process-specific ('!') address"
     return None
 
 
@@ -334,6 +339,21 @@ _SPECS = (
             ),
             Field("subprotocol", OPT_STR, doc="with `accept`: the chosen subprotocol", extension=True),
             Field("reason", OPT_STR, doc="with `close`: the close reason", extension=True),
+            Field(
+                "worker",
+                OPT_STR,
+                doc="with `accept`: the `!` address that takes this socket's later `websocket.receive` "
+                "and `websocket.disconnect` messages instead of the shared channels (socket affinity)",
+                extension=True,
+            ),
+            Field(
+                "status",
+                (int, NONE),
+                doc="with `accept` False: the HTTP status of the denial response (default 403)",
+                extension=True,
+            ),
+            Field("headers", OPT_LIST, doc="with `status`: the denial response's headers", extension=True),
+            Field("body", OPT_BYTES, doc="with `status`: the denial response's body", extension=True),
         ),
         _websocket_send,
     ),

@@ -58,7 +58,8 @@ WS_CONNECT_DURATION = Histogram(
 WS_CLOSED_BY_SERVER = Counter(
     "switchroom_websocket_closed_by_server",
     "Sockets the server closed on its own, by cause: busy (1013), layer (1011), bad_reply (1011), "
-    "slow_client (stopped reading), stopping (1001)",
+    "slow_client (stopped reading), stopping (1001), worker_gone (1011: the worker process that "
+    "hosts the socket stopped heartbeating or is gone)",
     ["cause"],
 )
 
@@ -123,7 +124,7 @@ WORKER_DURATION = Histogram(
 for _metric, _labels in (
     (HTTP_UNAVAILABLE, ("full", "layer", "timeout", "stopping", "client_limit")),
     (WS_HANDSHAKES, ("accepted", "rejected", "refused", "busy", "timeout", "failed", "stopping")),
-    (WS_CLOSED_BY_SERVER, ("busy", "layer", "bad_reply", "slow_client", "stopping")),
+    (WS_CLOSED_BY_SERVER, ("busy", "layer", "bad_reply", "slow_client", "stopping", "worker_gone")),
     (EMAIL_RECEIVED, ("accepted", "deferred", "rejected")),
     (EMAIL_OUTBOUND, ("delivered", "deferred", "bounced", "dead_lettered")),
     (SLACK_EVENTS, ("published", "ignored", "refused", "undeliverable")),

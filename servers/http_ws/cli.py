@@ -17,6 +17,7 @@ HELP = {
     "root_path": "path prefix the application is mounted at (the scope's root_path)",
     "request_timeout": "seconds to wait for the worker's response (then each chunk) before 503",
     "connect_timeout": "seconds a WebSocket handshake waits for accept before 503",
+    "worker_silence": "seconds a socket's hosting worker may miss heartbeats before it closes (1011)",
     "read_timeout": "seconds for a request's line, headers and body to arrive (slower: 408)",
     "keepalive_timeout": "seconds an idle keep-alive connection stays open",
     "ping_interval": "seconds between WebSocket pings (0 = off)",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.error import CannotListenError
 
-from switchroom.layers import BaseLayer, Message
+from switchroom.layers import BaseLayer, Message, ProcessWatch
 from switchroom.shared import metrics
 
 from . import translate
@@ -56,6 +56,7 @@ class HttpServer:
         self.ports: list[Any] = []
         self.http_factory: Any = None
         self.ws_factory: Any = None
+        self.watch = ProcessWatch(layer, self.worker_gone, silence=self.settings.worker_silence)
 
     async def start(self) -> None:
         """Listen where the settings say and start reading replies."""
@@ -145,9 +146,16 @@ class HttpServer:
         for sock in list(self.sockets.values()):
             sock.dropConnection(abort=True)
         metrics.http_servers.discard(self)
+        await self.watch.close()
         left = len(self.inbox.handlers)
         await self.inbox.close()
         log.info("stopped; %d reply channels left routed", left)
+
+    def worker_gone(self, process: str) -> None:
+        """Close with 1011 the sockets hosted by a worker process that stopped heartbeating."""
+        for sock in list(self.sockets.values()):
+            if sock.worker_process == process:
+                sock.worker_lost()
 
     def fan_out(self, addresses: list[str], message: Message) -> list[str]:
         """One group message for many sockets of this process: parsed once, its frame

@@ -20,6 +20,9 @@ class Settings:
     request_timeout: float = 60.0
     # How long a WebSocket handshake waits for the worker to accept or reject it.
     connect_timeout: float = 10.0
+    # A socket hosted by a worker process (an ASGI 3 app's) is closed with 1011 once that
+    # process has not heartbeaten for this long: under 5 s after a kill with the defaults.
+    worker_silence: float = 3.0
     # The request line, headers and body must all arrive within this long (slow clients: 408).
     read_timeout: float = 30.0
     # Idle keep-alive connections are closed after this long.

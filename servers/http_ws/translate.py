@@ -8,6 +8,7 @@ and ``websocket.py`` feeds it what it read and writes what it returns, so every 
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -263,6 +264,10 @@ class SocketReply:
     data: bytes | None = None
     close: int | None = None
     reason: str | None = None
+    worker: str | None = None
+    status: int | None = None
+    headers: list[tuple[bytes, bytes]] | None = None
+    body: bytes | None = None
 
     def is_plain_frame(self) -> bool:
         """Data to send and nothing else to do to an open socket (what a broadcast is)."""
@@ -289,10 +294,35 @@ def parse_socket_reply(message: Any) -> SocketReply:
         data=message["bytes"],
         close=code,
         reason=message["reason"],
+        worker=message["worker"],
+        status=message["status"],
+        headers=_header_pairs(message["headers"]),
+        body=message["body"],
     )
     if reply.accept is None and (reply.text is not None or reply.data is not None):
         reply.accept = True
     return reply
+
+
+def status_line(status: int) -> bytes:
+    """``HTTP/1.1 <status> <phrase>`` for a response written by hand (a WebSocket denial)."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    return f"HTTP/1.1 {status} {phrase}".encode("ascii")
+
+
+def _header_pairs(headers: list[Any] | None) -> list[tuple[bytes, bytes]] | None:
+    """A denial response's headers as byte pairs; BadReply if they are not pairs of bytes."""
+    if headers is None:
+        return None
+    if not all(isinstance(h, list | tuple) and len(h) == 2 for h in headers):
+        raise BadReply("'headers' must be [name, value] pairs")
+    pairs = [(bytes(k), bytes(v)) for k, v in headers if isinstance(k, bytes) and isinstance(v, bytes)]
+    if len(pairs) != len(headers):
+        raise BadReply("denial header names and values must be bytes")
+    return pairs
 
 
 def choose_subprotocol(offered: Sequence[str], chosen: str | None) -> str | None:

@@ -14,7 +14,7 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import Deferred
 
-from switchroom.layers import ChannelFull, LayerError
+from switchroom.layers import ChannelFull, LayerError, ReceiverGone
 from switchroom.shared import metrics
 
 from . import translate
@@ -31,7 +31,13 @@ CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_ABNORMAL = 1006
 # The handshake outcome (a metric label) of each reason to give up on a socket.
-HANDSHAKE_OUTCOMES = {"busy": "busy", "layer": "busy", "bad_reply": "failed", "stopping": "stopping"}
+HANDSHAKE_OUTCOMES = {
+    "busy": "busy",
+    "layer": "busy",
+    "bad_reply": "failed",
+    "stopping": "stopping",
+    "worker_gone": "failed",
+}
 
 
 class LayerSocket(WebSocketServerProtocol):
@@ -43,6 +49,10 @@ class LayerSocket(WebSocketServerProtocol):
         super().__init__()
         self.info: dict[str, Any] = {}
         self.reply_channel: str | None = None
+        # After an accept that names a worker address, the socket's later messages go there.
+        self.worker: str | None = None
+        self.worker_process: str | None = None
+        self.denial: translate.SocketReply | None = None
         self.path_text = ""
         self.order = 0
         self.handshake: Deferred | None = None
@@ -135,7 +145,7 @@ class LayerSocket(WebSocketServerProtocol):
         metrics.WS_FRAMES.received += 1
         self.order += 1
         self.queue(
-            "websocket.receive",
+            self.worker or "websocket.receive",
             translate.receive_message(self.reply_channel, self.path_text, payload, isBinary, self.order),
         )
 
@@ -149,7 +159,7 @@ class LayerSocket(WebSocketServerProtocol):
             return
         self.order += 1
         self.queue(
-            "websocket.disconnect",
+            self.worker or "websocket.disconnect",
             translate.socket_disconnect_message(
                 self.reply_channel, self.path_text, code or CLOSE_ABNORMAL, self.order
             ),
@@ -195,8 +205,11 @@ class LayerSocket(WebSocketServerProtocol):
 
     def send_failed(self, channel: str, error: LayerError) -> None:
         self.outbox.clear()
-        if channel == "websocket.disconnect":
+        if self.closed or channel == "websocket.disconnect":
             log.info("could not send websocket.disconnect for %s: %s", self.path_text, error)
+            return
+        if isinstance(error, ReceiverGone):
+            self.worker_lost()
             return
         full = isinstance(error, ChannelFull)
         state = "is full" if full else "failed"
@@ -237,10 +250,15 @@ class LayerSocket(WebSocketServerProtocol):
         if reply.accept is False or (reply.accept is None and reply.close is not None):
             access_log.info("%s WebSocket %s rejected", self.client_text(), self.path_text)
             metrics.WS_HANDSHAKES.labels("rejected").inc()
-            self.deny(403, "rejected by the application")
+            if reply.status is not None:
+                self.denial = reply
+            self.deny(reply.status or 403, "rejected by the application")
             return
         if reply.accept is None:
             return
+        if reply.worker is not None:
+            self.worker = reply.worker
+            self.worker_process = self.factory.server.watch.watch(reply.worker)
         subprotocol = translate.choose_subprotocol(self.offered, reply.subprotocol)
         handshake, self.handshake = self.handshake, None
         self.cancel_timer()
@@ -295,6 +313,28 @@ class LayerSocket(WebSocketServerProtocol):
         self.dropConnection(abort=True)
         return False
 
+    def worker_lost(self) -> None:
+        """The worker process hosting this socket is gone: close with 1011 (or 503 in the handshake)."""
+        log.warning("WebSocket %s: its worker %s is gone", self.path_text, self.worker_process or self.worker)
+        self.unwatch()
+        self.give_up(CLOSE_INTERNAL_ERROR, "the worker serving this socket is gone", "worker_gone")
+
+    def failHandshake(self, reason: str, code: int = 400, responseHeaders: Any = None) -> None:
+        """Refuse the handshake; with the app's denial response when it sent one."""
+        denial, self.denial = self.denial, None
+        if denial is None or self.state != self.STATE_CONNECTING:
+            super().failHandshake(reason, code, responseHeaders)
+            return
+        body = denial.body or b""
+        status = translate.status_line(denial.status or 403)
+        own = (b"content-length", b"connection")
+        head = [status]
+        head += [k + b": " + v for k, v in denial.headers or [] if k.lower() not in own]
+        head += [b"content-length: " + str(len(body)).encode(), b"connection: close"]
+        self.wasNotCleanReason = reason
+        self.sendData(b"\r\n".join(head) + b"\r\n\r\n" + body)
+        self.dropConnection(abort=False)
+
     def close_with(self, code: int, reason: str) -> None:
         """Close an open socket with any code a server may send (Autobahn's sendClose allows fewer)."""
         if self.state == self.STATE_OPEN:
@@ -329,6 +369,12 @@ class LayerSocket(WebSocketServerProtocol):
         """No longer one of the server's sockets (it closed, or its handshake failed)."""
         if self.reply_channel is not None:
             self.factory.server.sockets.pop(self.reply_channel, None)
+        self.unwatch()
+
+    def unwatch(self) -> None:
+        process, self.worker_process = self.worker_process, None
+        if process is not None:
+            self.factory.server.watch.unwatch(process)
 
     def dropConnection(self, abort: bool = False) -> None:
         """Once the close handshake is done, close gracefully so our close frame gets out.
