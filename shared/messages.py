@@ -352,7 +352,13 @@ _SPECS = (
                 doc="with `accept` False: the HTTP status of the denial response (default 403)",
                 extension=True,
             ),
-            Field("headers", OPT_LIST, doc="with `status`: the denial response's headers", extension=True),
+            Field(
+                "headers",
+                OPT_LIST,
+                doc="[name, value] byte pairs: with `accept` True, extra handshake response headers; "
+                "with `status`, the denial response's headers",
+                extension=True,
+            ),
             Field("body", OPT_BYTES, doc="with `status`: the denial response's body", extension=True),
         ),
         _websocket_send,

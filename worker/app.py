@@ -12,7 +12,7 @@ WEBSOCKET_EVENTS = ("connect", "receive", "disconnect")
 
 
 class App:
-    """Consumers by channel and pattern, plus an optional ASGI 3 app for HTTP."""
+    """Consumers by channel and pattern, plus an optional ASGI 3 app for HTTP and WebSocket."""
 
     def __init__(self, bounce_sender: str | None = None) -> None:
         self.http_routes: list[Route] = []
@@ -67,7 +67,8 @@ class App:
         return register
 
     def mount_asgi(self, asgi_app: Callable[..., Any], prefix: str = "/") -> None:
-        """Serve HTTP requests under ``prefix`` that no native route matched with an ASGI 3 app."""
+        """Serve HTTP requests and WebSockets under ``prefix`` that no native route matched
+        with an ASGI 3 app (one app instance per socket, in the worker that accepted it)."""
         if not prefix.startswith("/"):
             raise ValueError("prefix must start with '/'")
         self.asgi_app = asgi_app
@@ -87,6 +88,10 @@ class App:
             channels += ["http.request", "http.disconnect"]
         if any(self.websocket_routes.values()):
             channels += ["websocket.connect", "websocket.receive", "websocket.disconnect"]
+        elif self.asgi_app is not None:
+            # ASGI sockets get their later messages at the worker's address, except a
+            # disconnect during the handshake, which comes on the shared channel.
+            channels += ["websocket.connect", "websocket.disconnect"]
         if self.email_routes:
             channels.append("email.receive")
         if self.slack_routes:

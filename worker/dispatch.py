@@ -17,6 +17,7 @@ from switchroom.shared.messages import MessageFormatError, apply_defaults, valid
 from . import asgi, replies, routing
 from .app import App
 from .context import Context, SyncContext
+from .sockets import Sockets
 
 log = logging.getLogger("switchroom.worker")
 
@@ -43,6 +44,11 @@ class Dispatcher:
         self.lifespan_state = lifespan_state
         self.body_timeout = body_timeout
         self.in_flight: dict[str, asyncio.Event] = {}
+        self.sockets = (
+            Sockets(app.asgi_app, layer, lambda: self.lifespan_state, layer.capacity_for("websocket.receive"))
+            if app.asgi_app is not None
+            else None
+        )
 
     async def handle(self, channel: str, raw: dict[str, Any], delivery: Delivery | None = None) -> bool:
         """Handle one message end to end; never raises (errors are logged and answered).
@@ -134,6 +140,9 @@ class Dispatcher:
         if any(routing.match_path(routes[e], message["path"]).route for e in ("receive", "disconnect")):
             await ctx.accept()
             return
+        if self.sockets is not None and self.app.asgi_serves(message["path"]):
+            await self.sockets.connect(message)
+            return
         log.info("WebSocket %s rejected: no route", message["path"])
         await ctx.reject()
 
@@ -141,6 +150,8 @@ class Dispatcher:
         await self._websocket_event("receive", message, ctx)
 
     async def _websocket_disconnect(self, message: dict[str, Any], ctx: Context) -> None:
+        if self.sockets is not None and self.sockets.disconnected(message):
+            return
         await self._websocket_event("disconnect", message, ctx)
 
     async def _websocket_event(self, event: str, message: dict[str, Any], ctx: Context) -> None:

@@ -76,6 +76,10 @@ class Worker:
         if self.lifespan is not None:
             await self.lifespan.startup()
             self.dispatcher.lifespan_state = self.lifespan.state if self.lifespan.supported else None
+        sockets = self.dispatcher.sockets
+        if sockets is not None:
+            # ASGI sockets' messages arrive at this process's inbox (socket affinity).
+            await self.layer.inbox.start()
         log.info("worker reading %s (concurrency %d)", ", ".join(channels), self.concurrency)
         self.serving.set()
         durable = [c for c in channels if self.layer.durable.handles(c)]
@@ -88,7 +92,7 @@ class Worker:
         try:
             await asyncio.gather(*loops)
         finally:
-            await self._drain()
+            await asyncio.gather(self._drain(), sockets.stop(self.grace) if sockets else asyncio.sleep(0))
             await self._finish_durable(acker)
             if self.lifespan is not None:
                 await self.lifespan.shutdown()

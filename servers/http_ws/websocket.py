@@ -264,7 +264,7 @@ class LayerSocket(WebSocketServerProtocol):
         self.cancel_timer()
         if reply.text is not None or reply.data is not None or reply.close is not None:
             self.after_open.append(reply)
-        handshake.callback(subprotocol)
+        handshake.callback((subprotocol, _header_dict(reply.headers)) if reply.headers else subprotocol)
 
     def carry_out(self, reply: translate.SocketReply) -> None:
         """Send a reply's frame and close; nothing once the socket is closing, when the
@@ -402,6 +402,14 @@ class LayerSocket(WebSocketServerProtocol):
     def client_text(self) -> str:
         client = self.info.get("client")
         return f"{client[0]}:{client[1]}" if client else "unix"
+
+
+def _header_dict(pairs: list[tuple[bytes, bytes]]) -> dict[str, list[str]]:
+    """Extra handshake response headers in the form Autobahn takes (repeats kept)."""
+    headers: dict[str, list[str]] = {}
+    for name, value in pairs:
+        headers.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
+    return headers
 
 
 class SocketFactory(WebSocketServerFactory):
