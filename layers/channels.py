@@ -1,0 +1,165 @@
+"""A Channels 4 channel layer over Switchroom's layer, for a project's ``CHANNEL_LAYERS``:
+
+    CHANNEL_LAYERS = {"default": {
+        "BACKEND": "switchroom.layers.channels.ChannelLayer",
+        "CONFIG": {"url": "redis://127.0.0.1:6379/0"},
+    }}
+
+Consumers in Switchroom workers, Daphne and uvicorn processes on one Redis (and one key
+``prefix``) then share channels and groups. A consumer's own channel (``new_channel``) is
+an address in its process's inbox, read through a ``Mailbox``; other names are plain
+channels. Groups send one copy per member process and lose the members of processes that
+die within seconds. Needs the ``channels`` package (it is not a dependency of Switchroom).
+"""
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from channels.exceptions import ChannelFull as ChannelsChannelFull
+from channels.layers import BaseChannelLayer
+
+from .base import BaseLayer
+from .errors import ChannelFull, ReceiverGone
+from .inbox import Mailbox
+from .url import get_layer
+
+log = logging.getLogger("switchroom.layers")
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+
+class ChannelLayer(BaseChannelLayer):
+    """Channels' ``BaseChannelLayer`` contract (send, receive, new_channel, groups, flush,
+    capacity, expiry) on a Switchroom layer built from ``url`` and layer options."""
+
+    extensions = ["groups", "flush"]
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        expiry: float = 60,
+        group_expiry: float = 86400,
+        capacity: int = 100,
+        channel_capacity: Mapping[Any, int] | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
+        self.channel_capacity = self.compile_capacities(channel_capacity or {})
+        patterns = {p: c for p, c in (channel_capacity or {}).items() if isinstance(p, str)}
+        self.url = url
+        self.options = {
+            "expiry": expiry,
+            "group_expiry": group_expiry,
+            "capacity": capacity,
+            "capacities": patterns,
+            **options,
+        }
+        self._layer: BaseLayer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._mailboxes: dict[str, Mailbox] = {}
+
+    async def layer(self) -> BaseLayer:
+        """The Switchroom layer, made on first use in the running loop (its inbox started)."""
+        loop = asyncio.get_running_loop()
+        if self._layer is not None and self._loop is not loop:
+            # A new event loop (async_to_sync in another thread): the old connections are
+            # bound to the old loop, so start afresh.
+            self._layer, self._mailboxes = None, {}
+        if self._layer is None:
+            self._layer = get_layer(self.url, **self.options)
+            self._loop = loop
+        if not self._layer.inbox.running:
+            await self._layer.inbox.start()
+        return self._layer
+
+    # -- channels ------------------------------------------------------------------------
+
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        """Send ``message`` (a dict with ``type``); ChannelFull when the channel is full.
+
+        A message for a consumer whose process is gone is dropped and counted as ``dead``.
+        """
+        assert isinstance(message, dict), "message is not a dict"
+        self.require_valid_channel_name(channel)
+        assert "__asgi_channel__" not in message
+        layer = await self.layer()
+        try:
+            await layer.send(channel, message)
+        except ChannelFull as exc:
+            raise ChannelsChannelFull(str(exc)) from None
+        except ReceiverGone as exc:
+            log.debug("dropped a message for %s: %s", channel, exc)
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        """The next message on ``channel`` (one of this layer's ``new_channel`` names, or a
+        plain channel); waits as long as it takes."""
+        self.require_valid_channel_name(channel)
+        layer = await self.layer()
+        if "!" in channel:
+            mailbox = self._mailboxes.get(channel)
+            if mailbox is None:
+                raise ValueError(f"{channel!r} is not a channel of this process (make it with new_channel)")
+            try:
+                message = await mailbox.get()
+            except asyncio.CancelledError:
+                # As with Channels' own layers, a cancelled read of a consumer's channel
+                # means the consumer has ended: stop routing its address.
+                self.forget(channel)
+                raise
+            assert message is not None
+            return message
+        while True:
+            name, message = await layer.receive([channel], timeout=None)
+            if name is not None:
+                return message
+
+    async def new_channel(self, prefix: str = "specific") -> str:
+        """A new channel name read by this process (an address in its inbox)."""
+        layer = await self.layer()
+        kind = prefix.rstrip(".!") or "specific"
+        mailbox = layer.inbox.mailbox(kind, self.get_capacity(kind + "!"))
+        self._mailboxes[mailbox.address] = mailbox
+        return mailbox.address
+
+    # -- groups --------------------------------------------------------------------------
+
+    async def group_add(self, group: str, channel: str) -> None:
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        await (await self.layer()).group_add(group, channel)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        await (await self.layer()).group_discard(group, channel)
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        """Send to every member; full members are skipped (the layer counts and logs them)."""
+        assert isinstance(message, dict), "message is not a dict"
+        self.require_valid_group_name(group)
+        await (await self.layer()).group_send(group, message)
+
+    # -- the rest ------------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Delete every message and group on the layer; forget this process's channels."""
+        layer = await self.layer()
+        await layer.flush()
+        for mailbox in self._mailboxes.values():
+            mailbox.close()
+        self._mailboxes.clear()
+
+    async def close(self) -> None:
+        """Close the Switchroom layer (its process leaves its groups at once)."""
+        layer, self._layer = self._layer, None
+        self._mailboxes.clear()
+        if layer is not None:
+            await layer.close()
+
+    def forget(self, channel: str) -> None:
+        """Stop reading one of this process's channels (its consumer has ended)."""
+        mailbox = self._mailboxes.pop(channel, None)
+        if mailbox is not None:
+            mailbox.close()
