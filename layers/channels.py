@@ -61,7 +61,7 @@ class ChannelLayer(BaseChannelLayer):
         self._mailboxes: dict[str, Mailbox] = {}
 
     async def layer(self) -> BaseLayer:
-        """The Switchroom layer, made on first use in the running loop (its inbox started)."""
+        """The Switchroom layer, made on first use in the running loop."""
         loop = asyncio.get_running_loop()
         if self._layer is not None and self._loop is not loop:
             # A new event loop (async_to_sync in another thread): the old connections are
@@ -70,9 +70,14 @@ class ChannelLayer(BaseChannelLayer):
         if self._layer is None:
             self._layer = get_layer(self.url, **self.options)
             self._loop = loop
-        if not self._layer.inbox.running:
-            await self._layer.inbox.start()
         return self._layer
+
+    async def _inbox_layer(self) -> BaseLayer:
+        """The layer with this process's inbox reading (for channels made by ``new_channel``)."""
+        layer = await self.layer()
+        if not layer.inbox.running:
+            await layer.inbox.start()
+        return layer
 
     # -- channels ------------------------------------------------------------------------
 
@@ -117,7 +122,7 @@ class ChannelLayer(BaseChannelLayer):
 
     async def new_channel(self, prefix: str = "specific") -> str:
         """A new channel name read by this process (an address in its inbox)."""
-        layer = await self.layer()
+        layer = await self._inbox_layer()
         kind = prefix.rstrip(".!") or "specific"
         mailbox = layer.inbox.mailbox(kind, self.get_capacity(kind + "!"))
         self._mailboxes[mailbox.address] = mailbox
