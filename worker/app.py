@@ -4,6 +4,7 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .channelnames import ChannelRouter, router_names
 from .routing import AddressPattern, PathPattern, Route
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -21,6 +22,7 @@ class App:
         self.slack_routes: list[Route] = []
         self.asgi_app: Callable[..., Any] | None = None
         self.asgi_prefix = "/"
+        self.channel_router: ChannelRouter | None = None
         self.bounce_sender = bounce_sender
 
     def http(self, path: str, methods: list[str] | None = None) -> Callable[[F], F]:
@@ -73,6 +75,8 @@ class App:
             raise ValueError("prefix must start with '/'")
         self.asgi_app = asgi_app
         self.asgi_prefix = prefix
+        names = router_names(asgi_app)
+        self.channel_router = ChannelRouter(asgi_app, names) if names else None
 
     def asgi_serves(self, path: str) -> bool:
         """Whether the mounted ASGI app (if any) answers ``path``."""
@@ -92,8 +96,9 @@ class App:
             # ASGI sockets get their later messages at the worker's address, except a
             # disconnect during the handshake, which comes on the shared channel.
             channels += ["websocket.connect", "websocket.disconnect"]
-        if self.email_routes:
+        routed = self.channel_router.channels() if self.channel_router else []
+        if self.email_routes or "email.receive" in routed:
             channels.append("email.receive")
-        if self.slack_routes:
+        if self.slack_routes or "slack.event" in routed:
             channels.append("slack.event")
         return channels

@@ -71,8 +71,13 @@ class Dispatcher:
             return True
         ctx = Context(self.layer, channel, message, self.app.bounce_sender, delivery)
         started = time.monotonic()
+        router = self.app.channel_router
+        target = router.target(channel, message) if router is not None else None
         try:
-            await getattr(self, "_" + channel.replace(".", "_"))(message, ctx)
+            if target is not None:
+                await router.call(target, message)
+            else:
+                await getattr(self, "_" + channel.replace(".", "_"))(message, ctx)
         except Exception:
             metrics.WORKER_MESSAGES.labels(channel, "error").inc()
             log.exception("consumer failed on %s message %s", channel, message_id(channel, message))

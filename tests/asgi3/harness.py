@@ -15,7 +15,8 @@ class Deployment:
         self.prefix = f"a3{uuid.uuid4().hex[:10]}"
         self.servers: list[ServerProcess] = []
         self.workers: list[WorkerProcess] = []
-        self.env = env or {}
+        # The worker's environment; ``CHAT_LAYER`` names the deployment's layer for Channels.
+        self.env = {"CHAT_LAYER": self.layer_url, **(env or {})}
         self.target = target
         try:
             for _ in range(2):

@@ -1,0 +1,148 @@
+"""A Channels 4 chat project (the tutorial's shape) on Switchroom's layer, served by
+``switchroom worker`` behind two ``switchroom http`` processes: sockets on different
+servers share a room, a Daphne 4 process on the same Redis joins the room too, two
+headless Chromium pages chat, and an email sent with smtplib reaches the room and is
+answered by the project's own Channels consumer."""
+
+import asyncio
+import json
+import os
+import smtplib
+import subprocess
+import sys
+from email.message import EmailMessage
+
+import httpx
+import pytest
+import websockets
+
+from switchroom.shared.redisproc import free_port
+
+from ..chat.test_browser import CHROMIUM_ARGS, chromium_path
+from ..email.harness import EmailProcess, RelaySink
+from ..processes import ROOT
+from .harness import Deployment
+
+pytestmark = pytest.mark.slow
+
+TARGET = "tests.asgi3.chatsite.asgi:application"
+
+
+@pytest.fixture
+def chat(redis_server):
+    deployment = Deployment(redis_server.url, TARGET)
+    yield deployment
+    deployment.stop()
+
+
+async def recv_json(ws, timeout=10):
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def test_sockets_on_two_servers_share_a_room(chat):
+    async with httpx.AsyncClient() as client:
+        page = await client.get(chat.url(0, "/chat/lobby/"))
+    assert page.status_code == 200 and "ws/chat/lobby/" in page.text
+    async with (
+        websockets.connect(chat.ws(0, "/ws/chat/lobby/")) as alice,
+        websockets.connect(chat.ws(1, "/ws/chat/lobby/")) as bob,
+        websockets.connect(chat.ws(1, "/ws/chat/other/")) as carol,
+    ):
+        await alice.send(json.dumps({"message": "hello from alice"}))
+        for ws in (alice, bob):
+            assert await recv_json(ws) == {"message": "hello from alice", "who": "anonymous"}
+        await bob.send(json.dumps({"message": "hi alice"}))
+        assert (await recv_json(alice))["message"] == "hi alice"
+        assert (await recv_json(bob))["message"] == "hi alice"
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(carol.recv(), 0.5)
+
+
+async def test_a_daphne_process_on_the_same_redis_joins_the_room(chat):
+    port = free_port()
+    daphne = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), TARGET],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "CHAT_LAYER": chat.layer_url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(200):
+            try:
+                on_daphne = await websockets.connect(f"ws://127.0.0.1:{port}/ws/chat/mixed/")
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        else:
+            pytest.fail("daphne did not start")
+        async with on_daphne, websockets.connect(chat.ws(0, "/ws/chat/mixed/")) as on_switchroom:
+            await on_switchroom.send(json.dumps({"message": "from switchroom"}))
+            assert (await recv_json(on_daphne))["message"] == "from switchroom"
+            await on_daphne.send(json.dumps({"message": "from daphne"}))
+            assert (await recv_json(on_switchroom))["message"] == "from switchroom"
+            assert (await recv_json(on_switchroom))["message"] == "from daphne"
+    finally:
+        daphne.terminate()
+        daphne.wait(10)
+
+
+async def test_email_reaches_the_room_and_is_answered(chat, redis_server):
+    relay = RelaySink()
+    email = EmailProcess(
+        redis_server.url,
+        "--domain",
+        "chat.example",
+        "--relay-host",
+        "127.0.0.1",
+        "--relay-port",
+        str(relay.port),
+        layer_url=chat.layer_url,
+    )
+    try:
+        async with websockets.connect(chat.ws(1, "/ws/chat/lobby/")) as ws:
+            message = EmailMessage()
+            message["From"] = "dora@mail.example"
+            message["To"] = "lobby@chat.example"
+            message["Subject"] = "news"
+            message["Message-ID"] = "<news-1@mail.example>"
+            message.set_content("the kettle is on")
+            await asyncio.to_thread(_send, email.port, message)
+            got = await recv_json(ws, 20)
+            assert got == {"message": "email: the kettle is on", "who": "dora@mail.example"}
+        (sender, recipients, answer), *_ = await asyncio.to_thread(relay.wait_for, 1)
+        assert recipients == ["dora@mail.example"]
+        assert answer["Subject"] == "Re: news"
+        assert answer["In-Reply-To"] == "<news-1@mail.example>"
+        assert answer.get_content().strip() == "posted to lobby: the kettle is on"
+    finally:
+        email.stop()
+        relay.stop()
+
+
+def _send(port: int, message: EmailMessage) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
+        client.send_message(message)
+
+
+def test_two_browser_pages_on_different_servers_chat(chat):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            alice, bob = browser.new_page(), browser.new_page()
+            alice.goto(chat.url(0, "/chat/garden/"))
+            bob.goto(chat.url(1, "/chat/garden/"))
+            for page in (alice, bob):
+                expect(page.locator("#status")).to_have_text("connected", timeout=15_000)
+            alice.fill("#text", "roses are red")
+            alice.click("#send")
+            for page in (alice, bob):
+                expect(page.locator("#log li")).to_have_text(["roses are red"], timeout=15_000)
+            bob.fill("#text", "violets are blue")
+            bob.click("#send")
+            for page in (alice, bob):
+                expect(page.locator("#log li")).to_have_text(["roses are red", "violets are blue"])
+        finally:
+            browser.close()
