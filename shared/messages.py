@@ -303,7 +303,7 @@ _SPECS = (
     ),
     MessageSpec(
         "websocket.receive",
-        "`websocket.receive`",
+        "`websocket.receive`, or the `worker` address of the socket's accept (socket affinity)",
         "server → worker",
         "A frame from the client.",
         (
@@ -317,7 +317,7 @@ _SPECS = (
     ),
     MessageSpec(
         "websocket.disconnect",
-        "`websocket.disconnect`",
+        "`websocket.disconnect`, or the `worker` address of the socket's accept (socket affinity)",
         "server → worker",
         "The socket closed.",
         (_REPLY, Field("code", INT, True, doc="close code"), _PATH, _ORDER),
