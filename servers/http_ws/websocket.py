@@ -53,6 +53,10 @@ class LayerSocket(WebSocketServerProtocol):
         self.worker: str | None = None
         self.worker_process: str | None = None
         self.denial: translate.SocketReply | None = None
+        # The client left while the handshake waited: an accept may still come (see late_reply).
+        self.left_waiting = False
+        self.close_code = CLOSE_ABNORMAL
+        self.late_timer: asyncio.TimerHandle | None = None
         self.path_text = ""
         self.order = 0
         self.handshake: Deferred | None = None
@@ -155,6 +159,8 @@ class LayerSocket(WebSocketServerProtocol):
         self.leave()
         if self.handshake is not None:
             self.handshake = None
+            self.left_waiting = True
+        self.close_code = code or CLOSE_ABNORMAL
         if self.reply_channel is None:
             return
         self.order += 1
@@ -232,6 +238,9 @@ class LayerSocket(WebSocketServerProtocol):
 
     def on_reply(self, message: dict[str, Any]) -> None:
         """Carry out one ``websocket.send`` message from the worker."""
+        if self.left_waiting:
+            self.late_reply(message)
+            return
         try:
             reply = translate.parse_socket_reply(message)
             if self.handshake is not None:
@@ -361,7 +370,41 @@ class LayerSocket(WebSocketServerProtocol):
             self.timer.cancel()
             self.timer = None
 
+    def late_reply(self, message: Any) -> None:
+        """An answer to a handshake the client already left: a worker that accepted it and
+        hosts the socket (``worker``) is told of the disconnect, which it could not get on
+        the shared channel once another worker took that."""
+        worker = message.get("worker") if isinstance(message, dict) else None
+        if message.get("accept") and isinstance(worker, str) and "!" in worker:
+            self.order += 1
+            disconnect = translate.socket_disconnect_message(
+                self.reply_channel, self.path_text, self.close_code, self.order
+            )
+            asyncio.ensure_future(self.tell_late_worker(worker, disconnect))
+        self.forget_now()
+
+    async def tell_late_worker(self, worker: str, message: dict[str, Any]) -> None:
+        try:
+            await self.factory.server.layer.send(worker, message)
+        except LayerError as exc:
+            log.info("could not tell %s that WebSocket %s left: %s", worker, self.path_text, exc)
+
     def forget(self) -> None:
+        """Stop routing the reply channel; after a client left mid-handshake, only once the
+        connect timeout has passed (the worker's answer may still be on its way)."""
+        if self.reply_channel is None or self.late_timer is not None:
+            return
+        if self.left_waiting:
+            timeout = self.factory.server.settings.connect_timeout
+            self.late_timer = asyncio.get_running_loop().call_later(timeout, self.forget_now)
+            return
+        self.forget_now()
+
+    def forget_now(self) -> None:
+        if self.late_timer is not None:
+            self.late_timer.cancel()
+        self.late_timer = None
+        self.left_waiting = False
         if self.reply_channel is not None:
             self.factory.server.inbox.forget(self.reply_channel)
 
