@@ -1,8 +1,8 @@
 """A Channels 4 chat project (the tutorial's shape) on Switchroom's layer, served by
 ``switchroom worker`` behind two ``switchroom http`` processes: sockets on different
 servers share a room, a Daphne 4 process on the same Redis joins the room too, two
-headless Chromium pages chat, and an email sent with smtplib reaches the room and is
-answered by the project's own Channels consumer."""
+headless Chromium pages chat, an email sent with smtplib reaches the room and is
+answered by the project's own Channels consumer, and a Slack message reaches the room."""
 
 import asyncio
 import json
@@ -16,11 +16,12 @@ import httpx
 import pytest
 import websockets
 
+from switchroom.servers.slack.standin import StandIn
 from switchroom.shared.redisproc import free_port
 
 from ..chat.test_browser import CHROMIUM_ARGS, chromium_path
 from ..email.harness import EmailProcess, RelaySink
-from ..processes import ROOT
+from ..processes import ROOT, SwitchroomProcess
 from .harness import Deployment
 
 pytestmark = pytest.mark.slow
@@ -118,6 +119,23 @@ async def test_email_reaches_the_room_and_is_answered(chat, redis_server):
     finally:
         email.stop()
         relay.stop()
+
+
+async def test_slack_message_reaches_the_room_through_a_channels_consumer(chat):
+    standin = await StandIn(ack_timeout=1.0).start()
+    slack = SwitchroomProcess(
+        ["slack", "--layer", chat.layer_url, "--api-url", standin.base_url],
+        {"SWITCHROOM_SLACK_BOT_TOKEN": "xoxb-test-secret", "SWITCHROOM_SLACK_APP_TOKEN": "xapp-test-secret"},
+    )
+    try:
+        async with websockets.connect(chat.ws(0, "/ws/chat/slack/")) as ws:
+            await asyncio.to_thread(slack.wait_for_log, "connected to default")
+            event = {"type": "message", "channel": "C1", "user": "U1", "text": "hi from slack"}
+            await standin.push_event(event)
+            assert await recv_json(ws, 20) == {"message": "slack: hi from slack", "who": "slack"}
+    finally:
+        slack.stop()
+        await standin.stop()
 
 
 def _send(port: int, message: EmailMessage) -> None:
