@@ -56,7 +56,10 @@ class HttpServer:
         self.ports: list[Any] = []
         self.http_factory: Any = None
         self.ws_factory: Any = None
-        self.watch = ProcessWatch(layer, self.worker_gone, silence=self.settings.worker_silence)
+        try:
+            self.watch = ProcessWatch(layer, self.worker_gone, silence=self.settings.worker_silence)
+        except ValueError as exc:
+            raise ValueError(f"--worker-silence: {exc}") from None
 
     async def start(self) -> None:
         """Listen where the settings say and start reading replies."""
