@@ -67,7 +67,7 @@ starlette_app = _starlette()
 
 def _switchroom(args: list[str], log: Any) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "switchroom.shared.cli", *args, "--log-level", "warning"],
+        [sys.executable, "-m", "switchroom.cli", *args, "--log-level", "warning"],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.DEVNULL,

@@ -286,6 +286,8 @@ class WebSocketSession:
         self._order = 0
         self._mailbox: Mailbox | None = None
         self._pending: list[dict[str, Any]] = []
+        # Where the socket's later messages go: the worker address of an ASGI 3 app's accept.
+        self._target: str | None = None
 
     async def __aenter__(self) -> Self:
         layer = self.client.layer
@@ -310,6 +312,7 @@ class WebSocketSession:
             self._mailbox.close()
             raise WebSocketRejected(f"the app refused the WebSocket on {self.path}")
         self.subprotocol = first.get("subprotocol")
+        self._target = first.get("worker")
         if "text" in first or "bytes" in first or first.get("close"):
             self._pending.append(first)
         return self
@@ -379,7 +382,7 @@ class WebSocketSession:
         self._order += 1
         assert self._mailbox is not None
         await self.client.layer.send(
-            "websocket.disconnect",
+            self._target or "websocket.disconnect",
             {"reply_channel": self._mailbox.address, "path": self.path, "code": code, "order": self._order},
         )
         self._mailbox.close()
@@ -390,6 +393,6 @@ class WebSocketSession:
         assert self._mailbox is not None, "use the session in `async with`"
         self._order += 1
         await self.client.layer.send(
-            "websocket.receive",
+            self._target or "websocket.receive",
             {"reply_channel": self._mailbox.address, "path": self.path, "order": self._order, **frame},
         )

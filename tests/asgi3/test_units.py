@@ -290,3 +290,24 @@ async def test_process_watch_reports_a_process_that_stopped():
     await watch.close()
     with pytest.raises(ValueError):
         ProcessWatch(layer, dead.append, silence=0.1)
+
+
+async def test_test_client_talks_to_a_mounted_asgi_socket():
+    from switchroom.testing import TestClient, WebSocketClosed
+
+    from .fastapi_app import app
+
+    async with TestClient(app) as client:
+        async with client.websocket("/ws/echo", subprotocols=["v1"]) as ws:
+            assert ws.subprotocol == "v1"
+            await ws.send_text("hi")
+            assert await ws.receive_text() == "echo:hi"
+            await ws.send_text("state")
+            assert await ws.receive_text() == "hello from lifespan"
+            await ws.send_text("close:4003")
+            with pytest.raises(WebSocketClosed) as closed:
+                await ws.receive()
+            assert closed.value.code == 4003
+        async with client.websocket("/native/ws") as ws:
+            await ws.send_text("x")
+            assert await ws.receive_text() == "native:x"
