@@ -14,6 +14,7 @@ die within seconds. Needs the ``channels`` package (it is not a dependency of Sw
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,9 @@ from .url import get_layer
 log = logging.getLogger("switchroom.layers")
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
+# Set on each message this backend sends: when it expires. A consumer's own channel is
+# read into its process as it arrives, so its expiry is applied when the consumer reads.
+EXPIRES = "__expires__"
 
 
 class ChannelLayer(BaseChannelLayer):
@@ -91,7 +95,7 @@ class ChannelLayer(BaseChannelLayer):
         assert "__asgi_channel__" not in message
         layer = await self.layer()
         try:
-            await layer.send(channel, message)
+            await layer.send(channel, {**message, EXPIRES: time.time() + self.expiry})
         except ChannelFull as exc:
             raise ChannelsChannelFull(str(exc)) from None
         except ReceiverGone as exc:
@@ -106,18 +110,23 @@ class ChannelLayer(BaseChannelLayer):
             mailbox = self._mailboxes.get(channel)
             if mailbox is None:
                 raise ValueError(f"{channel!r} is not a channel of this process (make it with new_channel)")
-            try:
-                message = await mailbox.get()
-            except asyncio.CancelledError:
-                # As with Channels' own layers, a cancelled read of a consumer's channel
-                # means the consumer has ended: stop routing its address.
-                self.forget(channel)
-                raise
-            assert message is not None
-            return message
+            while True:
+                try:
+                    message = await mailbox.get()
+                except asyncio.CancelledError:
+                    # As with Channels' own layers, a cancelled read of a consumer's channel
+                    # means the consumer has ended: stop routing its address.
+                    self.forget(channel)
+                    raise
+                assert message is not None
+                expires = message.pop(EXPIRES, None)
+                if expires is None or expires >= time.time():
+                    return message
+                layer.stats.drop("expired", 1, channel)
         while True:
             name, message = await layer.receive([channel], timeout=None)
             if name is not None:
+                message.pop(EXPIRES, None)
                 return message
 
     async def new_channel(self, prefix: str = "specific") -> str:
@@ -144,7 +153,7 @@ class ChannelLayer(BaseChannelLayer):
         """Send to every member; full members are skipped (the layer counts and logs them)."""
         assert isinstance(message, dict), "message is not a dict"
         self.require_valid_group_name(group)
-        await (await self.layer()).group_send(group, message)
+        await (await self.layer()).group_send(group, {**message, EXPIRES: time.time() + self.expiry})
 
     # -- the rest ------------------------------------------------------------------------
 

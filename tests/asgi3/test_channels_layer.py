@@ -148,6 +148,21 @@ async def test_flush_empties_channels_and_groups(layer):
     assert await (await layer.layer()).group_channels("flushed") == []
 
 
+async def test_expiry_applies_to_a_consumers_own_channel(redis_server):
+    layer = make(redis_server, expiry=1)
+    try:
+        channel = await layer.new_channel()
+        await layer.send(channel, {"type": "old"})
+        await layer.group_add("room", channel)
+        await layer.group_send("room", {"type": "old too"})
+        await asyncio.sleep(1.5)
+        await layer.send(channel, {"type": "new"})
+        assert await asyncio.wait_for(layer.receive(channel), 5) == {"type": "new"}
+        assert (await layer.layer()).stats.dropped["expired"] == 2
+    finally:
+        await layer.close()
+
+
 def test_sync_code_sends_through_async_to_sync(redis_server):
     """Sync code (a Django view, a script) sends with ``async_to_sync``: each call runs on
     an event loop of its own, and the layer follows it."""
