@@ -26,7 +26,7 @@ from .harness import Deployment
 
 pytestmark = pytest.mark.slow
 
-TARGET = "tests.asgi3.chatsite.asgi:application"
+TARGET = "examples.channels4.chatsite.asgi:application"
 
 
 @pytest.fixture

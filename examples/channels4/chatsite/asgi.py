@@ -3,7 +3,7 @@ auth stack for WebSockets, background consumers for email and Slack."""
 
 import os
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.asgi3.chatsite.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "examples.channels4.chatsite.settings")
 
 from django.core.asgi import get_asgi_application  # noqa: E402
 

@@ -1,0 +1,1 @@
+"""A Channels 4 project served by Switchroom: see ``chatsite``."""
