@@ -160,7 +160,7 @@ class Socket:
                 len(self.events),
             )
             self.layer.stats.drop("full", 1, self.address)
-            self.owner.spawn(self._close_for(CLOSE_TRY_AGAIN_LATER, "the application is not keeping up"))
+            self.owner.spawn(self.close_for(CLOSE_TRY_AGAIN_LATER, "the application is not keeping up"))
             return
         self.events.append(event)
         if self.waiter is not None and not self.waiter.done():
@@ -173,7 +173,7 @@ class Socket:
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
-    async def _close_for(self, code: int, reason: str) -> None:
+    async def close_for(self, code: int, reason: str) -> None:
         """Close the socket from this side and tell the app it is gone."""
         if self.disconnected is not None:
             return
@@ -312,9 +312,9 @@ class Sockets:
         left = list(self.open.values())
         if left:
             log.info("closing %d WebSockets with 1012 (service restart)", len(left))
-            await asyncio.gather(*(s._close_for(CLOSE_SERVICE_RESTART, "worker restarting") for s in left))
+            await asyncio.gather(*(s.close_for(CLOSE_SERVICE_RESTART, "worker restarting") for s in left))
             pending = [s.task for s in left if s.task is not None]
-            done, still = await asyncio.wait(pending, timeout=LAST_WORDS) if pending else (set(), set())
+            _, still = await asyncio.wait(pending, timeout=LAST_WORDS) if pending else (set(), set())
             for task in still:
                 task.cancel()
         if self._tasks:
