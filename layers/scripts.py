@@ -39,14 +39,15 @@ end
 """
 
 # True when a process was seen alive and its heartbeat has lapsed or been withdrawn.
-# ``kp`` is the key prefix; liveness keys carry the process id as their hash tag.
+# ``kp`` is the key prefix; liveness keys carry the process id as their hash tag. A live
+# process (the common case) costs one EXISTS.
 _DEAD = """
 local dead_cache = {}
 local function dead(kp, proc)
   local known = dead_cache[proc]
   if known == nil then
-    known = redis.call('EXISTS', kp .. 'seen:{' .. proc .. '}') == 1
-      and redis.call('EXISTS', kp .. 'live:{' .. proc .. '}') == 0
+    known = redis.call('EXISTS', kp .. 'live:{' .. proc .. '}') == 0
+      and redis.call('EXISTS', kp .. 'seen:{' .. proc .. '}') == 1
     dead_cache[proc] = known
   end
   return known
@@ -55,25 +56,51 @@ end
 
 # KEYS: queue keys (may repeat). ARGV: now_ms, ttl_ms, key prefix, then per key its
 # capacity, its entry and its process id ("" for a plain queue).
+# Entries are grouped by key (in order within each key): one LLEN, one RPUSH of every
+# entry that fits and one PEXPIRE per key, however many entries the batch has for it.
 # Returns one code per key (1 sent, 0 full, 2 its process is dead), then how many
 # expired entries full queues shed.
 SEND = (
     _TRIM
-    + _PUSH
     + _DEAD
     + """
 local now = tonumber(ARGV[1])
 local ttl = ARGV[2]
 local kp = ARGV[3]
 local out = {}
+local shed = 0
+local order, by_key = {}, {}
 for i, key in ipairs(KEYS) do
-  local proc = ARGV[3 + 3 * i]
+  local group = by_key[key]
+  if not group then
+    group = {}
+    by_key[key] = group
+    order[#order + 1] = key
+  end
+  group[#group + 1] = i
+end
+for _, key in ipairs(order) do
+  local group = by_key[key]
+  local first = group[1]
+  local proc = ARGV[3 + 3 * first]
   if proc ~= '' and dead(kp, proc) then
-    out[i] = 2
-  elseif push(key, tonumber(ARGV[1 + 3 * i]), ARGV[2 + 3 * i], now, ttl) then
-    out[i] = 1
+    for _, i in ipairs(group) do out[i] = 2 end
   else
-    out[i] = 0
+    local cap = tonumber(ARGV[1 + 3 * first])
+    local n = redis.call('LLEN', key)
+    if n + #group > cap and n > 0 then
+      local left = trim(key, n, now)
+      shed = shed + n - left
+      n = left
+    end
+    local room = math.max(0, math.min(#group, cap - n))
+    for j = 1, room, 1000 do
+      local entries = {}
+      for k = j, math.min(j + 999, room) do entries[#entries + 1] = ARGV[2 + 3 * group[k]] end
+      redis.call('RPUSH', key, unpack(entries))
+    end
+    if room > 0 then redis.call('PEXPIRE', key, ttl) end
+    for j, i in ipairs(group) do out[i] = j <= room and 1 or 0 end
   end
 end
 out[#KEYS + 1] = shed

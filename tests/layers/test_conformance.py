@@ -101,6 +101,19 @@ async def test_send_many_reports_each_item(make_layer):
     assert isinstance(results[3], InvalidChannelName)
 
 
+async def test_send_many_fills_each_channel_in_order(make_layer):
+    layer = make_layer(capacity=3, expiry=0.3)
+    await layer.send("conf.fa", {"old": 0})
+    await asyncio.sleep(0.45)
+    items = [("conf.fa", {"n": n}) if n % 2 == 0 else ("conf.fb", {"n": n}) for n in range(10)]
+    results = await layer.send_many(items)
+    assert [r is None for r in results] == [True] * 6 + [False] * 4
+    assert all(isinstance(r, ChannelFull) for r in results[6:])
+    for channel, kept in (("conf.fa", [0, 2, 4]), ("conf.fb", [1, 3, 5])):
+        got = await layer.receive_many([channel], 10, timeout=0.5)
+        assert got == [(channel, {"n": n}) for n in kept]
+
+
 async def test_expired_messages_are_dropped_and_free_capacity(make_layer):
     layer = make_layer(expiry=0.3, capacity=2)
     await layer.send("conf.exp", {"old": 1})

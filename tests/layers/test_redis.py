@@ -258,3 +258,30 @@ async def test_a_cancelled_receive_always_ends(redis_server):
     finally:
         await layer.flush()
         await layer.close()
+
+
+async def test_a_batch_costs_one_push_per_queue(redis_server):
+    """However many messages a batch has for a queue, Redis runs one LLEN, RPUSH and PEXPIRE
+    for it (Redis's own command counters)."""
+    import redis as sync_redis
+
+    layer = get_layer([redis_server.url], prefix="perkey")
+    counters = sync_redis.Redis(port=redis_server.port)
+
+    def calls() -> dict[str, int]:
+        stats = counters.info("commandstats")
+        names = ("rpush", "llen", "pexpire")
+        return {name: int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in names}
+
+    try:
+        before = calls()
+        items = [(f"perkey.{n % 2}", {"n": n}) for n in range(40)]
+        assert await layer.send_many(items) == [None] * 40
+        after = calls()
+        assert {name: after[name] - before[name] for name in after} == {"rpush": 2, "llen": 2, "pexpire": 2}
+        got = await layer.receive_many(["perkey.0"], 100, timeout=1)
+        assert [m["n"] for _, m in got] == list(range(0, 40, 2))
+    finally:
+        counters.close()
+        await layer.flush()
+        await layer.close()
