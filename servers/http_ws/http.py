@@ -19,6 +19,7 @@ from switchroom.layers import ChannelFull, LayerError, MessageTooLarge, streams
 from switchroom.shared import metrics
 
 from . import translate
+from .deadlines import Deadline
 
 if TYPE_CHECKING:
     from .server import HttpServer
@@ -56,8 +57,8 @@ class LayerRequest(http.Request):
         self.response_started = False
         self.rejected = False
         self.received = 0
-        self.timer: asyncio.TimerHandle | None = None
-        self.read_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+        self.timer: Deadline | None = None
+        self.read_timer: Deadline | None = self.server.deadlines.call_later(
             self.server.settings.read_timeout, self.read_timed_out
         )
 
@@ -218,11 +219,11 @@ class LayerRequest(http.Request):
     # -- answering -------------------------------------------------------------------
 
     def arm_timer(self) -> None:
+        timeout = self.server.settings.request_timeout
         if self.timer is not None:
-            self.timer.cancel()
-        self.timer = asyncio.get_running_loop().call_later(
-            self.server.settings.request_timeout, self.timed_out
-        )
+            self.timer.reset(timeout)
+        else:
+            self.timer = self.server.deadlines.call_later(timeout, self.timed_out)
 
     def timed_out(self) -> None:
         self.timer = None
@@ -350,9 +351,12 @@ class HttpFactory(http.HTTPFactory):
         channel.maxHeaders = settings.max_header_count * TWISTED_HEADER_FACTOR
         channel.totalHeadersSize = settings.max_header_bytes * TWISTED_HEADER_FACTOR
         channel.checkPersistence = check_persistence
+        # The keep-alive timeout (Twisted's TimeoutMixin) goes in the server's buckets too.
+        channel.callLater = self.server.deadlines.call_later
         channel.connectionLost = functools.partial(self.connection_lost, channel, channel.connectionLost)
         self.server.connections.add(channel)
-        asyncio.get_running_loop().call_later(settings.read_timeout, self.check_started, channel)
+        check = functools.partial(self.check_started, channel)
+        self.server.deadlines.call_later(settings.read_timeout, check)
         return protocol
 
     def connection_lost(self, channel: http.HTTPChannel, lost: Callable[[Any], None], reason: Any) -> None:

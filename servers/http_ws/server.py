@@ -15,6 +15,7 @@ from switchroom.layers import BaseLayer, Message, ProcessWatch
 from switchroom.shared import metrics
 
 from . import translate
+from .deadlines import Deadlines
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ class HttpServer:
         # Open sockets (and those still in their handshake) by reply channel.
         self.sockets: dict[str, LayerSocket] = {}
         self.connections: set[Any] = set()
+        # The timeouts of requests and keep-alive connections.
+        self.deadlines = Deadlines()
         self.stopping = False
         self.ports: list[Any] = []
         self.http_factory: Any = None
