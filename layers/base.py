@@ -156,7 +156,11 @@ class BaseLayer(ABC):
 
     async def send(self, channel: str, message: Message) -> None:
         """Send one message; raises ChannelFull, MessageTooLarge or LayerUnavailable."""
-        error = (await self.send_many([(channel, message)]))[0]
+        items = [(channel, message)]
+        if self.durable.handles(channel):
+            error = (await self.durable.send_with(items, self._send_queues))[0]
+        else:
+            error = (await self._send_queues(items))[0]
         if error is not None:
             raise error
 

@@ -22,6 +22,18 @@ from .sockets import Sockets
 log = logging.getLogger("switchroom.worker")
 
 
+@functools.cache
+def _counted(channel: str, outcome: str) -> Any:
+    """The message counter of one channel and outcome (looked up once, not per message)."""
+    return metrics.WORKER_MESSAGES.labels(channel, outcome)
+
+
+@functools.cache
+def _timed(channel: str) -> Any:
+    """The consumer-duration histogram of one channel."""
+    return metrics.WORKER_DURATION.labels(channel)
+
+
 def message_id(channel: str, message: dict[str, Any]) -> str:
     """The id a log line names a message by: its reply channel, Message-ID or Slack event id."""
     return str(message.get("reply_channel") or message.get("message_id") or message.get("event_id") or "-")
@@ -64,7 +76,7 @@ class Dispatcher:
         try:
             message = apply_defaults(channel, validate(channel, raw))
         except MessageFormatError as exc:
-            metrics.WORKER_MESSAGES.labels(channel, "malformed").inc()
+            _counted(channel, "malformed").inc()
             log.warning("dropping a malformed %s message %s: %s", channel, message_id(channel, raw), exc)
             self.layer.stats.drop("malformed", 1, channel)
             await self._answer_malformed(channel, raw)
@@ -79,18 +91,18 @@ class Dispatcher:
             else:
                 await getattr(self, "_" + channel.replace(".", "_"))(message, ctx)
         except Exception:
-            metrics.WORKER_MESSAGES.labels(channel, "error").inc()
+            _counted(channel, "error").inc()
             log.exception("consumer failed on %s message %s", channel, message_id(channel, message))
             await self._answer_failure(channel, ctx)
             return False
         finally:
-            metrics.WORKER_DURATION.labels(channel).observe(time.monotonic() - started)
-        metrics.WORKER_MESSAGES.labels(channel, "ok").inc()
+            _timed(channel).observe(time.monotonic() - started)
+        _counted(channel, "ok").inc()
         return True
 
     async def _call(self, route: routing.Route, message: dict[str, Any], ctx: Context, params: dict) -> None:
         consumer = route.consumer
-        if asyncio.iscoroutinefunction(consumer):
+        if route.is_async:
             await consumer(message, ctx, **params)
             return
         loop = asyncio.get_running_loop()

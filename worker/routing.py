@@ -1,6 +1,7 @@
 """Pure matching of messages to consumers: HTTP/WebSocket paths with typed parameters,
 email recipients (exact, domain, glob or regex) and Slack event type and channel."""
 
+import asyncio
 import fnmatch
 import re
 import uuid
@@ -81,6 +82,11 @@ class Route:
     event_type: str | None = None
     slack_channel: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    # Whether the consumer is a coroutine function (run on the loop, not on a thread).
+    is_async: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.is_async = asyncio.iscoroutinefunction(self.consumer)
 
 
 @dataclass

@@ -198,7 +198,10 @@ class Worker:
     def _start(self, channel: str, message: dict[str, Any]) -> None:
         reply = message.get("reply_channel") if channel.startswith("websocket.") else None
         previous = self._socket_tails.get(reply) if isinstance(reply, str) else None
-        task = asyncio.create_task(self._handle_after(previous, channel, message))
+        if previous is None:
+            task = asyncio.create_task(self.dispatcher.handle(channel, message))
+        else:
+            task = asyncio.create_task(self._handle_after(previous, channel, message))
         self.running.add(task)
         task.add_done_callback(self.running.discard)
         if isinstance(reply, str):
@@ -209,10 +212,9 @@ class Worker:
         if self._socket_tails.get(reply) is task:
             del self._socket_tails[reply]
 
-    async def _handle_after(self, previous: asyncio.Task[None] | None, channel: str, message: dict) -> None:
+    async def _handle_after(self, previous: asyncio.Task[None], channel: str, message: dict) -> None:
         """Handle a message, after the previous one of the same socket so frames stay in order."""
-        if previous is not None:
-            await asyncio.wait([previous])
+        await asyncio.wait([previous])
         await self.dispatcher.handle(channel, message)
 
     async def _drain(self) -> None:

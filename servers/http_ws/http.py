@@ -53,6 +53,7 @@ class LayerRequest(http.Request):
         self.server = channel.factory.server
         self.reply_channel: str | None = None
         self.path_text = ""
+        self.query = b""
         self.started_at = time.monotonic()
         self.response_started = False
         self.rejected = False
@@ -133,7 +134,7 @@ class LayerRequest(http.Request):
             if self.is_websocket(headers):
                 self.hand_to_websocket(headers, client, scheme)
                 return
-            self.path_text = translate.split_target(self.uri)[0]
+            self.path_text, self.query = translate.split_target(self.uri)
         except translate.BadRequest as exc:
             self.answer(exc.status, exc.reason)
             return
@@ -142,17 +143,30 @@ class LayerRequest(http.Request):
         asyncio.get_running_loop().create_task(self.send_request(headers, client, scheme))
         self.arm_timer()
 
+    def connection(self) -> tuple[list[Any] | None, list[Any] | None, str]:
+        """The client's and the server's addresses and the scheme: read once per connection."""
+        channel = self.channel
+        known = channel.addresses
+        if known is None:
+            transport = channel.transport
+            peer, host = transport.getPeer(), transport.getHost()
+            known = channel.addresses = (
+                translate.peer_address(getattr(peer, "host", None), getattr(peer, "port", None)),
+                translate.peer_address(getattr(host, "host", None), getattr(host, "port", None)),
+                "https" if self.isSecure() else "http",
+            )
+        return known
+
     def client_and_scheme(self, headers: translate.Headers) -> tuple[list[Any] | None, str]:
-        peer = self.channel.transport.getPeer()
-        client = translate.peer_address(getattr(peer, "host", None), getattr(peer, "port", None))
-        scheme = "https" if self.isSecure() else "http"
+        client, _, scheme = self.connection()
+        client = None if client is None else [*client]
         if self.server.settings.proxy_headers:
             client, scheme = translate.behind_proxy(headers, client, scheme)
         return client, scheme
 
     def server_address(self) -> list[Any] | None:
-        host = self.channel.transport.getHost()
-        return translate.peer_address(getattr(host, "host", None), getattr(host, "port", None))
+        server = self.connection()[1]
+        return None if server is None else [*server]
 
     @staticmethod
     def is_websocket(headers: translate.Headers) -> bool:
@@ -189,6 +203,7 @@ class LayerRequest(http.Request):
                 reply_channel=self.reply_channel,
                 method=self.method,
                 target=self.uri,
+                path_and_query=(self.path_text, self.query),
                 http_version=self.clientproto.decode("latin-1").partition("/")[2] or "1.0",
                 headers=headers,
                 scheme=scheme,
@@ -323,6 +338,12 @@ class LayerRequest(http.Request):
         return f"{host}:{getattr(peer, 'port', '')}" if host else "unix"
 
 
+@functools.cache
+def _responses(code: int) -> Any:
+    """The response counter of one status code (looked up once, not per request)."""
+    return metrics.HTTP_REQUESTS.labels(str(code))
+
+
 def check_persistence(request: http.Request, version: bytes) -> bool:
     """Whether the connection stays open after this request: HTTP/1.1 unless a Connection
     header lists ``close``. Twisted reads only the first Connection header, split on spaces,
@@ -351,6 +372,7 @@ class HttpFactory(http.HTTPFactory):
         channel.maxHeaders = settings.max_header_count * TWISTED_HEADER_FACTOR
         channel.totalHeadersSize = settings.max_header_bytes * TWISTED_HEADER_FACTOR
         channel.checkPersistence = check_persistence
+        channel.addresses = None
         # The keep-alive timeout (Twisted's TimeoutMixin) goes in the server's buckets too.
         channel.callLater = self.server.deadlines.call_later
         channel.connectionLost = functools.partial(self.connection_lost, channel, channel.connectionLost)
@@ -373,7 +395,7 @@ class HttpFactory(http.HTTPFactory):
     def log(self, request: LayerRequest) -> None:
         """Count each finished request, and write its access-log line."""
         took = time.monotonic() - request.started_at
-        metrics.HTTP_REQUESTS.labels(str(request.code)).inc()
+        _responses(request.code).inc()
         metrics.HTTP_DURATION.observe(took)
         if not self.server.settings.access_log or not access_log.isEnabledFor(logging.INFO):
             return

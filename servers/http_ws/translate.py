@@ -129,9 +129,11 @@ def request_message(
     root_path: str = "",
     body: bytes = b"",
     body_channel: str | None = None,
+    path_and_query: tuple[str, bytes] | None = None,
 ) -> dict[str, Any]:
-    """The ``http.request`` message for a request whose headers have been read."""
-    path, query = split_target(target)
+    """The ``http.request`` message for a request whose headers have been read
+    (``path_and_query``: what ``split_target(target)`` returned, when already known)."""
+    path, query = path_and_query or split_target(target)
     return {
         "reply_channel": reply_channel,
         "http_version": http_version,
