@@ -50,6 +50,9 @@ class LayerRequest(http.Request):
     def __init__(self, channel: http.HTTPChannel, queued: Any = None) -> None:
         super().__init__(channel)
         channel.request_seen = True
+        # A request line arrived: the connection's start check has nothing left to do, and
+        # cancelled now it does not keep the channel alive after a WebSocket handoff.
+        channel.start_check.cancel()
         self.server = channel.factory.server
         self.reply_channel: str | None = None
         self.path_text = ""
@@ -378,7 +381,7 @@ class HttpFactory(http.HTTPFactory):
         channel.connectionLost = functools.partial(self.connection_lost, channel, channel.connectionLost)
         self.server.connections.add(channel)
         check = functools.partial(self.check_started, channel)
-        self.server.deadlines.call_later(settings.read_timeout, check)
+        channel.start_check = self.server.deadlines.call_later(settings.read_timeout, check)
         return protocol
 
     def connection_lost(self, channel: http.HTTPChannel, lost: Callable[[Any], None], reason: Any) -> None:
