@@ -8,6 +8,7 @@ carries gives the raw target, headers (order and duplicates kept), client and sc
 import asyncio
 import logging
 import time
+import types
 from typing import TYPE_CHECKING, Any
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -38,6 +39,16 @@ HANDSHAKE_OUTCOMES = {
     "stopping": "stopping",
     "worker_gone": "failed",
 }
+# What Autobahn keeps of the opening handshake for the life of a connection; only the
+# handshake reads it, so an open socket lets it go.
+HANDSHAKE_ONLY = (
+    "http_request_data",
+    "http_response_data",
+    "http_status_line",
+    "http_headers",
+    "http_request_params",
+    "_wskey",
+)
 
 
 class LayerSocket(WebSocketServerProtocol):
@@ -133,6 +144,8 @@ class LayerSocket(WebSocketServerProtocol):
         self.transport.registerProducer(self, True)
         self.socket_open = True
         self.opened_at = time.monotonic()
+        for name in HANDSHAKE_ONLY:
+            setattr(self, name, None)
         metrics.WS_HANDSHAKES.labels("accepted").inc()
         metrics.WS_CONNECT_DURATION.observe(self.opened_at - self.connect_started)
         access_log.info("%s WebSocket %s open", self.client_text(), self.path_text)
@@ -475,3 +488,11 @@ class SocketFactory(WebSocketServerFactory):
             maxConnections=settings.max_connections,
             failByDrop=False,
         )
+        # The options as class attributes of this factory's own protocol class: Autobahn copies
+        # an option into each connection only when the protocol does not have it already.
+        # (Function-valued options stay plain functions, not methods.)
+        options = {name: getattr(self, name) for name in LayerSocket.CONFIG_ATTRS}
+        for name, value in options.items():
+            if isinstance(value, types.FunctionType):
+                options[name] = staticmethod(value)
+        self.protocol = type("LayerSocket", (LayerSocket,), options)

@@ -74,26 +74,3 @@ def test_resolution_must_be_positive():
     with pytest.raises(ValueError, match="resolution"):
         Deadlines(resolution=0)
 
-
-async def test_a_request_line_disarms_the_connection_start_check():
-    """The start check holds its channel; once a request line arrived it is cancelled, so a
-    connection handed to a WebSocket does not keep its HTTP channel for ``read_timeout``."""
-    from twisted.internet.address import IPv4Address
-    from twisted.internet.testing import StringTransport
-
-    from switchroom.layers import get_layer
-    from switchroom.servers.http_ws.http import HttpFactory
-    from switchroom.servers.http_ws.server import HttpServer
-
-    layer = get_layer("memory://")
-    server = HttpServer(layer)
-    try:
-        protocol = HttpFactory(server).buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
-        protocol.makeConnection(StringTransport())
-        channel = protocol._channel
-        assert channel.start_check.active()
-        protocol.dataReceived(b"GET /slow HTTP/1.1\r\n")
-        assert not channel.start_check.active()
-        protocol.connectionLost(None)
-    finally:
-        await layer.close()
