@@ -62,7 +62,7 @@ def validate(kind: str, message: Mapping[str, Any]) -> Mapping[str, Any]:
     Unknown keys are allowed (other implementations may add their own).
     """
     spec = SPECS[kind]
-    if not isinstance(message, Mapping):
+    if type(message) is not dict and not isinstance(message, Mapping):
         raise MessageFormatError(f"{kind}: message must be a dict, not {type(message).__name__}")
     problems = []
     for f in spec.fields:
