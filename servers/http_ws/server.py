@@ -14,7 +14,7 @@ from twisted.internet.error import CannotListenError
 from switchroom.layers import BaseLayer, Message, ProcessWatch
 from switchroom.shared import metrics
 
-from . import translate
+from . import translate, transport
 from .deadlines import Deadlines
 from .settings import Settings
 
@@ -82,7 +82,7 @@ class HttpServer:
             elif s.unix_socket:
                 self.ports.append(reactor.listenUNIX(s.unix_socket, self.http_factory))
             else:
-                port = reactor.listenTCP(s.port, self.tcp_factory(), backlog=2048, interface=s.bind)
+                port = transport.listen_tcp(reactor, s.port, self.tcp_factory(), 2048, s.bind)
                 self.ports.append(port)
         except CannotListenError as exc:
             await self.inbox.close()
