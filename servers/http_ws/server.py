@@ -77,8 +77,10 @@ class HttpServer:
         s = self.settings
         try:
             if s.fd is not None:
-                family = socket.AF_UNIX if _is_unix(s.fd) else socket.AF_INET
-                self.ports.append(reactor.adoptStreamPort(s.fd, family, self.tcp_factory()))
+                if _is_unix(s.fd):
+                    self.ports.append(reactor.adoptStreamPort(s.fd, socket.AF_UNIX, self.tcp_factory()))
+                else:
+                    self.ports.append(transport.adopt_tcp(reactor, s.fd, socket.AF_INET, self.tcp_factory()))
             elif s.unix_socket:
                 self.ports.append(reactor.listenUNIX(s.unix_socket, self.http_factory))
             else:

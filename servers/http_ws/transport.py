@@ -61,3 +61,10 @@ def listen_tcp(reactor: Any, port: int, factory: Any, backlog: int, interface: s
     listening = Port(port, factory, backlog, interface, reactor)
     listening.startListening()
     return listening
+
+
+def adopt_tcp(reactor: Any, fd: int, family: int, factory: Any) -> Port:
+    """What ``reactor.adoptStreamPort`` does for a listening TCP socket, with ``Port``."""
+    listening = Port._fromListeningDescriptor(reactor, fd, family, factory)
+    listening.startListening()
+    return listening
