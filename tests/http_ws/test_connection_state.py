@@ -1,6 +1,6 @@
 """What a connection keeps once it no longer needs it: the HTTP channel of a WebSocket
-handoff, and Autobahn's per-connection copies of the factory's options. Driven through
-Twisted's StringTransport, no sockets."""
+handoff, Autobahn's per-connection copies of the factory's options, and the handshake of an
+open socket. Driven through Twisted's StringTransport, no sockets."""
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
@@ -42,5 +42,22 @@ async def test_socket_options_live_on_the_factory_protocol_class():
         assert not [name for name in LayerSocket.CONFIG_ATTRS if name in vars(sock)]
         assert sock.maxFramePayloadSize == 12345
         assert sock.perMessageCompressionAccept([]) is None
+    finally:
+        await layer.close()
+
+
+async def test_an_open_socket_lets_go_of_its_handshake():
+    layer = get_layer("memory://")
+    try:
+        factory = SocketFactory(HttpServer(layer))
+        sock = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40002))
+        transport = StringTransport()
+        sock.makeConnection(transport)
+        transport.registerProducer(object(), True)  # the HTTP channel's, as after a handoff
+        sock.http_request_data = b"GET /idle HTTP/1.1\r\n" + b"x-pad: y\r\n" * 20
+        sock.http_headers = {"host": "127.0.0.1"}
+        sock.onOpen()
+        assert sock.socket_open
+        assert sock.http_request_data is None and sock.http_headers is None
     finally:
         await layer.close()
