@@ -1,19 +1,21 @@
-"""The side-by-side suite: Switchroom against the original stack, today's Channels and the
-ceiling, on this machine, in one run.
+"""The side-by-side suite: Switchroom against the original stack, today's Channels (as
+usually deployed, and tuned) and the ceiling, on this machine, in one run; and the focused
+benchmarks of Switchroom's parts.
 
-    python -m bench --quick                      # every system, short runs (~3 minutes)
-    python -m bench                              # full runs
+    python -m bench --record                     # everything, 3 runs each: bench/results/recorded.json
+    python -m bench --quick                      # every system, short runs
     python -m bench --systems switchroom,original --workloads http,echo
 
 Each system runs in its own virtualenv under ``.cache/venvs`` (built on first use, see
 bench/venvs.py) with its own private Redis; the load always comes from separate processes
-on 127.0.0.1. Prints the machine, then one table per workload with every system's figures
-and Switchroom's ratio to each; the whole result is also written as JSON.
+on 127.0.0.1. Every figure is measured ``--runs`` times (3 by default); the tables show the
+median and the range. ``--record`` writes the results to bench/results/recorded.json, from
+which ``python -m bench.docs`` generates the figures in README.md and docs/.
 """
 
 import argparse
 import json
-import shutil
+import subprocess
 import sys
 import time
 import traceback
@@ -21,14 +23,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import workloads
 from bench.measure import machine
+from bench.registry import Options, Workload, load
 from bench.report import report
 from bench.systems import ROOT, SYSTEMS, System
 from bench.venvs import DEFAULT_CACHE
 
-WORKLOADS = ("http", "echo", "broadcast", "memory", "layer", "email", "slack")
-SWITCHROOM_ONLY = {"email", "slack"}
+RECORDED = ROOT / "bench" / "results" / "recorded.json"
+# The figures the docs show come from runs this long, this many times, at the least.
+FULL_SECONDS = 10.0
+FULL_RUNS = 3
 
 
 def _names(
@@ -41,13 +45,17 @@ def _names(
     return names
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, workloads: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="short runs: 2 s each, fewer rates and sockets")
+    parser.add_argument(
+        "--record", action="store_true", help=f"write the results to {RECORDED.relative_to(ROOT)}"
+    )
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated systems to run")
-    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated workloads to run")
+    parser.add_argument("--workloads", default=",".join(workloads), help="comma-separated workloads to run")
+    parser.add_argument("--runs", type=int, default=FULL_RUNS, help="runs of each figure (default 3)")
     parser.add_argument("--seconds", type=float, help="seconds of load per measurement (default 10, quick 2)")
     parser.add_argument("--rates", help="broadcast group sends/s, comma-separated (default 5,10,25,50,100)")
     parser.add_argument("--idle-sockets", type=int, help="sockets the memory workload opens (default 2000)")
@@ -60,8 +68,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where the virtualenvs live")
     args = parser.parse_args(argv)
     args.systems = _names(args.systems, list(SYSTEMS), "systems", parser)
-    args.workloads = _names(args.workloads, WORKLOADS, "workloads", parser)
-    args.seconds = args.seconds or (2.0 if args.quick else 10.0)
+    args.workloads = _names(args.workloads, workloads, "workloads", parser)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    args.seconds = args.seconds or (2.0 if args.quick else FULL_SECONDS)
     default_rates = "10,100" if args.quick else "5,10,25,50,100"
     args.rates = tuple(int(r) for r in (args.rates or default_rates).split(","))
     args.idle_sockets = args.idle_sockets or (500 if args.quick else 2000)
@@ -69,35 +79,49 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def run_one(args: argparse.Namespace, workload: str, system: System) -> dict[str, Any]:
+def run_one(workload: Workload, system: System, options: Options) -> dict[str, Any]:
     """One workload on one system; a failure is recorded and the suite goes on."""
-    if workload in system.skips:
-        return {"skipped": "no layer, so nothing to broadcast across processes"}
-    if workload in SWITCHROOM_ONLY and system.name != "switchroom":
-        return {"skipped": "does not speak this protocol"}
+    if workload.systems is not None and system.name not in workload.systems:
+        return {"skipped": workload.why_not}
+    if workload.name in system.skips:
+        return {"skipped": workload.why_not}
+    started = time.monotonic()
     try:
-        if workload == "http":
-            use_wrk = shutil.which("wrk") is not None and not args.python_load
-            return workloads.http_hello(system, args.seconds, use_wrk, (1,) if args.quick else (1, 2))
-        if workload == "echo":
-            return workloads.websocket_echo(system, args.seconds)
-        if workload == "broadcast":
-            return workloads.broadcast(system, args.seconds, args.rates)
-        if workload == "memory":
-            return workloads.idle_memory(system, args.idle_sockets)
-        if workload == "layer":
-            return workloads.layer_ops(system, args.seconds)
-        if workload == "email":
-            return workloads.email_ingest(args.seconds, 10 if args.quick else 20)
-        return workloads.slack_round_trip(args.seconds, 50 if args.quick else 100)
+        result = workload.run(system, options)
     except Exception as exc:
         traceback.print_exc()
-        return {"error": f"{type(exc).__name__}: {exc}"}
+        result = {"error": f"{type(exc).__name__}: {exc}"}
+    result["seconds"] = round(time.monotonic() - started, 1)
+    return result
+
+
+def _commit() -> str:
+    """The checkout's commit, marked ``-dirty`` when it has changes not committed."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    head = git("rev-parse", "HEAD")
+    return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def short_run(meta: dict[str, Any]) -> str | None:
+    """Why a run's figures are not a full recording (shorter or fewer runs), or None."""
+    reasons = []
+    if meta["seconds_per_measurement"] < FULL_SECONDS:
+        reasons.append(f"{meta['seconds_per_measurement']:g} s per measurement, not {FULL_SECONDS:g}")
+    if meta["runs"] < FULL_RUNS:
+        reasons.append(f"{meta['runs']} run(s) of each figure, not {FULL_RUNS}")
+    if meta["quick"]:
+        reasons.append("quick mode: fewer rates, sockets and worker counts")
+    return "; ".join(reasons) or None
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    registry = load()
+    args = parse_args(argv, list(registry))
     systems = [SYSTEMS[name](args.cache_dir) for name in args.systems]
+    options = Options(args.seconds, args.runs, args.quick, args.rates, args.idle_sockets, args.python_load)
     started = time.monotonic()
     for system in systems:
         system.prepare()
@@ -108,32 +132,39 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {info['python']}; virtualenvs ready in {prepared:.0f} s",
         flush=True,
     )
+    meta: dict[str, Any] = {
+        "command": " ".join(["python -m bench", *args.argv]),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": _commit(),
+        "runs": args.runs,
+        "seconds_per_measurement": args.seconds,
+        "quick": args.quick,
+    }
+    meta["short_run"] = short_run(meta)
     results: dict[str, Any] = {
-        "meta": {
-            "command": " ".join(["python -m bench", *args.argv]),
-            "started": datetime.now(UTC).isoformat(),
-        },
+        "meta": meta,
         "machine": info,
         "labels": {s.name: s.label for s in systems},
         "workloads": {},
     }
-    for workload in args.workloads:
+    for name in args.workloads:
         for system in systems:
-            print(f"{workload}: {system.label} ...", flush=True)
-            result = run_one(args, workload, system)
-            results["workloads"].setdefault(workload, {})[system.name] = result
-    results["meta"]["seconds"] = round(time.monotonic() - started, 1)
+            print(f"{name}: {system.label} ...", flush=True)
+            result = run_one(registry[name], system, options)
+            results["workloads"].setdefault(name, {})[system.name] = result
+    meta["seconds"] = round(time.monotonic() - started, 1)
     results["machine"]["load_avg_after"] = machine()["load_avg"]
     print()
     print(report(results))
     print()
     print(
         f"load average before {info['load_avg']}, after {results['machine']['load_avg_after']}; "
-        f"{results['meta']['seconds']:.0f} s in all"
+        f"{meta['seconds']:.0f} s in all"
     )
-    path = args.json or ROOT / "bench" / "results" / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    default = ROOT / "bench" / "results" / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    path = args.json or (RECORDED if args.record else default)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2))
+    path.write_text(json.dumps(results, indent=1, sort_keys=False) + "\n")
     print(f"results written to {path}")
     failed = [
         f"{w}/{s}"

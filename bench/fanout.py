@@ -117,7 +117,8 @@ async def listening(port: int, server: subprocess.Popen, timeout: float = 30.0) 
         return
 
 
-async def main(args: argparse.Namespace) -> None:
+async def measure(sockets: int, seconds: float) -> dict[str, float]:
+    """One run: the server's RSS per idle socket, deliveries/s and server CPU per delivery."""
     with RedisProcess() as redis:
         url = f"{redis.url}?prefix=fanout&process_capacity=100000"
         port = free_port()
@@ -135,7 +136,7 @@ async def main(args: argparse.Namespace) -> None:
                 "--log-level",
                 "warning",
                 "--max-connections",
-                str(args.sockets + 100),
+                str(sockets + 100),
                 "--ping-interval",
                 "0",
             ],
@@ -150,7 +151,7 @@ async def main(args: argparse.Namespace) -> None:
             worker = asyncio.ensure_future(accept_all(layer, done))
             ctx = multiprocessing.get_context("spawn")
             opened, stop, counts = ctx.Event(), ctx.Event(), ctx.Value("q", 0)
-            loader = ctx.Process(target=load, args=(port, args.sockets, opened, counts, stop))
+            loader = ctx.Process(target=load, args=(port, sockets, opened, counts, stop))
             loader.start()
             while not opened.is_set():
                 await asyncio.sleep(0.1)
@@ -160,15 +161,14 @@ async def main(args: argparse.Namespace) -> None:
             idle_rss = rss_kb(server.pid)
             members = len(await layer.group_channels(GROUP))
             message = {"text": "x" * 32}
-            print(f"fanning out to {members} sockets for {args.seconds:.0f} s", flush=True)
-            cpu0, start, sent = cpu_seconds(server.pid), time.perf_counter(), 0
-            while time.perf_counter() - start < args.seconds:
+            cpu0, start, sent, reached, skipped = cpu_seconds(server.pid), time.perf_counter(), 0, 0, 0
+            while time.perf_counter() - start < seconds:
                 if sent * members - counts.value > members * 20:
                     await asyncio.sleep(0.002)
                     continue
-                await layer.group_send(GROUP, message)
-                sent += 1
-            while counts.value < sent * members and time.perf_counter() - start < args.seconds + 20:
+                reach = await layer.group_send(GROUP, message)
+                reached, skipped, sent = reached + reach.reached, skipped + reach.skipped, sent + 1
+            while counts.value < sent * members and time.perf_counter() - start < seconds + 20:
                 before = counts.value
                 await asyncio.sleep(0.5)
                 if counts.value == before:
@@ -182,16 +182,36 @@ async def main(args: argparse.Namespace) -> None:
             await layer.close()
             server.terminate()
             server.wait(20)
-    print(f"sockets: {members} in the group (of {args.sockets} opened)")
+    return {
+        "sockets": sockets,
+        "members": members,
+        "rss_empty_kb": base_rss,
+        "rss_idle_kb": idle_rss,
+        "kb_per_socket": (idle_rss - base_rss) / max(members, 1),
+        "group_sends": sent,
+        "expected": sent * members,
+        "layer_reached": reached,
+        "layer_skipped": skipped,
+        "delivered": delivered,
+        "dps": delivered / elapsed,
+        "server_cpu_s": cpu,
+        "us_per_delivery": cpu / max(delivered, 1) * 1e6,
+    }
+
+
+async def main(args: argparse.Namespace) -> None:
+    print(f"fanning out to {args.sockets} sockets for {args.seconds:.0f} s", flush=True)
+    r = await measure(args.sockets, args.seconds)
+    print(f"sockets: {r['members']} in the group (of {r['sockets']} opened)")
     print(
-        f"server RSS: {base_rss / 1024:.1f} MB empty, {idle_rss / 1024:.1f} MB with the sockets: "
-        f"{(idle_rss - base_rss) / max(members, 1):.1f} KB per idle socket"
+        f"server RSS: {r['rss_empty_kb'] / 1024:.1f} MB empty, {r['rss_idle_kb'] / 1024:.1f} MB with the "
+        f"sockets: {r['kb_per_socket']:.1f} KB per idle socket"
     )
     print(
-        f"group sends: {sent}; deliveries: {delivered:,} of {sent * members:,} "
-        f"({delivered / elapsed:,.0f}/s over {elapsed:.1f} s)"
+        f"group sends: {r['group_sends']}; the layer reached {r['layer_reached']:,} members and skipped "
+        f"{r['layer_skipped']:,}; deliveries: {r['delivered']:,} of {r['expected']:,} ({r['dps']:,.0f}/s)"
     )
-    print(f"server CPU: {cpu:.2f} s = {cpu / max(delivered, 1) * 1e6:.1f} µs per delivery")
+    print(f"server CPU: {r['server_cpu_s']:.2f} s = {r['us_per_delivery']:.1f} µs per delivery")
 
 
 if __name__ == "__main__":

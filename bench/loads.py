@@ -153,6 +153,107 @@ def python_http_load(port: int, connections: int, seconds: float) -> dict[str, f
     }
 
 
+def http_rate_load(port: int, connections: int, rate: float, seconds: float, out: Any) -> None:
+    """In its own process: GET /hello at ``rate``/s on a fixed schedule for ``seconds``, over
+    ``connections`` keep-alive connections.
+
+    Request ``n`` is due at ``start + n / rate`` whether or not an earlier one has been
+    answered: it waits for a free connection if none is, and its latency runs from when it
+    was due, so a server that falls behind shows as latency (no coordinated omission).
+    ``max_lag_ms`` is how late the schedule itself put a request in the queue: large
+    values mean this load process, not the server, fell behind.
+    """
+    request = b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+    async def connection(due: asyncio.Queue, latencies: list[float], counts: dict[str, int]) -> None:
+        reader = writer = None
+        while True:
+            scheduled = await due.get()
+            if scheduled is None:
+                break
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+                if not length:
+                    raise ConnectionError("response without Content-Length")
+                await reader.readexactly(int(length.group(1)))
+                latencies.append(time.perf_counter() - scheduled)
+                if not head.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")):
+                    counts["non_2xx"] += 1
+                if re.search(rb"(?i)\r\nconnection:\s*close", head):
+                    writer.close()
+                    writer = None
+            except (OSError, asyncio.IncompleteReadError, ConnectionError):
+                counts["errors"] += 1
+                if writer is not None:
+                    writer.close()
+                writer = None
+        if writer is not None:
+            writer.close()
+
+    async def main() -> dict[str, Any]:
+        latencies: list[float] = []
+        counts = {"errors": 0, "non_2xx": 0}
+        due: asyncio.Queue = asyncio.Queue()
+        workers = [asyncio.ensure_future(connection(due, latencies, counts)) for _ in range(connections)]
+        total = round(rate * seconds)
+        max_lag = 0.0
+        start = time.perf_counter()
+        for n in range(total):
+            at = start + n / rate
+            delay = at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            max_lag = max(max_lag, time.perf_counter() - at)
+            due.put_nowait(at)
+        for _ in workers:
+            due.put_nowait(None)
+        _, pending = await asyncio.wait(workers, timeout=seconds + 10)
+        for worker in pending:
+            worker.cancel()
+        elapsed = time.perf_counter() - start
+        return {
+            "offered": total,
+            "requests": len(latencies),
+            "unanswered": total - len(latencies) - counts["errors"],
+            "seconds": elapsed,
+            "max_lag_ms": max_lag * 1000,
+            **counts,
+            "latencies": latencies,
+        }
+
+    out.put(asyncio.run(main()))
+
+
+def python_http_rate_load(port: int, connections: int, rate: float, seconds: float) -> dict[str, Any]:
+    """``http_rate_load`` from two processes, each offering half the rate on half the connections."""
+    out = SPAWN.Queue()
+    halves = [connections // 2, connections - connections // 2]
+    procs = [run_process(http_rate_load, port, n, rate / 2, seconds, out) for n in halves]
+    try:
+        parts = [out.get(timeout=seconds + 90) for _ in procs]
+    finally:
+        for proc in procs:
+            join(proc)
+    latencies = [x for part in parts for x in part["latencies"]]
+    requests = sum(part["requests"] for part in parts)
+    max_lag = max(part["max_lag_ms"] for part in parts)
+    return {
+        "offered_rps": rate,
+        "requests": requests,
+        "rps": requests / max(part["seconds"] for part in parts),
+        **summary_ms(latencies),
+        "errors": sum(part["errors"] for part in parts),
+        "non_2xx": sum(part["non_2xx"] for part in parts),
+        "unanswered": sum(part["unanswered"] for part in parts),
+        "load_max_lag_ms": max_lag,
+        "load_behind": max_lag > 50.0,
+    }
+
+
 # ---------------------------------------------------------------------------- WebSocket
 
 
@@ -211,13 +312,91 @@ def echo_load(port: int, sockets: int, seconds: float, ready: Any, go: Any, done
     asyncio.run(main())
 
 
+def echo_rate_load(
+    port: int, sockets: int, rate: float, seconds: float, ready: Any, go: Any, out: Any
+) -> None:
+    """In its own process: ``sockets`` WebSockets on /echo, frames sent at ``rate``/s in all on
+    a fixed schedule (round robin over the sockets), without waiting for the echoes.
+
+    Each frame is ``"<n> <scheduled time.perf_counter()>"``, and its latency runs from when
+    it was due; ``max_lag_ms`` is how late this process sent a frame (it fell behind when
+    that is large).
+    """
+    from websockets.asyncio.client import connect
+
+    reasons: list[str] = []
+
+    async def main() -> None:
+        clients = [await connect(f"ws://127.0.0.1:{port}/echo", max_queue=None) for _ in range(sockets)]
+        for ws in clients:
+            await ws.send("warm-up")
+            await ws.recv()
+        ready.set()
+        while not go.is_set():
+            await asyncio.sleep(0.01)
+        latencies: list[float] = []
+        counts = {"closed": 0, "wrong": 0, "send_failed": 0}
+
+        async def drain(ws: Any) -> None:
+            try:
+                async for text in ws:
+                    now = time.perf_counter()
+                    try:
+                        latencies.append(now - float(text.split()[1]))
+                    except (IndexError, ValueError):
+                        counts["wrong"] += 1
+            except Exception as exc:  # closed by the server: counted
+                counts["closed"] += 1
+                reasons.append(close_reason(exc))
+
+        readers = [asyncio.ensure_future(drain(ws)) for ws in clients]
+        total = round(rate * seconds)
+        max_lag = 0.0
+        start = time.perf_counter()
+        for n in range(total):
+            at = start + n / rate
+            delay = at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            max_lag = max(max_lag, time.perf_counter() - at)
+            try:
+                await clients[n % sockets].send(f"{n} {at!r}")
+            except Exception:
+                counts["send_failed"] += 1
+        settle = time.perf_counter()
+        while len(latencies) < total - counts["send_failed"] and time.perf_counter() - settle < 10:
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - start
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        out.put(
+            {
+                "offered_mps": rate,
+                "sent": total - counts["send_failed"],
+                "messages": len(latencies),
+                "mps": len(latencies) / elapsed,
+                **counts,
+                "lost": total - counts["send_failed"] - len(latencies),
+                "close_reasons": sorted(set(reasons)),
+                "load_max_lag_ms": max_lag * 1000,
+                "load_behind": max_lag > 50e-3,
+                **summary_ms(latencies),
+            }
+        )
+        await asyncio.gather(*(ws.close() for ws in clients), return_exceptions=True)
+
+    asyncio.run(main())
+
+
 def broadcast_load(
     ports: list[int], per_server: int, room: str, opened: Any, counts: Any, stop: Any, out: Any
 ) -> None:
     """In its own process: ``per_server`` sockets on each server in ``room``; count every delivery.
 
-    Each broadcast text is ``"<n> <time.monotonic() when published>"``; the monotonic clock
-    is shared by the processes of one machine, so the difference is the delivery latency.
+    Each broadcast text is ``"<n> <time.monotonic() when it was due>"`` (the publisher's
+    schedule, not when it went out); the monotonic clock is shared by the processes of one
+    machine, so the difference is the delivery latency including any lag of the publisher.
     """
     from websockets.asyncio.client import connect
 

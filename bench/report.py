@@ -1,31 +1,84 @@
-"""Turns the suite's results into one Markdown table per workload: each system's absolute
-figures, and on every row Switchroom's headline figure divided by that system's."""
+"""Turns recorded results into Markdown tables: every figure as the median of its runs with
+the range (min–max) beside it, and on the comparison tables Switchroom's headline figure
+divided by each system's (medians).
+
+A result holds its measurements as ``{"runs": [run, run, ...]}``; a table says which of
+them are its rows (``variants``) and what to read off each run (``columns``).
+"""
 
 import math
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-Getter = Callable[[dict[str, Any]], float | None]
+Getter = Callable[[dict[str, Any]], Any]
+Leaf = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Column:
+    """One column: what to read off each run, and how to show it. ``count`` columns show in
+    how many runs the value was true ("1 of 3") instead of a median."""
+
     label: str
     get: Getter
     fmt: str = "{:,.0f}"
+    count: bool = False
 
 
 @dataclass(frozen=True)
 class Table:
-    """How to show one workload: its variants (rows per system), columns and headline."""
+    """How to show one table: its workload, its rows per system, columns and headline
+    (``None``: no ratio column)."""
 
     key: str
+    workload: str
     title: str
-    variants: Callable[[dict[str, Any]], list[tuple[str, dict[str, Any]]]]
+    variants: Callable[[dict[str, Any]], list[tuple[str, Leaf]]]
     columns: tuple[Column, ...]
-    headline: Getter
+    headline: Getter | None = None
     higher_is_better: bool = True
+    note: Callable[[dict[str, dict[str, Any]], dict[str, str]], str] | None = None
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """The median and range of ``values``."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def _values(get: Getter, leaf: Leaf) -> list[Any]:
+    out = []
+    for run in leaf.get("runs", []):
+        try:
+            value = get(run)
+        except (KeyError, TypeError, ZeroDivisionError):
+            value = None
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        out.append(value)
+    return out
+
+
+def median_of(get: Getter, leaf: Leaf) -> float | None:
+    """The median over a leaf's runs of ``get``, or None when no run has it."""
+    values = _values(get, leaf)
+    return statistics.median(values) if values else None
+
+
+def cell(column: Column, leaf: Leaf) -> str:
+    """``median (min–max)`` over the runs; one value alone when there was one run."""
+    values = _values(column.get, leaf)
+    if column.count:
+        runs = len(leaf.get("runs", []))
+        return f"{sum(bool(v) for v in values)} of {runs}" if runs else "–"
+    if not values:
+        return "–"
+    low, mid, high = min(values), statistics.median(values), max(values)
+    text = column.fmt.format(mid)
+    if len(values) > 1:
+        text += f" ({column.fmt.format(low)}–{column.fmt.format(high)})"
+    return text
 
 
 def _total_cpu(run: dict[str, Any]) -> float | None:
@@ -33,66 +86,160 @@ def _total_cpu(run: dict[str, Any]) -> float | None:
     return sum(v for k, v in cpu.items() if k != "load") if cpu else None
 
 
-def _single(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def _single(result: dict[str, Any]) -> list[tuple[str, Leaf]]:
     return [("", result)]
 
 
-def _workers(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    return [(f"{key.split('_')[1]} worker{'s' * (key != 'workers_1')}", run) for key, run in result.items()]
+def _closed_http(result: dict[str, Any]) -> list[tuple[str, Leaf]]:
+    return [
+        (f"{key.split('_')[1]} worker{'s' * (key != 'workers_1')}", leaf)
+        for key, leaf in result.items()
+        if key.startswith("workers_")
+    ]
 
 
-def _steps(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def _paced(unit: str) -> Callable[[dict[str, Any]], list[tuple[str, Leaf]]]:
+    def variants(result: dict[str, Any]) -> list[tuple[str, Leaf]]:
+        return [
+            (f"{leaf['share_of_max']} % of max: {leaf[f'offered_{unit}']:,.0f}/s", leaf)
+            for key, leaf in result.items()
+            if key.startswith("rate_")
+        ]
+
+    return variants
+
+
+def _steps(result: dict[str, Any]) -> list[tuple[str, Leaf]]:
     return [(f"{step['offered_dps']:,}/s offered", step) for step in result["steps"]]
+
+
+def _email(result: dict[str, Any]) -> list[tuple[str, Leaf]]:
+    return [
+        ("small, switchroom email", result["small"]),
+        ("small, aiosmtpd Sink (no-op)", result["sink"]),
+        ("1 MB attachment, switchroom email", result["large"]),
+    ]
 
 
 def _errors(run: dict[str, Any]) -> float:
     return run.get("errors", 0) + run.get("non_2xx", 0)
 
 
+def _generators(by_system: dict[str, dict[str, Any]], labels: dict[str, str]) -> str:
+    used = sorted(
+        {
+            leaf["load"]
+            for result in by_system.values()
+            if isinstance(result, dict)
+            for leaf in result.values()
+            if isinstance(leaf, dict) and "load" in leaf
+        }
+    )
+    return "Load generator: " + "; ".join(used) + "." if used else ""
+
+
+def _lossless(by_system: dict[str, dict[str, Any]], labels: dict[str, str]) -> str:
+    parts = [
+        f"{labels.get(name, name)} {result['highest_lossless_dps']:,}/s"
+        for name, result in by_system.items()
+        if usable(result) and "highest_lossless_dps" in result
+    ]
+    return "Highest offered rate with 0 lost in every run: " + "; ".join(parts) + "." if parts else ""
+
+
+CPU = Column("CPU % (stack)", _total_cpu)
+P50 = Column("p50 ms", lambda r: r["p50_ms"], "{:,.1f}")
+P99 = Column("p99 ms", lambda r: r["p99_ms"], "{:,.1f}")
+
 TABLES = (
     Table(
         "http",
-        "HTTP hello: requests/s (higher is better)",
-        _workers,
+        "http",
+        "HTTP hello, closed loop (64 connections): requests/s (higher is better)",
+        _closed_http,
         (
             Column("req/s", lambda r: r["rps"]),
-            Column("p50 ms", lambda r: r["p50_ms"], "{:,.1f}"),
-            Column("p99 ms", lambda r: r["p99_ms"], "{:,.1f}"),
+            P50,
+            P99,
             Column("errors", _errors),
             Column("Redis cmds/req", lambda r: r.get("redis_per_unit"), "{:,.1f}"),
-            Column("CPU % (stack)", _total_cpu),
+            CPU,
         ),
         lambda r: r["rps"],
+        note=_generators,
+    ),
+    Table(
+        "http_paced",
+        "http",
+        "HTTP hello at 50 % and 80 % of each system's median maximum, on a fixed schedule: "
+        "latency from when each request was due (lower is better)",
+        _paced("rps"),
+        (
+            Column("req/s", lambda r: r["rps"]),
+            P50,
+            P99,
+            Column("errors", _errors),
+            Column("unanswered", lambda r: r["unanswered"]),
+            Column("load lag ms", lambda r: r["load_max_lag_ms"], "{:,.0f}"),
+            Column("load behind", lambda r: r["load_behind"], count=True),
+        ),
+        note=_generators,
     ),
     Table(
         "echo",
-        "WebSocket echo, 50 sockets: round trips/s (higher is better)",
-        _single,
+        "echo",
+        "WebSocket echo, 50 sockets, closed loop: round trips/s (higher is better)",
+        lambda result: [("", result["closed"])],
         (
             Column("msg/s", lambda r: r["mps"]),
-            Column("p50 ms", lambda r: r["p50_ms"], "{:,.1f}"),
-            Column("p99 ms", lambda r: r["p99_ms"], "{:,.1f}"),
+            P50,
+            P99,
             Column("sockets closed", lambda r: r["closed"]),
             Column("Redis cmds/msg", lambda r: r.get("redis_per_unit"), "{:,.1f}"),
-            Column("CPU % (stack)", _total_cpu),
+            CPU,
         ),
         lambda r: r["mps"],
     ),
     Table(
+        "echo_paced",
+        "echo",
+        "WebSocket echo at 50 % and 80 % of each system's median maximum, on a fixed schedule: "
+        "latency from when each frame was due (lower is better)",
+        _paced("mps"),
+        (
+            Column("msg/s", lambda r: r["mps"]),
+            P50,
+            P99,
+            Column("lost", lambda r: r["lost"]),
+            Column("sockets closed", lambda r: r["closed"]),
+            Column("load lag ms", lambda r: r["load_max_lag_ms"], "{:,.0f}"),
+            Column("load behind", lambda r: r["load_behind"], count=True),
+        ),
+    ),
+    Table(
         "broadcast",
-        "Broadcast, 200 sockets over 2 server processes: deliveries/s (higher is better)",
+        "broadcast",
+        "Broadcast, 200 sockets over 2 server processes: deliveries/s (higher is better); "
+        "latency from when each group send was due",
         _steps,
         (
             Column("deliveries/s", lambda r: r["dps"]),
             Column("lost %", lambda r: r["lost_pct"], "{:,.2f}"),
-            Column("p50 ms", lambda r: r["p50_ms"], "{:,.1f}"),
-            Column("p99 ms", lambda r: r["p99_ms"], "{:,.1f}"),
+            Column("layer reached", lambda r: r["layer_reached"]),
+            Column("layer skipped", lambda r: r["layer_skipped"]),
+            Column("received", lambda r: r["received"]),
+            P50,
+            P99,
+            Column("publisher lag ms", lambda r: r["publisher_max_lag_ms"], "{:,.0f}"),
+            Column("publisher behind", lambda r: r["publisher_behind"], count=True),
             Column("sockets closed", lambda r: r["sockets_closed"]),
-            Column("CPU % (stack)", _total_cpu),
+            CPU,
         ),
         lambda r: r["dps"],
+        note=_lossless,
     ),
     Table(
+        "memory",
         "memory",
         "Idle WebSockets: KB of server RSS per socket (lower is better)",
         _single,
@@ -107,115 +254,100 @@ TABLES = (
     ),
     Table(
         "layer",
-        "Layer send+receive pairs/s, one client process (higher is better; the ceiling row is "
-        "redis-benchmark RPOP requests/s)",
+        "layer",
+        "Layer send+receive pairs/s, one client process (higher is better). Like for like: one "
+        "call per message on every system; Switchroom's batch calls beside. The ceiling row is "
+        "redis-benchmark RPOP requests/s, unpipelined and with -P 16",
         _single,
         (
             Column("one at a time", lambda r: r["one_at_a_time"]),
-            Column("batched (100)", lambda r: r["batched"]),
+            Column("100 sends, 100 receives", lambda r: r["loop"]),
+            Column("batch calls (100)", lambda r: r["batched"]),
         ),
-        lambda r: r["batched"],
+        lambda r: r["loop"] if r["loop"] is not None else r["one_at_a_time"],
     ),
     Table(
         "email",
-        "Email ingest: small messages from concurrent SMTP client processes",
-        _single,
+        "email",
+        "Email ingest: small messages from concurrent SMTP client processes, default capacities",
+        _email,
         (
             Column("accepted msg/s", lambda r: r["rate"]),
-            Column("p50 ms", lambda r: r["p50"], "{:,.1f}"),
-            Column("p99 ms", lambda r: r["p99"], "{:,.1f}"),
-            Column("451 answers", lambda r: r["refused"]),
+            Column("p50 ms", lambda r: r.get("p50"), "{:,.1f}"),
+            Column("p99 ms", lambda r: r.get("p99"), "{:,.1f}"),
+            Column("451 answers", lambda r: r.get("refused")),
             Column("server CPU ms/msg", lambda r: r["cpu"], "{:,.2f}"),
         ),
-        lambda r: r["rate"],
     ),
     Table(
         "slack",
-        "Slack event round trip through the stand-in",
+        "slack",
+        "Slack event round trip through the stand-in; latency from when each event was due",
         _single,
         (
             Column("events/s", lambda r: r["rate"]),
-            Column("p50 ms", lambda r: r["p50_ms"], "{:,.1f}"),
-            Column("p99 ms", lambda r: r["p99_ms"], "{:,.1f}"),
+            P50,
+            P99,
             Column("lost", lambda r: r["lost"]),
+            Column("injector behind", lambda r: r.get("load_behind"), count=True),
         ),
-        lambda r: r["rate"],
     ),
 )
+TABLES_BY_KEY = {table.key: table for table in TABLES}
 
 
-def _cell(column: Column, run: dict[str, Any]) -> str:
-    try:
-        value = column.get(run)
-    except (KeyError, TypeError):
-        value = None
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def usable(result: dict[str, Any] | None) -> bool:
+    return bool(result) and "error" not in result and "skipped" not in result  # type: ignore[operator]
+
+
+def _ratio(table: Table, ours: Leaf | None, theirs: Leaf) -> str:
+    """Switchroom's headline ÷ this system's (medians), for the same variant."""
+    if ours is None or table.headline is None:
         return "–"
-    return column.fmt.format(value)
-
-
-def _ratio(table: Table, ours: dict[str, Any] | None, theirs: dict[str, Any]) -> str:
-    """Switchroom's headline ÷ this system's, for the same variant; "–" when either is missing."""
-    if ours is None:
-        return "–"
-    try:
-        a, b = table.headline(ours), table.headline(theirs)
-    except (KeyError, TypeError):
-        return "–"
-    if not b or a is None or math.isnan(a) or math.isnan(b):
+    a, b = median_of(table.headline, ours), median_of(table.headline, theirs)
+    if a is None or not b:
         return "–"
     return f"{a / b:.2f}×"
 
 
 def render(table: Table, by_system: dict[str, dict[str, Any]], labels: dict[str, str]) -> str:
-    """One workload's table; a system that failed gets a row saying why, skipped ones a note."""
-    header = ["system", "", *(c.label for c in table.columns), "Switchroom ÷ this"]
-    lines = [f"### {table.title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    ours = dict(table.variants(by_system["switchroom"])) if _usable(by_system.get("switchroom")) else {}
+    """One table; a system that failed gets a row saying why, skipped ones a note."""
+    ratio = table.headline is not None and len(by_system) > 1
+    header = ["system", "", *(c.label for c in table.columns)] + (["Switchroom ÷ this"] if ratio else [])
+    lines = [f"#### {table.title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    ours = dict(table.variants(by_system["switchroom"])) if usable(by_system.get("switchroom")) else {}
     skipped = []
     for name, result in by_system.items():
+        label = labels.get(name, name)
         if "skipped" in result:
-            skipped.append(f"{labels[name]} ({result['skipped']})")
+            skipped.append(f"{label} ({result['skipped']})")
             continue
-        if not _usable(result):
+        if not usable(result):
             reason = result.get("error") or "not run"
-            lines.append(f"| {labels[name]} | {reason.splitlines()[0][:80]} |" + " |" * (len(header) - 2))
+            lines.append(f"| {label} | {reason.splitlines()[0][:80]} |" + " |" * (len(header) - 2))
             continue
-        for variant, run in table.variants(result):
-            cells = [_cell(c, run) for c in table.columns]
-            lines.append(
-                "| "
-                + " | ".join([labels[name], variant, *cells, _ratio(table, ours.get(variant), run)])
-                + " |"
-            )
+        for variant, leaf in table.variants(result):
+            cells = [cell(c, leaf) for c in table.columns]
+            extra = [_ratio(table, ours.get(variant), leaf)] if ratio else []
+            lines.append("| " + " | ".join([label, variant, *cells, *extra]) + " |")
     if skipped:
         lines += ["", "Not run: " + "; ".join(skipped) + "."]
+    if table.note:
+        note = table.note(by_system, labels)
+        if note:
+            lines += ["", note]
     return "\n".join(lines)
 
 
-def _usable(result: dict[str, Any] | None) -> bool:
-    return bool(result) and "error" not in result and "skipped" not in result  # type: ignore[operator]
-
-
-def lossless(by_system: dict[str, dict[str, Any]], labels: dict[str, str]) -> str:
-    """The highest offered broadcast rate each system delivered without losing anything."""
-    parts = [
-        f"{labels[name]} {result['highest_lossless_dps']:,}/s"
-        for name, result in by_system.items()
-        if _usable(result)
-    ]
-    return "Highest offered rate with 0 lost: " + "; ".join(parts) if parts else ""
+def table(key: str, results: dict[str, Any]) -> str:
+    """Table ``key`` of a results file, or an empty string when its workload was not run."""
+    spec = TABLES_BY_KEY[key]
+    by_system = results["workloads"].get(spec.workload)
+    if not by_system:
+        return ""
+    return render(spec, by_system, results["labels"])
 
 
 def report(results: dict[str, Any]) -> str:
-    """Every workload that was run, in the suite's order, as Markdown."""
-    labels = results["labels"]
-    out = []
-    for table in TABLES:
-        by_system = results["workloads"].get(table.key)
-        if not by_system:
-            continue
-        out.append(render(table, by_system, labels))
-        if table.key == "broadcast":
-            out.append(lossless(by_system, labels))
-    return "\n\n".join(out)
+    """Every table whose workload was run, in the suite's order, as Markdown."""
+    return "\n\n".join(filter(None, (table(spec.key, results) for spec in TABLES)))

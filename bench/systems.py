@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -45,10 +46,12 @@ class Launcher:
     started: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="switchroom-bench-")))
 
-    def spawn(self, kind: str, args: list[str]) -> None:
+    def spawn(self, kind: str, args: list[str], pass_fds: tuple[int, ...] = ()) -> None:
         name = f"{kind} {sum(k.startswith(kind) for k, _ in self.started) + 1}"
         with open(self.logs / f"{name}.log", "wb") as log:
-            proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, pass_fds=pass_fds
+            )
         self.started.append((name, proc))
 
     def check(self) -> None:
@@ -103,6 +106,8 @@ class System:
     name = ""
     label = ""
     venv = ""
+    # Which layer API its publisher and layer client speak (bench/targets/*.py --system).
+    api = ""
     uses_redis = True
     runs_workers = True
     # Workloads this system cannot run (e.g. broadcast without a layer).
@@ -157,7 +162,7 @@ class System:
     def publish(self, redis: RedisProcess, group: str, rate: float, seconds: float) -> dict[str, float]:
         """Run bench/targets/publish.py with this system's Python; its JSON summary."""
         done = subprocess.run(
-            [self.python, str(TARGETS / "publish.py"), "--system", self.name, "--url", redis.url]
+            [self.python, str(TARGETS / "publish.py"), "--system", self.api, "--url", redis.url]
             + ["--group", group, "--rate", str(rate), "--seconds", str(seconds)],
             cwd=ROOT,
             env=self.env(redis),
@@ -169,10 +174,10 @@ class System:
             raise RuntimeError(f"{self.name} publisher failed:\n{done.stderr[-2000:]}")
         return json.loads(done.stdout.splitlines()[-1])
 
-    def layer_ops(self, redis: RedisProcess, seconds: float) -> dict[str, float]:
+    def layer_ops(self, redis: RedisProcess, seconds: float) -> dict[str, float | None]:
         """Run bench/targets/layer_ops.py with this system's Python; pairs/s by mode."""
         done = subprocess.run(
-            [self.python, str(TARGETS / "layer_ops.py"), "--system", self.name]
+            [self.python, str(TARGETS / "layer_ops.py"), "--system", self.api]
             + ["--url", redis.url, "--seconds", str(seconds)],
             cwd=ROOT,
             env=self.env(redis),
@@ -191,6 +196,7 @@ class Switchroom(System):
     name = "switchroom"
     label = "Switchroom"
     venv = "switchroom"
+    api = "switchroom"
 
     def _cli(self, launcher: Launcher, kind: str, args: list[str]) -> None:
         layer = launcher.env["BENCH_REDIS_URL"]
@@ -212,6 +218,7 @@ class Original(System):
     name = "original"
     label = "original (Channels 1)"
     venv = "original"
+    api = "original"
 
     def server(self, launcher: Launcher, port: int, workers: int) -> None:
         args = ["-b", "127.0.0.1", "-p", str(port), "-v", "0", "original_site.asgi:channel_layer"]
@@ -223,16 +230,44 @@ class Original(System):
 
 
 class Channels4(System):
-    """Channels 4 + Daphne 4 + channels_redis 4: the app in the Daphne process, Redis for groups."""
+    """Channels 4 + Daphne 4 + channels_redis 4: the app in the Daphne process, Redis for
+    groups; one Daphne process, a sync Django view for /hello, redis-py's own parser."""
 
     name = "channels4"
     label = "Channels 4"
     venv = "channels4"
+    api = "channels4"
     runs_workers = False
 
     def server(self, launcher: Launcher, port: int, workers: int) -> None:
         args = ["-b", "127.0.0.1", "-p", str(port), "-v", "0", "channels4_site.asgi:application"]
         launcher.spawn("server", [self.bin("daphne"), *args])
+
+
+class Channels4Tuned(Channels4):
+    """Channels 4 as a tuned deployment: two Daphne processes sharing one listening socket
+    (``--fd``), an async Django view for /hello and hiredis, so it uses as many processes
+    as Switchroom's server and worker and its best HTTP path."""
+
+    name = "channels4x2"
+    label = "Channels 4, 2 processes, async view, hiredis"
+    venv = "channels4-tuned"
+
+    def env(self, redis: RedisProcess | None) -> dict[str, str]:
+        return {**super().env(redis), "BENCH_ASYNC_VIEW": "1"}
+
+    def server(self, launcher: Launcher, port: int, workers: int) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", port))
+            listener.listen(1024)
+            fd = listener.fileno()
+            for _ in range(2):
+                args = ["--fd", str(fd), "-v", "0", "channels4_site.asgi:application"]
+                launcher.spawn("server", [self.bin("daphne"), *args], pass_fds=(fd,))
+        finally:
+            listener.close()  # the two servers hold their own copies
 
 
 class Ceiling(System):
@@ -251,4 +286,6 @@ class Ceiling(System):
         launcher.spawn("server", [self.bin("uvicorn"), *args])
 
 
-SYSTEMS: dict[str, type[System]] = {s.name: s for s in (Switchroom, Original, Channels4, Ceiling)}
+SYSTEMS: dict[str, type[System]] = {
+    s.name: s for s in (Switchroom, Original, Channels4, Channels4Tuned, Ceiling)
+}

@@ -15,6 +15,7 @@ so changing a recipe builds a fresh one and an unchanged recipe is built only on
   pins redis-py 2.10), plus this checkout and its layer's dependencies, so Channels 1.x
   and Daphne 1.x processes can name ``switchroom.layers.asgi1.ChannelLayer``.
 - ``channels4``: Channels 4 + Daphne 4 + channels_redis 4, today's descendant.
+- ``channels4-tuned``: the same with hiredis, which redis-py then uses to parse replies.
 - ``ceiling``: uvicorn with its fast extras (uvloop, httptools), for a raw ASGI app.
 - ``switchroom``: this checkout itself, in the running interpreter.
 """
@@ -58,6 +59,9 @@ RECIPES: dict[str, dict[str, object]] = {
         "editable": True,
     },
     "channels4": {"requirements": ["channels>=4,<5", "daphne>=4,<5", "channels_redis>=4,<5"]},
+    "channels4-tuned": {
+        "requirements": ["channels>=4,<5", "daphne>=4,<5", "channels_redis>=4,<5", "hiredis>=2"]
+    },
     "ceiling": {"requirements": ["uvicorn[standard]>=0.30"]},
 }
 

@@ -2,11 +2,12 @@
 
     python layer_ops.py --system original --url redis://127.0.0.1:6390/0 --seconds 3
 
-Two figures, printed as one JSON line: ``one_at_a_time`` (send one message, receive it,
-repeat: the round-trip cost) and ``batched`` (send 100, then receive 100, in the fastest
-way the client offers: Switchroom's ``send_many``/``receive_many``; channels_redis and
-asgi_redis have no batch calls (and channels_redis's connection pool refuses 100 concurrent
-sends), so plain loops for them).
+Three figures, printed as one JSON line: ``one_at_a_time`` (send one message, receive it,
+repeat: the round-trip cost); ``loop`` (send 100 with one call each, then receive 100 with
+one call each: the same calls on every system, so the like-for-like comparison); and
+``batched`` (send 100, then receive 100, with Switchroom's ``send_many``/``receive_many``;
+channels_redis and asgi_redis have no batch calls (and channels_redis's connection pool
+refuses 100 concurrent sends), so ``null`` for them).
 """
 
 import argparse
@@ -53,7 +54,7 @@ async def channels4(url: str, seconds: float, batch: int) -> int:
     return pairs
 
 
-async def switchroom(url: str, seconds: float, batch: int) -> int:
+async def switchroom(url: str, seconds: float, batch: int, batch_calls: bool = True) -> int:
     from switchroom.layers import get_layer
 
     layer = get_layer(url, capacity=BATCH * 2)
@@ -61,10 +62,12 @@ async def switchroom(url: str, seconds: float, batch: int) -> int:
     deadline = time.perf_counter() + seconds
     try:
         while time.perf_counter() < deadline:
-            if batch == 1:
-                await layer.send(CHANNEL, MESSAGE)
-                await layer.receive([CHANNEL], timeout=5)
-                pairs += 1
+            if batch == 1 or not batch_calls:
+                for _ in range(batch):
+                    await layer.send(CHANNEL, MESSAGE)
+                for _ in range(batch):
+                    await layer.receive([CHANNEL], timeout=5)
+                pairs += batch
                 continue
             errors = await layer.send_many([(CHANNEL, MESSAGE)] * batch)
             if any(errors):
@@ -79,15 +82,20 @@ async def switchroom(url: str, seconds: float, batch: int) -> int:
     return pairs
 
 
-def measure(system: str, url: str, seconds: float, batch: int) -> float:
-    """Pairs per second for one system and batch size."""
+def measure(system: str, url: str, seconds: float, batch: int, batch_calls: bool = False) -> float | None:
+    """Pairs per second for one system and batch size; ``None`` where the system has no
+    batch calls and they were asked for."""
     start = time.perf_counter()
     if system == "original":
+        if batch_calls:
+            return None
         pairs = original(url, seconds, batch)
     elif system == "channels4":
+        if batch_calls:
+            return None
         pairs = asyncio.run(channels4(url, seconds, batch))
     else:
-        pairs = asyncio.run(switchroom(url, seconds, batch))
+        pairs = asyncio.run(switchroom(url, seconds, batch, batch_calls))
     return pairs / (time.perf_counter() - start)
 
 
@@ -101,7 +109,8 @@ def main() -> int:
     args = parser.parse_args()
     result = {
         "one_at_a_time": measure(args.system, args.url, args.seconds, 1),
-        "batched": measure(args.system, args.url, args.seconds, BATCH),
+        "loop": measure(args.system, args.url, args.seconds, BATCH),
+        "batched": measure(args.system, args.url, args.seconds, BATCH, batch_calls=True),
     }
     print(json.dumps(result))
     return 0
