@@ -86,6 +86,23 @@ def wrk(port: int, connections: int, seconds: float) -> dict[str, float]:
     return parse_wrk(done.stdout)
 
 
+async def read_response(reader: asyncio.StreamReader) -> bytes:
+    """Read one HTTP/1.1 response whole (a Content-Length body or a chunked one); its head."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+    if length:
+        await reader.readexactly(int(length.group(1)))
+    elif re.search(rb"(?i)\r\ntransfer-encoding:\s*chunked", head):
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    else:
+        raise ConnectionError("response with neither Content-Length nor chunked encoding")
+    return head
+
+
 def http_load(port: int, connections: int, seconds: float, out: Any) -> None:
     """In its own process: ``connections`` keep-alive HTTP/1.1 loops on /hello for ``seconds``."""
     request = b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
@@ -102,11 +119,7 @@ def http_load(port: int, connections: int, seconds: float, out: Any) -> None:
                 while time.perf_counter() < deadline:
                     start = time.perf_counter()
                     writer.write(request)
-                    head = await reader.readuntil(b"\r\n\r\n")
-                    length = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
-                    if not length:
-                        raise ConnectionError("response without Content-Length")
-                    await reader.readexactly(int(length.group(1)))
+                    head = await read_response(reader)
                     latencies.append(time.perf_counter() - start)
                     if not head.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")):
                         counts["non_2xx"] += 1
@@ -175,11 +188,7 @@ def http_rate_load(port: int, connections: int, rate: float, seconds: float, out
                 if writer is None:
                     reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 writer.write(request)
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
-                if not length:
-                    raise ConnectionError("response without Content-Length")
-                await reader.readexactly(int(length.group(1)))
+                head = await read_response(reader)
                 latencies.append(time.perf_counter() - scheduled)
                 if not head.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")):
                     counts["non_2xx"] += 1
@@ -264,7 +273,7 @@ def close_reason(exc: Exception) -> str:
     return f"{type(exc).__name__}{code}"
 
 
-def echo_load(port: int, sockets: int, seconds: float, ready: Any, go: Any, done: Any, out: Any) -> None:
+def echo_load(port: int, sockets: int, seconds: float, ready: Any, go: Any, out: Any) -> None:
     """In its own process: ``sockets`` WebSockets, each sending and awaiting its echo in a loop."""
     from websockets.asyncio.client import connect
 
@@ -305,8 +314,6 @@ def echo_load(port: int, sockets: int, seconds: float, ready: Any, go: Any, done
                 **summary_ms(latencies),
             }
         )
-        while not done.is_set():
-            await asyncio.sleep(0.05)
         await asyncio.gather(*(ws.close() for ws in clients), return_exceptions=True)
 
     asyncio.run(main())

@@ -76,7 +76,7 @@ def cell(column: Column, leaf: Leaf) -> str:
         return "–"
     low, mid, high = min(values), statistics.median(values), max(values)
     text = column.fmt.format(mid)
-    if len(values) > 1:
+    if low != high:
         text += f" ({column.fmt.format(low)}–{column.fmt.format(high)})"
     return text
 

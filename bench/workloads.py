@@ -87,7 +87,7 @@ def http_hello(system: System, options: Options) -> dict[str, Any]:
             if workers != counts[0]:
                 continue
             top = _median(runs, "rps")
-            for share in RATE_SHARES:
+            for share in RATE_SHARES if top > 0 else ():
                 rate = top * share / 100
                 paced = []
                 for _ in range(options.runs):
@@ -130,7 +130,7 @@ def websocket_echo(system: System, options: Options) -> dict[str, Any]:
         runs = [_echo_loaded(stack, echo_load, ECHO_SOCKETS, options.seconds) for _ in range(options.runs)]
         results["closed"] = {"runs": runs}
         top = _median(runs, "mps")
-        for share in RATE_SHARES:
+        for share in RATE_SHARES if top > 0 else ():
             rate = top * share / 100
             paced = [
                 _echo_loaded(stack, echo_rate_load, ECHO_SOCKETS, rate, options.seconds)
