@@ -1,74 +1,180 @@
-"""The benchmark suite cannot rot: its quick mode runs every workload against Switchroom
-(tiny durations, figures not judged), and its report shows ratios, failures and skips."""
+"""The benchmark suite cannot rot: its quick mode runs every system (tiny durations,
+figures not judged, only that each was measured and counted); the report shows medians
+with their range; the docs' figures are the recorded run's."""
 
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from bench import docs
 from bench.report import report
+from bench.systems import SYSTEMS
 
 ROOT = Path(__file__).resolve().parents[2]
+SYSTEM_TABLES = ("http", "echo", "broadcast", "memory", "layer")
 
 
 @pytest.mark.slow
-def test_quick_mode_runs_every_workload_on_switchroom(tmp_path: Path) -> None:
+def test_quick_mode_runs_every_system(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--systems", "switchroom", "--seconds", "0.5"]
-        + ["--rates", "20", "--idle-sockets", "30", "--python-load", "--json", str(out)],
+        [sys.executable, "-m", "bench", "--quick", "--seconds", "0.3", "--runs", "1", "--rates", "20"]
+        + ["--idle-sockets", "30", "--python-load", "--json", str(out)]
+        + ["--workloads", ",".join(SYSTEM_TABLES + ("email", "slack"))],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1800,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads(out.read_text())
-    got = {name: by_system["switchroom"] for name, by_system in results["workloads"].items()}
-    assert set(got) == {"http", "echo", "broadcast", "memory", "layer", "email", "slack"}
-    assert got["http"]["workers_1"]["requests"] > 0
-    assert got["http"]["workers_1"]["non_2xx"] == 0
-    assert got["http"]["workers_1"]["redis_per_unit"] > 0
-    assert got["echo"]["messages"] > 0 and got["echo"]["wrong"] == 0
-    (step,) = got["broadcast"]["steps"]
-    assert step["sockets"] == 200 and step["received"] > 0
-    assert got["memory"]["sockets"] == 30 and got["memory"]["rss_after_kb"] > 0
-    assert got["layer"]["one_at_a_time"] > 0 and got["layer"]["batched"] > 0
-    assert got["email"]["count"] > 0
-    assert got["slack"]["answered"] > 0
-    assert results["machine"]["cpus"] >= 1
+    assert set(results["labels"]) == set(SYSTEMS)
+    for name in SYSTEMS:
+        http = results["workloads"]["http"][name]
+        (closed,) = http["workers_1"]["runs"]
+        assert closed["requests"] > 0 and closed["non_2xx"] == 0, (name, closed)
+        for share in (50, 80):
+            (paced,) = http[f"rate_{share}"]["runs"]
+            assert paced["requests"] > 0 and "load_max_lag_ms" in paced, (name, paced)
+        echo = results["workloads"]["echo"][name]
+        assert echo["closed"]["runs"][0]["messages"] > 0, name
+        assert echo["rate_80"]["runs"][0]["messages"] > 0, name
+        assert results["workloads"]["memory"][name]["runs"][0]["rss_after_kb"] > 0, name
+        layer = results["workloads"]["layer"][name]
+        assert "skipped" in layer or layer["runs"][0]["one_at_a_time"] > 0, name
+        broadcast = results["workloads"]["broadcast"][name]
+        if name == "ceiling":
+            assert "skipped" in broadcast
+            continue
+        (step,) = broadcast["steps"]
+        (run,) = step["runs"]
+        assert run["sockets"] == 200 and run["received"] > 0, (name, run)
+        assert run["publisher_max_lag_ms"] >= 0 and run["publisher_behind"] in (True, False)
+    ours = results["workloads"]["broadcast"]["switchroom"]["steps"][0]["runs"][0]
+    assert ours["layer_reached"] + ours["layer_skipped"] == ours["expected"], ours
+    assert ours["lost_after_layer"] == ours["layer_reached"] - ours["received"]
+    assert results["workloads"]["email"]["switchroom"]["small"]["runs"][0]["count"] > 0
+    assert results["workloads"]["email"]["switchroom"]["sink"]["runs"][0]["count"] > 0
+    assert results["workloads"]["slack"]["switchroom"]["runs"][0]["answered"] > 0
+    assert results["meta"]["short_run"]
     for title in ("HTTP hello", "WebSocket echo", "Broadcast", "Idle WebSockets", "Layer", "Email", "Slack"):
         assert title in done.stdout
 
 
-def test_the_report_divides_switchroom_by_each_system_and_names_failures() -> None:
-    http = {"rps": 3000.0, "p50_ms": 10.0, "p99_ms": 30.0, "errors": 0, "non_2xx": 0}
-    results = {
-        "labels": {
-            "switchroom": "Switchroom",
-            "original": "original",
-            "channels4": "Channels 4",
-            "ceiling": "ceiling",
-        },
-        "workloads": {
-            "http": {
-                "switchroom": {"workers_1": http},
-                "original": {"workers_1": {**http, "rps": 600.0}},
-                "channels4": {"error": "RuntimeError: server 1 exited with 1"},
-                "ceiling": {"workers_1": {**http, "rps": 30000.0}},
-            },
-            "memory": {
-                "switchroom": {"sockets": 10, "kb_per_socket": 15.0, "rss_before_kb": 1, "rss_after_kb": 2},
-                "original": {"sockets": 10, "kb_per_socket": 12.0, "rss_before_kb": 1, "rss_after_kb": 2},
-                "ceiling": {"skipped": "no layer"},
-            },
-        },
+@pytest.mark.slow
+def test_the_parts_of_switchroom_are_recorded_too(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--seconds",
+            "0.3",
+            "--runs",
+            "1",
+            "--systems",
+            "switchroom",
+        ]
+        + ["--idle-sockets", "30", "--workloads", "layer_parts,scaling,fanout,tls", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    got = {name: by_system["switchroom"]["runs"][0] for name, by_system in results["workloads"].items()}
+    assert got["layer_parts"]["redis pairs/s, batched"] > 0
+    assert {row["shards"] for row in got["scaling"]} == {1, 2}
+    assert got["fanout"]["delivered"] > 0 and got["fanout"]["layer_reached"] > 0
+    assert got["tls"]["tls"] > 0 and got["tls"]["handshakes"] > 0
+    # Every region the docs use renders from such a record (no "not in the recorded run").
+    for name in ("layer_parts", "durable", "scaling", "scaling_model", "tls"):
+        assert "Not in the recorded run" not in docs.render(name, results), name
+
+
+def _results(workloads: dict) -> dict:
+    return {
+        "meta": {"command": "python -m bench", "started": "2026-01-01T00:00:00", "short_run": None},
+        "labels": {"switchroom": "Switchroom", "original": "original", "channels4": "Channels 4"},
+        "workloads": workloads,
     }
-    text = report(results)
-    assert "| original | 1 worker | 600 |" in text
-    assert "5.00×" in text and "0.10×" in text
+
+
+def test_the_report_shows_medians_with_their_range_and_divides_medians() -> None:
+    def http(*rates: float) -> dict:
+        return {
+            "workers_1": {"load": "wrk", "runs": [{"rps": r, "p50_ms": 1.0, "p99_ms": 2.0} for r in rates]}
+        }
+
+    text = report(
+        _results(
+            {
+                "http": {
+                    "switchroom": http(3000.0, 2000.0, 9000.0),
+                    "original": http(600.0, 500.0, 400.0),
+                    "channels4": {"error": "RuntimeError: server 1 exited with 1"},
+                }
+            }
+        )
+    )
+    assert "| Switchroom | 1 worker | 3,000 (2,000–9,000) | 1.0 | 2.0 |" in text
+    assert "| original | 1 worker | 500 (400–600) |" in text
+    assert "6.00×" in text  # 3,000 ÷ 500: medians, not means (4,667 ÷ 500)
     assert "| Channels 4 | RuntimeError: server 1 exited with 1 |" in text
-    assert "1.25×" in text  # memory: 15 KB ÷ 12 KB, lower is better
-    assert "Not run: ceiling (no layer)." in text
+    assert "Load generator: wrk." in text
+
+
+def test_a_publisher_that_fell_behind_says_so_in_the_report() -> None:
+    step = {
+        "offered_dps": 20000,
+        "runs": [
+            {"dps": 100.0, "publisher_max_lag_ms": lag, "publisher_behind": behind, "layer_reached": 10}
+            for lag, behind in ((1.0, False), (900.0, True), (2.0, False))
+        ],
+    }
+    text = report(_results({"broadcast": {"switchroom": {"steps": [step], "highest_lossless_dps": 0}}}))
+    row = next(line for line in text.splitlines() if "20,000/s offered" in line)
+    assert "| 2 (1–900) | 1 of 3 |" in row
+
+
+def test_the_publisher_notes_how_far_behind_its_schedule_it_sent() -> None:
+    sys.path.insert(0, str(ROOT / "bench" / "targets"))
+    try:
+        from publish import Schedule
+    finally:
+        sys.path.remove(str(ROOT / "bench" / "targets"))
+    plan = Schedule(rate=100, seconds=0.05)
+    stamps = []
+    for n, text in plan:
+        stamps.append(float(text.split()[1]))
+        if n == 2:
+            time.sleep(0.1)  # a stalled send: every later one is late too
+    assert stamps == [plan.start + n / 100 for n in range(5)]  # the due times, not the send times
+    assert plan.max_lag >= 0.1 > 1 / plan.rate
+
+
+def test_the_docs_figures_are_the_recorded_runs() -> None:
+    results = json.loads(docs.RECORDED.read_text())
+    stale = docs.run(results, check=True)
+    assert stale == [], f"run `python -m bench.docs`: {stale}"
+    names = {m.group("name") for path in docs.files() for m in docs.REGION.finditer(path.read_text())}
+    assert {"run", "http", "http_paced", "broadcast", "layer", "email", "scaling_model", "tls"} <= names
+
+
+def test_a_figure_edited_by_hand_in_a_region_is_put_back() -> None:
+    results = _results({})
+    text = "before\n<!-- bench:run -->\nhand-written 99,999 req/s\n<!-- /bench -->\nafter\n"
+    results["meta"].update(commit="abc", seconds=1.0, runs=3, seconds_per_measurement=10.0)
+    results["machine"] = {"cpus": 2, "cpu_model": "", "python": "3.11", "kernel": "6", "load_avg": [0.1]}
+    new = docs.rewrite(text, results)
+    assert "99,999" not in new and "python -m bench" in new
+    assert new.startswith("before\n<!-- bench:run -->\n") and new.endswith("<!-- /bench -->\nafter\n")
+    with pytest.raises(KeyError):
+        docs.rewrite("<!-- bench:nonsense -->\n<!-- /bench -->", results)
