@@ -22,7 +22,7 @@ from bench.report import cell, median_of, table, usable
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDED = ROOT / "bench" / "results" / "recorded.json"
-REGION = re.compile(r"(<!-- bench:(?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /bench -->)", re.S)
+REGION = re.compile(r"(<!-- bench:(?P<name>[a-z0-9_]+) -->\n?)(?P<body>.*?)(<!-- /bench -->)", re.S)
 
 Results = dict[str, Any]
 
@@ -247,6 +247,18 @@ def tls(results: Results) -> str:
     )
 
 
+def email_cpu(results: Results) -> str:
+    """The email server's CPU per small message against the no-op Sink's, run by run."""
+    result = _leaf(results, "email")
+    ours, sink = result["small"], result["sink"]
+    pairs = {"runs": [{"ratio": a["cpu"] / b["cpu"]} for a, b in zip(ours["runs"], sink["runs"], strict=True)]}
+    return (
+        f"server CPU per small message {_figure(ours, 'cpu', '{:,.2f}')} ms against the no-op "
+        f"server's {_figure(sink, 'cpu', '{:,.2f}')} ms: {_figure(pairs, 'ratio', '{:,.2f}')}× "
+        f"(median and range of {len(pairs['runs'])} runs, each pair in turn)"
+    )
+
+
 def _table(key: str) -> Callable[[Results], str]:
     return lambda results: table(key, results)
 
@@ -272,8 +284,9 @@ REGIONS: dict[str, Callable[[Results], str]] = {
     "scaling": scaling,
     "scaling_model": scaling_model,
     "tls": tls,
+    "email_cpu": email_cpu,
 }
-INLINE = {"tls"}  # regions inside a table cell or a sentence: no source line, no line breaks
+INLINE = {"tls", "email_cpu"}  # regions inside a table cell or a sentence: no source line, no line breaks
 
 
 def render(name: str, results: Results) -> str:
