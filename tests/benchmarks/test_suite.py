@@ -178,3 +178,46 @@ def test_a_figure_edited_by_hand_in_a_region_is_put_back() -> None:
     assert new.startswith("before\n<!-- bench:run -->\n") and new.endswith("<!-- /bench -->\nafter\n")
     with pytest.raises(KeyError):
         docs.rewrite("<!-- bench:nonsense -->\n<!-- /bench -->", results)
+
+
+class _Out:
+    def put(self, value: dict) -> None:
+        self.value = value
+
+
+def test_the_paced_http_load_times_requests_from_when_they_were_due() -> None:
+    """A server that answers one request per 0.2 s on one connection, offered 20 requests/s:
+    a closed loop would report 0.2 s per request; timed from when each was due, the queue
+    behind the slow answers shows (the 10th waits for 9 before it)."""
+    import asyncio
+    import threading
+
+    from bench.loads import http_rate_load
+    from switchroom.shared.redisproc import free_port
+
+    port = free_port()
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.readuntil(b"\r\n\r\n"):
+            await asyncio.sleep(0.2)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    async def serve() -> None:
+        await asyncio.start_server(slow, "127.0.0.1", port)
+        started.set()
+
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(serve(), loop)
+    assert started.wait(5)
+    out = _Out()
+    try:
+        http_rate_load(port, 1, 20.0, 0.5, out)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+    latencies = sorted(out.value["latencies"])
+    assert out.value["requests"] == out.value["offered"] == 10
+    assert latencies[0] >= 0.2
+    assert latencies[-1] >= 10 * 0.2 - 9 * 0.05  # the last was due at 0.45 s, answered at >= 2.0 s
