@@ -15,6 +15,7 @@ which ``python -m bench.docs`` generates the figures in README.md and docs/.
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -118,6 +119,8 @@ def short_run(meta: dict[str, Any]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Stopped by SIGTERM, unwind as on Ctrl-C so every stack stops the processes it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     registry = load()
     args = parse_args(argv, list(registry))
     systems = [SYSTEMS[name](args.cache_dir) for name in args.systems]

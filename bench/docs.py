@@ -251,7 +251,9 @@ def email_cpu(results: Results) -> str:
     """The email server's CPU per small message against the no-op Sink's, run by run."""
     result = _leaf(results, "email")
     ours, sink = result["small"], result["sink"]
-    pairs = {"runs": [{"ratio": a["cpu"] / b["cpu"]} for a, b in zip(ours["runs"], sink["runs"], strict=True)]}
+    pairs = {
+        "runs": [{"ratio": a["cpu"] / b["cpu"]} for a, b in zip(ours["runs"], sink["runs"], strict=True)]
+    }
     return (
         f"server CPU per small message {_figure(ours, 'cpu', '{:,.2f}')} ms against the no-op "
         f"server's {_figure(sink, 'cpu', '{:,.2f}')} ms: {_figure(pairs, 'ratio', '{:,.2f}')}× "
