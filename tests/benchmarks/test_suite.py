@@ -221,3 +221,27 @@ def test_the_paced_http_load_times_requests_from_when_they_were_due() -> None:
     assert out.value["requests"] == out.value["offered"] == 10
     assert latencies[0] >= 0.2
     assert latencies[-1] >= 10 * 0.2 - 9 * 0.05  # the last was due at 0.45 s, answered at >= 2.0 s
+
+
+def test_a_registered_benchmark_runs_only_for_its_systems_and_records_failures() -> None:
+    from bench.__main__ import run_one
+    from bench.registry import Options, Workload
+
+    options = Options(seconds=0.1, runs=3, quick=True, rates=(1,), idle_sockets=1, python_load=True)
+    ours = SYSTEMS["switchroom"](ROOT / ".cache" / "venvs")
+    other = SYSTEMS["original"](ROOT / ".cache" / "venvs")
+
+    def measure(system, options: Options) -> dict:
+        if system.name == "ceiling":
+            raise RuntimeError("no such endpoint")
+        return {"runs": [{"n": i} for i in range(options.runs)]}
+
+    only_ours = Workload("probe", measure, ("switchroom",), "has no probe")
+    assert run_one(only_ours, ours, options)["runs"] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert run_one(only_ours, other, options) == {"skipped": "has no probe"}
+    everyone = Workload("probe", measure, None, "")
+    failed = run_one(everyone, SYSTEMS["ceiling"](ROOT / ".cache" / "venvs"), options)
+    assert failed["error"] == "RuntimeError: no such endpoint"
+    assert run_one(Workload("broadcast", measure, None, "no layer"), SYSTEMS["ceiling"](ROOT), options) == {
+        "skipped": "no layer"
+    }
