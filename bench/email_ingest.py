@@ -71,8 +71,9 @@ def client(port: int, size: int, seconds: float, index: int, results: "multiproc
     text = template(size)
     accepted: list[tuple[str, float]] = []
     refused = 0
-    deadline = time.time() + seconds
     with TimedSMTP("127.0.0.1", port, timeout=120) as smtp:
+        started = time.time()
+        deadline = started + seconds
         while time.time() < deadline:
             number = len(accepted) + refused
             message_id = f"c{index}.{number}"
@@ -83,7 +84,7 @@ def client(port: int, size: int, seconds: float, index: int, results: "multiproc
                 refused += 1
                 continue
             accepted.append((f"<{message_id}@bench.example>", smtp.data_end))
-    results.put((accepted, refused))
+    results.put((accepted, refused, started, time.time()))
 
 
 async def drain(url: str, stop: asyncio.Event, seen: dict[str, float], size: int) -> int:
@@ -117,17 +118,17 @@ def wait_for_log(path: str, text: str, proc: subprocess.Popen, timeout: float = 
 
 
 async def load(port: int, size: int, seconds: float, clients: int) -> tuple[list, float]:
-    """Run ``clients`` client processes against ``port``; their outcomes and the time taken."""
+    """Run ``clients`` client processes against ``port``; their outcomes, and the time from the
+    first client's connection to the last one's end (process start-up is not load)."""
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
     procs = [ctx.Process(target=client, args=(port, size, seconds, i, results)) for i in range(clients)]
-    start = time.perf_counter()
     for proc in procs:
         proc.start()
     outcomes = []
     while len(outcomes) < clients:
         outcomes.append(await asyncio.to_thread(results.get, True, seconds + 120))
-    elapsed = time.perf_counter() - start
+    elapsed = max(o[3] for o in outcomes) - min(o[2] for o in outcomes)
     for proc in procs:
         proc.join(30)
     return outcomes, elapsed
@@ -168,7 +169,7 @@ async def run_sink(size: int, seconds: float, clients: int) -> dict:
         finally:
             server.terminate()
             server.wait(30)
-    count = sum(len(got) for got, _ in outcomes)
+    count = sum(len(o[0]) for o in outcomes)
     return {"count": count, "rate": count / elapsed, "cpu": cpu / count * 1000}
 
 
@@ -203,7 +204,7 @@ async def run(size: int, seconds: float, clients: int) -> dict:
             outcomes, elapsed = await load(port, size, seconds, clients)
             server_cpu = cpu_seconds(server.pid) - server_cpu
             deadline = time.monotonic() + 30
-            accepted = dict(item for got, _ in outcomes for item in got)
+            accepted = dict(item for o in outcomes for item in o[0])
             while set(accepted) - set(seen) and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
             stop.set()
@@ -219,7 +220,7 @@ async def run(size: int, seconds: float, clients: int) -> dict:
     latencies = sorted(seen[mid] - end for mid, end in accepted.items()) or [float("nan")]
     return {
         "count": len(accepted),
-        "refused": sum(refused for _, refused in outcomes),
+        "refused": sum(o[1] for o in outcomes),
         "rate": len(accepted) / elapsed,
         "p50": latencies[len(latencies) // 2] * 1000,
         "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
