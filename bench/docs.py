@@ -233,7 +233,7 @@ def scaling_model(results: Results) -> str:
         "",
         f"So roughly: **{machines} machines of {CORES_PER_MACHINE} cores** for the interface servers "
         f"({servers} processes, ~{socket_gb + base_gb:,.0f} GB RAM in all), {shards} Redis shards, and "
-        "a handful of worker processes whose count the application sets.",
+        f"{workers} worker processes for the layer work plus whatever the application's own logic costs.",
     ]
     return "\n".join(lines)
 
