@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
+from typing import Any
 
 from switchroom.layers import BaseLayer, get_layer
 from switchroom.shared.redisproc import RedisProcess
@@ -80,7 +81,10 @@ async def _durable_pairs(url: str | None, seconds: float, batch: int) -> int:
     return done
 
 
-def _pairs_process(url: str, seconds: float, index: int, results: "multiprocessing.Queue[int]") -> None:
+def _pairs_process(
+    url: str, seconds: float, index: int, start: Any, results: "multiprocessing.Queue[int]"
+) -> None:
+    start.wait(60)  # every client process starts its timed loop together
     results.put(asyncio.run(_pairs(url, seconds, BATCH, f"bench.pairs.{index}")))
 
 
@@ -218,13 +222,15 @@ def run(seconds: float, processes: int) -> dict[str, float]:
         results["redis at-least-once pairs/s, batched"] = (
             asyncio.run(_durable_pairs(url, seconds, BATCH)) / seconds
         )
-        queue: multiprocessing.Queue[int] = multiprocessing.Queue()
+        ctx = multiprocessing.get_context("spawn")
+        queue: multiprocessing.Queue[int] = ctx.Queue()
+        start = ctx.Barrier(processes + 1)
         workers = [
-            multiprocessing.Process(target=_pairs_process, args=(url, seconds, i, queue))
-            for i in range(processes)
+            ctx.Process(target=_pairs_process, args=(url, seconds, i, start, queue)) for i in range(processes)
         ]
         for worker in workers:
             worker.start()
+        start.wait(120)
         total = sum(queue.get(timeout=seconds + 60) for _ in workers)
         for worker in workers:
             worker.join()

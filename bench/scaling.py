@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import sys
 import time
+from typing import Any
 
 import redis
 
@@ -65,19 +66,21 @@ async def _group(urls: list[str], seconds: float, client: int) -> int:
 
 
 def _client(
-    kind: str, urls: list[str], seconds: float, client: int, out: "multiprocessing.Queue[int]"
+    kind: str, urls: list[str], seconds: float, client: int, start: Any, out: "multiprocessing.Queue[int]"
 ) -> None:
+    start.wait(60)  # every client process starts together
     work = _pairs if kind == "pairs" else _group
     out.put(asyncio.run(work(urls, seconds, client)))
 
 
 def _measure(kind: str, urls: list[str], seconds: float, clients: int) -> float:
-    out: multiprocessing.Queue[int] = multiprocessing.Queue()
-    procs = [
-        multiprocessing.Process(target=_client, args=(kind, urls, seconds, i, out)) for i in range(clients)
-    ]
+    ctx = multiprocessing.get_context("spawn")
+    out: multiprocessing.Queue[int] = ctx.Queue()
+    start = ctx.Barrier(clients + 1)
+    procs = [ctx.Process(target=_client, args=(kind, urls, seconds, i, start, out)) for i in range(clients)]
     for proc in procs:
         proc.start()
+    start.wait(120)
     total = sum(out.get(timeout=seconds + 120) for _ in procs)
     for proc in procs:
         proc.join()
