@@ -273,7 +273,7 @@ def close_reason(exc: Exception) -> str:
     return f"{type(exc).__name__}{code}"
 
 
-def echo_load(port: int, sockets: int, seconds: float, ready: Any, go: Any, out: Any) -> None:
+def echo_load(port: int, sockets: int, seconds: float, ready: Any, go: Any, done: Any, out: Any) -> None:
     """In its own process: ``sockets`` WebSockets, each sending and awaiting its echo in a loop."""
     from websockets.asyncio.client import connect
 
@@ -314,13 +314,15 @@ def echo_load(port: int, sockets: int, seconds: float, ready: Any, go: Any, out:
                 **summary_ms(latencies),
             }
         )
+        while not done.is_set():
+            await asyncio.sleep(0.05)
         await asyncio.gather(*(ws.close() for ws in clients), return_exceptions=True)
 
     asyncio.run(main())
 
 
 def echo_rate_load(
-    port: int, sockets: int, rate: float, seconds: float, ready: Any, go: Any, out: Any
+    port: int, sockets: int, rate: float, seconds: float, ready: Any, go: Any, done: Any, out: Any
 ) -> None:
     """In its own process: ``sockets`` WebSockets on /echo, frames sent at ``rate``/s in all on
     a fixed schedule (round robin over the sockets), without waiting for the echoes.
@@ -391,6 +393,8 @@ def echo_rate_load(
                 **summary_ms(latencies),
             }
         )
+        while not done.is_set():
+            await asyncio.sleep(0.05)
         await asyncio.gather(*(ws.close() for ws in clients), return_exceptions=True)
 
     asyncio.run(main())

@@ -106,8 +106,8 @@ def http_hello(system: System, options: Options) -> dict[str, Any]:
 
 def _echo_loaded(stack: Stack, target: Any, *args: Any) -> dict[str, Any]:
     """Run one echo load process against ``stack``; its figures with the stack's CPU and Redis."""
-    ready, go, out = SPAWN.Event(), SPAWN.Event(), SPAWN.Queue()
-    loader = run_process(target, stack.ports[0], *args, ready, go, out)
+    ready, go, done, out = SPAWN.Event(), SPAWN.Event(), SPAWN.Event(), SPAWN.Queue()
+    loader = run_process(target, stack.ports[0], *args, ready, go, done, out)
     try:
         wait_for(ready, loader, 60, f"{args[0]} echo sockets were open")
         meter = CpuMeter({**stack.pids, "load": loader.pid})
@@ -117,6 +117,7 @@ def _echo_loaded(stack: Stack, target: Any, *args: Any) -> dict[str, Any]:
         result.update(_redis_per(stack, before, result["messages"]))
         result["cpu_pct"] = meter.percent()
     finally:
+        done.set()
         join(loader)
     return result
 
