@@ -42,12 +42,17 @@ async def _pairs(url: str | None, seconds: float, batch: int, channel: str) -> i
             if batch == 1:
                 await layer.send(channel, message)
                 got = [await layer.receive([channel], timeout=5)]
+                if got[0][0] is None:
+                    raise RuntimeError(f"a message sent on {channel} was not received within 5 s")
             else:
                 errors = await layer.send_many([(channel, message)] * batch)
                 assert not any(errors), errors
                 got = []
                 while len(got) < batch:
-                    got += await layer.receive_many([channel], batch - len(got), timeout=5)
+                    more = await layer.receive_many([channel], batch - len(got), timeout=5)
+                    if not more:
+                        raise RuntimeError(f"{batch - len(got)} messages on {channel} not received in 5 s")
+                    got += more
             pairs += len(got)
     finally:
         await layer.flush()
@@ -72,6 +77,8 @@ async def _durable_pairs(url: str | None, seconds: float, batch: int) -> int:
             taken = 0
             while taken < batch:
                 deliveries = await layer.durable.read(["bench.durable"], batch - taken, timeout=5)
+                if not deliveries:
+                    raise RuntimeError(f"{batch - taken} durable entries added were not read within 5 s")
                 await layer.durable.ack(deliveries)
                 taken += len(deliveries)
             done += taken
@@ -226,7 +233,8 @@ def run(seconds: float, processes: int) -> dict[str, float]:
         queue: multiprocessing.Queue[int] = ctx.Queue()
         start = ctx.Barrier(processes + 1)
         workers = [
-            ctx.Process(target=_pairs_process, args=(url, seconds, i, start, queue)) for i in range(processes)
+            ctx.Process(target=_pairs_process, args=(url, seconds, i, start, queue), daemon=True)
+            for i in range(processes)
         ]
         for worker in workers:
             worker.start()
