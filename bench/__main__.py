@@ -27,7 +27,7 @@ from typing import Any
 from bench.measure import machine
 from bench.registry import Options, Workload, load
 from bench.report import report
-from bench.systems import ROOT, SYSTEMS, System
+from bench.systems import ROOT, SYSTEMS, Baseline, System
 from bench.venvs import DEFAULT_CACHE
 
 RECORDED = ROOT / "bench" / "results" / "recorded.json"
@@ -67,6 +67,11 @@ def parse_args(argv: list[str] | None, workloads: list[str]) -> argparse.Namespa
         "--json", type=Path, help="where to write the results (default bench/results/<time>.json)"
     )
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where the virtualenvs live")
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also run Switchroom as it was at this git commit (built from git archive), for before/after",
+    )
     args = parser.parse_args(argv)
     args.systems = _names(args.systems, list(SYSTEMS), "systems", parser)
     args.workloads = _names(args.workloads, workloads, "workloads", parser)
@@ -124,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     registry = load()
     args = parse_args(argv, list(registry))
     systems = [SYSTEMS[name](args.cache_dir) for name in args.systems]
+    if args.baseline:
+        systems.append(Baseline(args.cache_dir, args.baseline))
     options = Options(args.seconds, args.runs, args.quick, args.rates, args.idle_sockets, args.python_load)
     started = time.monotonic()
     for system in systems:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.venvs import ensure_venv
+from bench.venvs import ensure_checkout_venv, ensure_venv
 from switchroom.shared.redisproc import RedisProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +43,7 @@ class Launcher:
     """
 
     env: dict[str, str]
+    cwd: Path = ROOT
     started: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="switchroom-bench-")))
 
@@ -50,7 +51,7 @@ class Launcher:
         name = f"{kind} {sum(k.startswith(kind) for k, _ in self.started) + 1}"
         with open(self.logs / f"{name}.log", "wb") as log:
             proc = subprocess.Popen(
-                args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, pass_fds=pass_fds
+                args, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT, pass_fds=pass_fds
             )
         self.started.append((name, proc))
 
@@ -133,6 +134,10 @@ class System:
             env["BENCH_REDIS_URL"] = redis.url
         return env
 
+    def cwd(self) -> Path:
+        """The folder its processes start in."""
+        return ROOT
+
     def server(self, launcher: Launcher, port: int, workers: int) -> None:
         raise NotImplementedError
 
@@ -144,7 +149,7 @@ class System:
         """A private Redis (if used), ``servers`` server processes and ``workers`` workers."""
         with contextlib.ExitStack() as exits:
             redis = exits.enter_context(RedisProcess()) if self.uses_redis else None
-            launcher = Launcher(self.env(redis))
+            launcher = Launcher(self.env(redis), self.cwd())
             exits.callback(launcher.stop)
             ports = [free_port() for _ in range(servers)]
             for port in ports:
@@ -210,6 +215,33 @@ class Switchroom(System):
 
     def worker(self, launcher: Launcher) -> None:
         self._cli(launcher, "worker", ["worker", "bench.apps:app"])
+
+
+class Baseline(Switchroom):
+    """This repository as it was at an earlier commit, run the same way as this checkout
+    (its own ``switchroom`` command and its own ``bench.apps``), for before/after figures
+    from one run: ``python -m bench --baseline REF``."""
+
+    def __init__(self, cache_dir: Path, ref: str) -> None:
+        super().__init__(cache_dir)
+        self.ref = ref
+        self.name = f"switchroom@{ref}"
+        self.label = f"Switchroom at {ref}"
+        self.source = Path()
+
+    def prepare(self) -> None:
+        python, self.source = ensure_checkout_venv(self.ref, self.cache_dir)
+        self.python = str(python)
+
+    def env(self, redis: RedisProcess | None) -> dict[str, str]:
+        return {**super().env(redis), "PYTHONPATH": str(self.source)}
+
+    def cwd(self) -> Path:
+        return self.source
+
+    def _cli(self, launcher: Launcher, kind: str, args: list[str]) -> None:
+        layer = launcher.env["BENCH_REDIS_URL"]
+        launcher.spawn(kind, [self.bin("switchroom"), *args, "--layer", layer, "--log-level", "warning"])
 
 
 class Original(System):

@@ -163,6 +163,42 @@ def ensure_venv(name: str, cache_dir: Path = DEFAULT_CACHE) -> Path:
     return _python_of(venv)
 
 
+def ensure_checkout_venv(ref: str, cache_dir: Path = DEFAULT_CACHE) -> tuple[Path, Path]:
+    """The python of a venv holding this repository as it was at git ``ref``, and that
+    source tree (installed editable from ``git archive``, so its own ``bench`` app serves
+    it): an earlier Switchroom measured beside this checkout in the same run."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], cwd=REPO, capture_output=True, text=True
+    )
+    if commit.returncode:
+        raise ValueError(f"not a commit of this repository: {ref!r}")
+    sha = commit.stdout.strip()
+    venv = Path(cache_dir) / f"switchroom-{sha[:12]}"
+    source = venv / "src"
+    marker = venv / ".complete"
+    if marker.exists():
+        return _python_of(venv), source
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with open(venv.parent / f".{venv.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():
+            return _python_of(venv), source
+        shutil.rmtree(venv, ignore_errors=True)
+        try:
+            _run([sys.executable, "-m", "venv", str(venv)])
+            source.mkdir()
+            archive = subprocess.run(["git", "archive", sha], cwd=REPO, capture_output=True, check=True)
+            subprocess.run(["tar", "-x", "-C", str(source)], input=archive.stdout, check=True)
+            python = _python_of(venv)
+            _run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"])
+            _run([str(python), "-m", "pip", "install", "-q", "-e", str(source)])
+        except BaseException:
+            shutil.rmtree(venv, ignore_errors=True)
+            raise
+        marker.write_text(f"{sha}\n")
+    return _python_of(venv), source
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

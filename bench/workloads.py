@@ -169,9 +169,8 @@ def _broadcast_once(system: System, stack: Stack, rate: int, seconds: float, tag
     span = max(got["last_delivery"] - sent["start"], sent["sends"] / rate)
     lost = expected - got["received"]
     reached = sent.get("reached")
-    skipped = (
-        None if reached is None else sent["skipped_full"] + sent["skipped_dead"] + sent["skipped_expired"]
-    )
+    reasons = [sent.get(f"skipped_{why}") for why in ("full", "dead", "expired")]
+    skipped = None if reached is None or None in reasons else sum(reasons)
     return {
         "offered_dps": rate * members,
         "sockets": members,
@@ -183,7 +182,7 @@ def _broadcast_once(system: System, stack: Stack, rate: int, seconds: float, tag
         "layer_reached": reached,
         "layer_skipped": skipped,
         "layer_skipped_by_reason": None
-        if reached is None
+        if skipped is None
         else {k: sent[f"skipped_{k}"] for k in ("full", "dead", "expired")},
         "received": got["received"],
         "lost_after_layer": None if reached is None else reached - got["received"],

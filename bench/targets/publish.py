@@ -82,7 +82,8 @@ async def channels4(url: str, group: str, plan: Schedule, counts: dict) -> None:
 
 async def switchroom(url: str, group: str, plan: Schedule, counts: dict) -> None:
     """Switchroom: group members are the servers' reply channels; the message is a
-    websocket.send; ``group_send`` says whom it reached and skipped."""
+    websocket.send; ``group_send`` says whom it reached and skipped (an earlier release
+    run with ``--baseline`` returns only a count)."""
     from switchroom.layers import get_layer
 
     layer = get_layer(url)
@@ -93,6 +94,11 @@ async def switchroom(url: str, group: str, plan: Schedule, counts: dict) -> None
                 reach = await layer.group_send(group, {"text": text})
             except Exception:
                 counts["errors"] += 1
+                continue
+            if isinstance(reach, int):
+                # Releases before the reach report count the members sent to; skips were silent.
+                counts.update(skipped_full=None, skipped_dead=None, skipped_expired=None)
+                counts["reached"] += reach
                 continue
             counts["reached"] += reach.reached
             counts["skipped_full"] += reach.full
