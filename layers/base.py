@@ -25,7 +25,10 @@ from .durable import DurableSettings, DurableStore
 from .errors import ChannelFull, InvalidChannelName, InvalidMessage, LayerError, MessageTooLarge, ReceiverGone
 from .inbox import Inbox
 from .names import is_process_prefix, queue_name, validate_channel, validate_group
+from .presence import DEFAULT_INTERVAL as DEFAULT_PRESENCE_INTERVAL
+from .presence import DEFAULT_MAX_META_SIZE
 from .stats import GroupReach, LayerStats
+from .tracking import Presence, PresenceStore
 
 Message = dict[str, Any]
 
@@ -58,6 +61,8 @@ class BaseLayer(ABC):
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
         liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT,
         durable: DurableSettings | None = None,
+        presence_interval: float = DEFAULT_PRESENCE_INTERVAL,
+        presence_max_meta_size: int = DEFAULT_MAX_META_SIZE,
     ) -> None:
         if not 0 < heartbeat_interval < liveness_timeout:
             raise ValueError("heartbeat_interval must be positive and shorter than liveness_timeout")
@@ -79,6 +84,9 @@ class BaseLayer(ABC):
         self.durable_settings = durable or DurableSettings()
         # The at-least-once channels (``durable.py``); each backend sets its own store.
         self.durable: DurableStore
+        self.presence_interval = float(presence_interval)
+        self.presence_max_meta_size = int(presence_max_meta_size)
+        self._presence: Presence | None = None
 
     # -- configuration ---------------------------------------------------------------
 
@@ -144,6 +152,18 @@ class BaseLayer(ABC):
         if inbox is None:
             inbox = self._inboxes[process] = Inbox(self, process)
         return inbox
+
+    @property
+    def presence(self) -> Presence:
+        """Presence on this layer's groups: who is in a group, with diffs (``tracking.py``)."""
+        if self._presence is None:
+            store = self._presence_store()
+            self._presence = Presence(self, store, self.presence_interval, self.presence_max_meta_size)
+        return self._presence
+
+    def _presence_store(self) -> PresenceStore:
+        """The backend's presence store."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no presence")
 
     async def new_channel(self, prefix: str) -> str:
         """A new unique name: ``prefix`` must end in ``?`` (single reader) or ``!`` (an address
@@ -273,6 +293,8 @@ class BaseLayer(ABC):
 
     async def close(self) -> None:
         """Close the inboxes (their processes are gone); backends also release connections."""
+        if self._presence is not None:
+            await self._presence.close()
         await self.durable.close()
         for inbox in list(self._inboxes.values()):
             await inbox.close()

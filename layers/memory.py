@@ -16,6 +16,7 @@ from .base import BaseLayer, Message
 from .durable_memory import MemoryDurable
 from .errors import LayerError
 from .names import join_addresses, process_of, queue_name
+from .presence_memory import MemoryPresence
 from .stats import GroupReach
 
 Entry = tuple[float, str, bytes]
@@ -35,6 +36,10 @@ class MemoryLayer(BaseLayer):
         self._alive: set[str] = set()
         self._beats: dict[str, float] = {}
         self.durable = MemoryDurable(self, self.durable_settings)
+        self._presence_memory = MemoryPresence(self, self.presence_interval)
+
+    def _presence_store(self) -> MemoryPresence:
+        return self._presence_memory
 
     def _dead(self, process: str) -> bool:
         return process in self._seen and process not in self._alive
@@ -219,3 +224,4 @@ class MemoryLayer(BaseLayer):
         self._queues.clear()
         self._groups.clear()
         self.durable.clear()
+        self._presence_memory.clear()

@@ -29,7 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from . import scripts
+from . import presence_redis, scripts
 from .base import BaseLayer, Message
 from .batching import SendBatcher
 from .cancelling import raise_if_cancelled
@@ -248,6 +248,9 @@ class _Shard:
         self.group_send = self.client.register_script(scripts.GROUP_SEND)
         self.group_members = self.client.register_script(scripts.GROUP_MEMBERS)
         self.heartbeat = self.client.register_script(scripts.HEARTBEAT)
+        self.presence_write = self.client.register_script(presence_redis.WRITE)
+        self.presence_sweep = self.client.register_script(presence_redis.SWEEP)
+        self.presence_take = self.client.register_script(presence_redis.TAKE)
         self._dropping: asyncio.Task[None] | None = None
 
     @asynccontextmanager
@@ -333,6 +336,9 @@ class RedisLayer(BaseLayer):
         self._arrival_waiters: list[asyncio.Future[None]] = []
         self._rotation = 0
         self.durable = RedisDurable(self, self.durable_settings)
+
+    def _presence_store(self) -> presence_redis.RedisPresence:
+        return presence_redis.RedisPresence(self, self.presence_interval)
 
     def _outage(self, where: str) -> Outage:
         """The one outage record of a node, kept across cluster topology changes."""

@@ -35,6 +35,8 @@ _OPTIONS = {
     "max_deliveries": int,
     "dedupe_window": float,
     "persistence": str,
+    "presence_interval": float,
+    "presence_max_meta_size": int,
 }
 _REDIS_SCHEMES = {
     "redis",
