@@ -8,6 +8,7 @@ from typing import Any
 from switchroom.layers import BaseLayer, Delivery, GroupReach, SyncLayer
 
 from . import replies
+from .presence import BlockingPresence, PresenceHelpers
 
 log = logging.getLogger("switchroom.worker")
 
@@ -33,6 +34,8 @@ class Context:
         self.delivery = delivery
         self.idempotency_key = delivery.key if delivery is not None else None
         self.attempt = delivery.attempt if delivery is not None else 1
+        # Presence of this socket or sender (``presence.py``).
+        self.presence = PresenceHelpers(self)
 
     def _need_reply_channel(self) -> str:
         if not self.reply_channel:
@@ -151,6 +154,7 @@ class SyncContext:
         self.delivery = context.delivery
         self.idempotency_key = context.idempotency_key
         self.attempt = context.attempt
+        self.presence = BlockingPresence(context.presence, loop)
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._context, name)
