@@ -1,6 +1,8 @@
 """The chat page in a real headless Chromium: two pages, a line typed in one shows up in
 the other; an email to the room shows up too and is answered by email from the page; a
 Slack message (from the local stand-in) shows up, and page messages are posted to Slack.
+Who is in the room shows beside it: the pages by name (a second page of a name counts
+under it and leaves with its page), the email and Slack senders.
 A screenshot is kept in ``test-artifacts/chat.png``."""
 
 import json
@@ -101,9 +103,32 @@ def test_two_pages_talk(up):
             assert any(
                 post.get("text") == "*alice*: hello from the browser" for post in slack_posts(up.standin_port)
             )
+            check_people(browser, up, alice, bob)
             artifacts = ROOT / "test-artifacts"
             artifacts.mkdir(exist_ok=True)
             bob.screenshot(path=str(artifacts / "chat.png"))
         finally:
             browser.close()
     assert Path(ROOT / "test-artifacts" / "chat.png").stat().st_size > 0
+
+
+def check_people(browser, up, alice, bob) -> None:
+    """The room's list on both pages: web names, the email and Slack senders, and a second
+    page of alice counted under her until it closes."""
+    from playwright.sync_api import expect
+
+    for page in (alice, bob):
+        people = page.locator("#people")
+        expect(people.locator("li[data-key='alice']")).to_have_text("webalice", timeout=10_000)
+        expect(people.locator("li[data-key='bob']")).to_have_text("webbob", timeout=10_000)
+        expect(people.locator("li[data-key='carol@mail.example']")).to_have_text("emailcarol@mail.example")
+        expect(people.locator("li[data-key='U0DAVE']")).to_have_text("slackU0DAVE", timeout=10_000)
+    second = browser.new_page()
+    second.goto(up.url + "/")
+    expect(second.locator("#status")).to_have_text("connected", timeout=15_000)
+    second.fill("#name", "alice")
+    second.press("#name", "Tab")
+    expect(bob.locator("#people li[data-key='alice']")).to_have_text("webalice (2 pages)", timeout=10_000)
+    expect(second.locator("#people li[data-key='alice'] .count")).to_have_text(" (2 pages)", timeout=10_000)
+    second.close()
+    expect(bob.locator("#people li[data-key='alice']")).to_have_text("webalice", timeout=10_000)
