@@ -51,21 +51,30 @@ class Entry:
     deadline_ms: int = 0
 
     def pack(self) -> bytes:
-        """The stored value: ``<process>\\n<deadline ms>\\n<msgpack [key, meta]>``; the Redis
-        scripts read the first two lines."""
-        body = msgpack.packb([self.key, self.meta], use_bin_type=True)
-        return b"%s\n%d\n%s" % (self.process.encode(), self.deadline_ms, body)
+        """The stored value: a msgpack array ``[process, deadline ms, key, public meta]``, so
+        a whole group decodes in one call (``rows``) and scripts read the process."""
+        return msgpack.packb([self.process, self.deadline_ms, self.key, self.public_meta()])
 
     @classmethod
     def unpack(cls, address: str, value: bytes) -> "Entry":
         """The entry stored as ``value`` for ``address``."""
-        process, deadline, body = value.split(b"\n", 2)
-        key, meta = msgpack.unpackb(body, raw=False)
-        return cls(address, key, meta, process.decode(), int(deadline))
+        process, deadline, key, meta = msgpack.unpackb(value, raw=False)
+        del meta["ref"]
+        return cls(address, key, meta, process, deadline)
 
     def public_meta(self) -> dict[str, Any]:
         """The metadata as watchers and lists show it, with a ``ref`` naming the entry."""
         return {**self.meta, "ref": ref(self.address)}
+
+
+# A stored value decoded: [process, deadline ms, key, public meta].
+Row = list[Any]
+
+
+def rows(values: list[bytes]) -> list[Row]:
+    """Decode many stored values at once (one msgpack array made of them)."""
+    count = len(values)
+    return msgpack.unpackb(b"\xdd" + count.to_bytes(4, "big") + b"".join(values), raw=False)
 
 
 def ref(address: str) -> str:
@@ -94,6 +103,8 @@ def new_entry(
     if not isinstance(key, str) or not key:
         raise InvalidMessage("a presence key must be a non-empty string")
     meta = dict(meta or {})
+    if "ref" in meta:
+        raise InvalidMessage("'ref' is presence's own name for an entry; use another metadata key")
     try:
         text = json.dumps(meta, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -177,22 +188,20 @@ def diff(events: list[bytes]) -> Diff:
     return out
 
 
-def members(entries: list[Entry]) -> Metas:
-    """One item per key with the metas of all its entries, keys and metas in a stable order."""
+def members(found: list[Row], dead: set[str], now_ms: int) -> tuple[Metas, int]:
+    """One item per key (sorted) with the metas of its present entries (sorted by ref), and
+    how many entries are gone (their process dead, or their deadline passed)."""
     out: Metas = {}
-    for entry in sorted(entries, key=lambda e: (e.key, e.address)):
-        out.setdefault(entry.key, []).append(entry.public_meta())
-    return out
-
-
-def live(entries: list[Entry], dead: set[str], now_ms: int) -> tuple[list[Entry], list[Entry]]:
-    """Split entries into those present and those gone (their process dead, or their
-    deadline passed)."""
-    present, gone = [], []
-    for entry in entries:
-        expired = entry.deadline_ms and entry.deadline_ms <= now_ms
-        (gone if expired or entry.process in dead else present).append(entry)
-    return present, gone
+    gone = 0
+    for process, deadline, key, meta in found:
+        if process in dead or 0 < deadline <= now_ms:
+            gone += 1
+            continue
+        out.setdefault(key, []).append(meta)
+    for metas in out.values():
+        if len(metas) > 1:
+            metas.sort(key=lambda m: m["ref"])
+    return dict(sorted(out.items())), gone
 
 
 # -- messages ------------------------------------------------------------------------------

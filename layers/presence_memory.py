@@ -3,7 +3,7 @@
 import time
 from typing import TYPE_CHECKING
 
-from .presence import Entry, FlushSlot, join_event, leave_event
+from .presence import Entry, FlushSlot, Row, join_event, leave_event, rows
 from .tracking import PresenceStore
 
 if TYPE_CHECKING:
@@ -49,14 +49,12 @@ class MemoryPresence(PresenceStore):
             state.events.append(join_event(address, value))
         return state.slot.claim(time.monotonic())
 
-    async def entries(self, group: str) -> list[Entry]:
+    async def rows(self, group: str) -> list[Row]:
         state = self._groups.get(group)
-        if state is None:
-            return []
-        return [Entry.unpack(address, value) for address, value in state.entries.items()]
+        return rows(list(state.entries.values())) if state is not None else []
 
     async def processes(self, group: str) -> list[str]:
-        return sorted({e.process for e in await self.entries(group) if e.process})
+        return sorted({row[0] for row in await self.rows(group) if row[0]})
 
     async def dead(self, processes: list[str]) -> set[str]:
         return {p for p in processes if self.layer._dead(p)}
@@ -66,9 +64,10 @@ class MemoryPresence(PresenceStore):
         if state is None:
             return None, 0
         gone = set(dead)
-        for entry in await self.entries(group):
+        for address, value in list(state.entries.items()):
+            entry = Entry.unpack(address, value)
             if entry.process in gone or 0 < entry.deadline_ms <= now_ms:
-                state.events.append(leave_event(entry.address, state.entries.pop(entry.address)))
+                state.events.append(leave_event(address, state.entries.pop(address)))
         claim = state.slot.claim(time.monotonic()) if state.events else None
         if not state.entries and not state.events and state.slot.until <= time.monotonic():
             del self._groups[group]

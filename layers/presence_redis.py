@@ -11,7 +11,9 @@ their entries in one script call.
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from .presence import CLAIM_GRACE, Entry
+import msgpack
+
+from .presence import CLAIM_GRACE, Entry, Row
 from .tracking import PresenceStore
 
 if TYPE_CHECKING:
@@ -27,7 +29,7 @@ local function claim(interval, grace)
   return delay
 end
 local function process_of(value)
-  return string.sub(value, 1, string.find(value, '\\n', 1, true) - 1)
+  return cmsgpack.unpack(value)[1]
 end
 local function drop(address, old)
   redis.call('HDEL', KEYS[1], address)
@@ -114,6 +116,13 @@ return events
 """
 
 
+# KEYS: a group's entries. Returns them as one msgpack array (``presence.rows``).
+ROWS = """
+local values = redis.call('HVALS', KEYS[1])
+return struct.pack('>BI4', 0xdd, #values) .. table.concat(values)
+"""
+
+
 def _delay(ms: int) -> float | None:
     return None if ms < 0 else ms / 1000
 
@@ -146,11 +155,11 @@ class RedisPresence(PresenceStore):
         async with shard.use():
             return _delay(await shard.presence_write(keys=self._keys(group), args=argv))
 
-    async def entries(self, group: str) -> list[Entry]:
+    async def rows(self, group: str) -> list[Row]:
         shard = await self._on(group)
         async with shard.use():
-            stored = await shard.client.hgetall(self._keys(group)[0])
-        return [Entry.unpack(address.decode(), value) for address, value in stored.items()]
+            blob = await shard.presence_rows(keys=self._keys(group)[:1])
+        return msgpack.unpackb(blob, raw=False)
 
     async def processes(self, group: str) -> list[str]:
         shard = await self._on(group)

@@ -23,10 +23,10 @@ from .presence import (
     WATCH_GROUPS,
     Entry,
     Metas,
+    Row,
     check_group,
     diff,
     diff_message,
-    live,
     members,
     new_entry,
     state_message,
@@ -51,8 +51,8 @@ class PresenceStore(ABC):
         """Store ``entry`` for ``address`` (replacing any), or remove it (``None``)."""
 
     @abstractmethod
-    async def entries(self, group: str) -> list[Entry]:
-        """Every stored entry of ``group``, present or not."""
+    async def rows(self, group: str) -> list[Row]:
+        """Every stored entry of ``group``, present or not, decoded (``presence.rows``)."""
 
     @abstractmethod
     async def processes(self, group: str) -> list[str]:
@@ -129,12 +129,12 @@ class Presence:
         Entries of dead processes and past their ``ttl`` are left out and removed."""
         check_group(group)
         self._use(group)
-        entries = await self.store.entries(group)
-        dead = await self.store.dead(sorted({e.process for e in entries if e.process}))
-        present, gone = live(entries, dead, int(time.time() * 1000))
+        found = await self.store.rows(group)
+        dead = await self.store.dead(sorted({row[0] for row in found if row[0]}))
+        listed, gone = members(found, dead, int(time.time() * 1000))
         if gone:
             await self.sweep(group, dead)
-        return members(present)
+        return listed
 
     async def watch(self, group: str, address: str, form: str = "message") -> None:
         """Send ``group``'s list to ``address`` now and its diffs from now on, as WebSocket

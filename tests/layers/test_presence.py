@@ -240,6 +240,8 @@ async def test_bad_input_is_refused_clearly(make_layer):
         await track("g", "ws.a!b", "k", {"raw": b"\x00"})
     with pytest.raises(MessageTooLarge, match="limit is 100"):
         await track("g", "ws.a!b", "k", {"text": "x" * 200})
+    with pytest.raises(InvalidMessage, match="ref"):
+        await track("g", "ws.a!b", "k", {"ref": 1})
     with pytest.raises(InvalidMessage, match="key"):
         await track("g", "ws.a!b", "", {})
     with pytest.raises(InvalidChannelName):

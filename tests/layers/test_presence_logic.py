@@ -10,10 +10,10 @@ from switchroom.layers.presence import (
     diff,
     join_event,
     leave_event,
-    live,
     members,
     new_entry,
     ref,
+    rows,
 )
 
 
@@ -54,12 +54,19 @@ def test_a_changed_meta_leaves_and_joins_and_a_renewed_ttl_shows_nothing():
     assert not diff([left(first), joined(again)])
 
 
-def test_members_are_one_item_per_key_and_gone_entries_are_split_off():
+def test_members_are_one_item_per_key_without_the_gone_entries():
     a1, a2 = entry("ws.p1!1", "alice", tab=1), entry("ws.p2!2", "alice", tab=2)
+    bob, gone = entry("ws.p1!3", "bob"), entry("ws.p3!4", "dan")
     timed = new_entry("room", "seen.c", "carol", {}, 4096, 1000.0, ttl=1)
-    present, gone = live([a1, a2, timed], dead={"p2"}, now_ms=1_001_000)
-    assert present == [a1] and gone == [a2, timed]
-    assert members([a2, a1]) == {"alice": [a1.public_meta(), a2.public_meta()]}
+    found = rows([e.pack() for e in (bob, a2, timed, a1, gone)])
+    listed, left = members(found, dead={"p3"}, now_ms=1_001_000)
+    assert left == 2
+    assert listed == {
+        "alice": sorted([a1.public_meta(), a2.public_meta()], key=lambda m: m["ref"]),
+        "bob": [bob.public_meta()],
+    }
+    assert list(listed) == ["alice", "bob"]
+    assert members(found, dead=set(), now_ms=0)[1] == 0
 
 
 def test_the_flush_slot_keeps_flushes_an_interval_apart():
