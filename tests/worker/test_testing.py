@@ -2,13 +2,14 @@
 example among them, with answers that never come failing the test instead of hanging it."""
 
 import asyncio
-import json
 
 import pytest
 
 from examples.chat.app import app as chat_app
 from switchroom.testing import TestClient, WebSocketClosed, WebSocketRejected
 from switchroom.worker.app import App
+
+from ..layers.test_presence import apply
 
 
 def make_app() -> App:
@@ -142,6 +143,14 @@ async def test_slack_events_are_posted_to_and_slash_commands_answered_in_their_a
         assert await event.reply() == {"ack": {"text": "done", "response_type": "ephemeral"}}
 
 
+async def room_line(ws) -> dict:
+    """The next line of the chat room, past the frames of who is in it."""
+    while True:
+        frame = await ws.receive_json()
+        if not frame.get("type", "").startswith("presence."):
+            return frame
+
+
 async def test_the_chat_example_broadcasts_to_every_page_and_shows_email():
     async with TestClient(chat_app) as client:
         page = await client.get("/")
@@ -149,11 +158,37 @@ async def test_the_chat_example_broadcasts_to_every_page_and_shows_email():
         async with client.websocket("/room") as ann, client.websocket("/room") as bob:
             await ann.send_json({"name": "ann", "text": "hello"})
             for ws in (ann, bob):
-                line = await ws.receive_json()
+                line = await room_line(ws)
                 assert (line["via"], line["from"], line["text"]) == ("web", "ann", "hello")
             slack = await client.sent("slack.send")
             assert slack["text"] == "*ann*: hello"
             await client.email("cy@example.com", ["room@chat.localhost"], subject="hi", text="from mail")
-            shown = [json.loads(await ws.receive_text()) for ws in (ann, bob)]
+            shown = [await room_line(ws) for ws in (ann, bob)]
             assert {line["via"] for line in shown} == {"email"}
             assert shown[0]["text"] == "from mail" and shown[0]["reply"]["address"] == "cy@example.com"
+
+
+async def people(ws, view: dict, expected: dict) -> None:
+    """Read presence frames into ``view`` until it shows ``expected`` (key -> vias)."""
+    while {
+        k: sorted(m["via"] for m in refs.values()) for k, refs in view.items() if k != "\0ready"
+    } != expected:
+        frame = await ws.receive_json()
+        if frame.get("type", "").startswith("presence."):
+            apply(view, frame)
+
+
+async def test_the_chat_example_shows_who_is_in_the_room():
+    async with TestClient(chat_app) as client:
+        async with client.websocket("/room", query="name=ann") as ann:
+            view: dict = {}
+            await people(ann, view, {"ann": ["web"]})
+            async with (
+                client.websocket("/room", query="name=ann"),
+                client.websocket("/room", query="name=bob"),
+            ):
+                await people(ann, view, {"ann": ["web", "web"], "bob": ["web"]})
+            await people(ann, view, {"ann": ["web"]})
+            await client.email("cy@example.com", ["room@chat.localhost"], subject="hi", text="from mail")
+            await people(ann, view, {"ann": ["web"], "cy@example.com": ["email"]})
+            assert list(await client.layer.presence.list("room")) == ["ann", "cy@example.com"]
