@@ -34,7 +34,7 @@ from .errors import ChannelFull as _ChannelFull
 from .errors import InvalidChannelName
 from .errors import MessageTooLarge as _MessageTooLarge
 from .names import process_of, validate_channel
-from .sync import SyncLayer
+from .sync import SyncLayer, SyncPresence
 from .url import get_layer
 
 DEFAULT_URL = "memory://"
@@ -181,6 +181,13 @@ class ChannelLayer:
         self._thread.start()
         self._sync = SyncLayer(self.layer, loop=self._loop)
         self._held: deque[tuple[str, Message]] = deque()
+
+    @property
+    def presence(self) -> SyncPresence:
+        """Presence on the layer's groups, as blocking calls (a Switchroom extension, beyond
+        the standard; ``docs/presence.md``): ``presence.track("room", reply_channel, user,
+        diffs="frame")`` in a ``websocket.connect`` consumer, ``untrack`` on disconnect."""
+        return self._sync.presence
 
     # -- the ASGI 1.0 core API ---------------------------------------------------------
 

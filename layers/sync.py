@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from .base import BaseLayer, Message
 from .errors import LayerError
+from .presence import Metas
 from .stats import GroupReach
 
 T = TypeVar("T")
@@ -32,6 +33,11 @@ class SyncLayer:
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    @property
+    def presence(self) -> "SyncPresence":
+        """Presence on this layer, as blocking calls."""
+        return SyncPresence(self)
 
     def send(self, channel: str, message: Message) -> None:
         self._run(self.layer.send(channel, message))
@@ -75,3 +81,39 @@ class SyncLayer:
             self._thread.join()
             self._loop.close()
             self._thread = None
+
+
+class SyncPresence:
+    """``layer.presence`` as blocking calls (``docs/presence.md``), through a ``SyncLayer``."""
+
+    def __init__(self, sync: SyncLayer) -> None:
+        self._sync = sync
+
+    def track(
+        self,
+        group: str,
+        address: str,
+        key: str,
+        meta: dict[str, Any] | None = None,
+        *,
+        diffs: str | None = None,
+        ttl: float | None = None,
+    ) -> None:
+        """Make ``address`` present in ``group`` under ``key``; see ``Presence.track``."""
+        self._sync._run(self._sync.layer.presence.track(group, address, key, meta, diffs=diffs, ttl=ttl))
+
+    def untrack(self, group: str, address: str) -> None:
+        """Remove ``address`` from ``group``."""
+        self._sync._run(self._sync.layer.presence.untrack(group, address))
+
+    def list(self, group: str) -> Metas:
+        """The members of ``group``: each key with its metas."""
+        return self._sync._run(self._sync.layer.presence.list(group))
+
+    def watch(self, group: str, address: str, form: str = "message") -> None:
+        """Send ``group``'s list to ``address`` now and its diffs from now on."""
+        self._sync._run(self._sync.layer.presence.watch(group, address, form))
+
+    def unwatch(self, group: str, address: str) -> None:
+        """Stop sending ``group``'s diffs to ``address``."""
+        self._sync._run(self._sync.layer.presence.unwatch(group, address))

@@ -206,6 +206,9 @@ LAYER_COUNTS = {
     "group_skipped_dead": "Group members skipped because their process had stopped",
     "group_skipped_expired": "Group memberships that had lapsed, removed by a send",
     "outages": "Times a Redis node stopped answering this process",
+    "presence_tracks": "Presence entries this process tracked (or tracked again)",
+    "presence_events": "Presence joins and leaves this process flushed",
+    "presence_diffs": "Presence diffs this process sent to watchers",
 }
 
 
