@@ -119,9 +119,11 @@ class Presence:
     async def untrack(self, group: str, address: str) -> None:
         """Remove ``address`` from ``group`` (a no-op if absent); it stops watching too."""
         check_group(group)
-        self._schedule(group, await self.store.write(group, address, None))
-        for form in WATCH_GROUPS:
-            await self.layer.group_discard(watch_group(group, form), address)
+        claim, *_ = await asyncio.gather(
+            self.store.write(group, address, None),
+            *(self.layer.group_discard(watch_group(group, form), address) for form in WATCH_GROUPS),
+        )
+        self._schedule(group, claim)
 
     async def list(self, group: str) -> Metas:
         """The group's members: each key with the metas of its entries (each with a ``ref``).
@@ -148,8 +150,9 @@ class Presence:
     async def unwatch(self, group: str, address: str) -> None:
         """Stop sending ``group``'s diffs to ``address``."""
         check_group(group)
-        for form in WATCH_GROUPS:
-            await self.layer.group_discard(watch_group(group, form), address)
+        await asyncio.gather(
+            *(self.layer.group_discard(watch_group(group, form), address) for form in WATCH_GROUPS)
+        )
 
     # -- flushes and sweeps -------------------------------------------------------------------
 
