@@ -34,7 +34,8 @@ QUIET = {"heartbeat_interval": 60.0, "liveness_timeout": 120.0}
 
 class RoundTrips:
     """Counts the layer's round trips to Redis: each one holds a connection slot of its
-    shard (``_Shard.use``) for exactly one command, pipeline or script call."""
+    shard (``_Shard.use``) for exactly one command, pipeline or script call. Made once,
+    it counts for the rest of the (bench) process."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -52,14 +53,14 @@ def _commands(client: redis.Redis) -> int:
     return int(client.info("stats")["total_commands_processed"])
 
 
-async def join_leave(url: str, client: redis.Redis, count: int) -> dict[str, float]:
+async def join_leave(url: str, client: redis.Redis, trips: "RoundTrips", count: int) -> dict[str, float]:
     layer = get_layer(url, prefix="bench-jl", **QUIET)
     addresses = [f"websocket.send.benchproc{n % 4}!{n:08d}" for n in range(count)]
     out: dict[str, float] = {}
     try:
         await layer.presence.track("warm", "websocket.send.benchproc0!warm", "w")
         for phase in ("join", "leave"):
-            before = (TRIPS.count, _commands(client))
+            before = (trips.count, _commands(client))
             started = time.perf_counter()
             for n, address in enumerate(addresses):
                 if phase == "join":
@@ -67,7 +68,7 @@ async def join_leave(url: str, client: redis.Redis, count: int) -> dict[str, flo
                 else:
                     await layer.presence.untrack("jl", address)
             elapsed = time.perf_counter() - started
-            after = (TRIPS.count, _commands(client))
+            after = (trips.count, _commands(client))
             # The flushes the calls start run beside them and are counted in.
             out[f"{phase}_us"] = elapsed / count * 1e6
             out[f"{phase}_round_trips"] = (after[0] - before[0]) / count
@@ -175,9 +176,6 @@ async def churn(url: str, rate: int, seconds: float, watchers: int, interval: fl
         await watching.close()
 
 
-TRIPS = RoundTrips()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.presence", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short runs (2 s of churn, 500 joins timed)")
@@ -189,12 +187,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--members", type=int, default=10_000, help="members of the listed group (default 10000)"
     )
+    parser.add_argument(
+        "--calls", type=int, help="joins and leaves timed one at a time (default 2000, quick 500)"
+    )
     args = parser.parse_args(argv)
     seconds = args.seconds or (2.0 if args.quick else 10.0)
-    calls = 500 if args.quick else 2000
+    calls = args.calls or (500 if args.quick else 2000)
     with RedisProcess() as server:
         client = redis.Redis(port=server.port)
-        cost = asyncio.run(join_leave(server.url, client, calls))
+        cost = asyncio.run(join_leave(server.url, client, RoundTrips(), calls))
         print(f"presence on Redis ({server.url}), {'quick' if args.quick else 'full'} run")
         for phase in ("join", "leave"):
             print(
