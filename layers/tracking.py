@@ -18,6 +18,7 @@ import time
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
+from .cancelling import raise_if_cancelled
 from .errors import LayerError
 from .presence import (
     WATCH_GROUPS,
@@ -111,10 +112,12 @@ class Presence:
             await self.layer.group_add(watchers, address)
         claim = await self.store.write(group, address, entry)
         self.layer.stats.counts["presence_tracks"] += 1
-        if diffs is not None:
-            # The list goes out before a diff this call makes (which it already holds).
-            await self._send_state(group, address, diffs)
-        self._schedule(group, claim)
+        try:
+            if diffs is not None:
+                # The list goes out before a diff this call makes (which it already holds).
+                await self._send_state(group, address, diffs)
+        finally:
+            self._schedule(group, claim)
 
     async def untrack(self, group: str, address: str) -> None:
         """Remove ``address`` from ``group`` (a no-op if absent); it stops watching too."""
@@ -165,8 +168,12 @@ class Presence:
         if not change:
             return
         self.layer.stats.counts["presence_diffs"] += 1
-        for form in WATCH_GROUPS:
-            await self.layer.group_send(watch_group(group, form), diff_message(group, change, form))
+        await asyncio.gather(
+            *(
+                self.layer.group_send(watch_group(group, form), diff_message(group, change, form))
+                for form in WATCH_GROUPS
+            )
+        )
 
     async def sweep(self, group: str, dead: set[str] | None = None) -> int:
         """Remove the entries of dead processes and past their ttl; returns how many are left."""
@@ -219,8 +226,10 @@ class Presence:
 
     async def _sweep_all(self) -> None:
         while True:
+            raise_if_cancelled()
             await asyncio.sleep(self.layer.heartbeat_interval)
             for group in list(self.groups):
+                raise_if_cancelled()
                 try:
                     left = await self.sweep(group)
                 except LayerError as exc:
