@@ -261,6 +261,26 @@ def email_cpu(results: Results) -> str:
     )
 
 
+PRESENCE_ROWS = (
+    ("join (`track`), µs per call, one at a time", "join_us", "{:,.0f}"),
+    ("join, round trips to Redis per call", "join_round_trips", "{:,.2f}"),
+    ("join, Redis commands per call (inside scripts too)", "join_commands", "{:,.1f}"),
+    ("leave (`untrack`), µs per call, one at a time", "leave_us", "{:,.0f}"),
+    ("leave, round trips to Redis per call", "leave_round_trips", "{:,.2f}"),
+    ("leave, Redis commands per call (inside scripts too)", "leave_commands", "{:,.1f}"),
+    ("`list` of a group of 10,000 members, ms (median of 5 calls)", "list_ms", "{:,.1f}"),
+    ("churn of 1,000 joins/s: presence messages per watcher per s", "messages_per_watcher_per_s", "{:,.1f}"),
+    ("the same, every change flushed at once: times more messages", "fewer_messages_batched", "{:,.1f}"),
+)
+
+
+def presence(results: Results) -> str:
+    leaf = _leaf(results, "presence")
+    lines = ["| figure | value |", "|---|---|"]
+    lines += [f"| {label} | {_figure(leaf, key, fmt)} |" for label, key, fmt in PRESENCE_ROWS]
+    return "\n".join(lines)
+
+
 def _table(key: str) -> Callable[[Results], str]:
     return lambda results: table(key, results)
 
@@ -287,6 +307,7 @@ REGIONS: dict[str, Callable[[Results], str]] = {
     "scaling_model": scaling_model,
     "tls": tls,
     "email_cpu": email_cpu,
+    "presence": presence,
 }
 INLINE = {"tls", "email_cpu"}  # regions inside a table cell or a sentence: no source line, no line breaks
 

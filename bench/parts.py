@@ -1,11 +1,12 @@
 """The focused benchmarks of one part of Switchroom each, registered so that the recorded
 run holds their figures too: the layer (bench/layer.py), shards (bench/scaling.py), one
-server's fan-out and memory per socket (bench/fanout.py), and TLS (bench/tls.py)."""
+server's fan-out and memory per socket (bench/fanout.py), TLS (bench/tls.py) and presence
+(bench/presence.py)."""
 
 import asyncio
 from typing import Any
 
-from bench import fanout, layer, scaling, tls
+from bench import fanout, layer, presence, scaling, tls
 from bench.registry import Options, register
 
 WHY_NOT = "a part of Switchroom measured alone"
@@ -35,3 +36,10 @@ def fan_out(system: Any, options: Options) -> dict[str, Any]:
 def over_tls(system: Any, options: Options) -> dict[str, Any]:
     """``python -m bench.tls``: layer pairs/s over TLS beside plain TCP."""
     return {"runs": [tls.run(options.seconds) for _ in range(options.runs)]}
+
+
+@register("presence", systems=("switchroom",), why_not=WHY_NOT)
+def presence_costs(system: Any, options: Options) -> dict[str, Any]:
+    """``python -m bench.presence``: join and leave costs, listing 10,000, churn traffic."""
+    calls = 500 if options.quick else 2000
+    return {"runs": [presence.measure(options.seconds, calls, 10_000) for _ in range(options.runs)]}

@@ -19,7 +19,7 @@ import argparse
 import asyncio
 import statistics
 import time
-from typing import Any
+from typing import Any, Self
 
 import msgpack
 import redis
@@ -33,19 +33,25 @@ QUIET = {"heartbeat_interval": 60.0, "liveness_timeout": 120.0}
 
 
 class RoundTrips:
-    """Counts the layer's round trips to Redis: each one holds a connection slot of its
-    shard (``_Shard.use``) for exactly one command, pipeline or script call. Made once,
-    it counts for the rest of the (bench) process."""
+    """Counts the layer's round trips to Redis while it is open: each one holds a connection
+    slot of its shard (``_Shard.use``) for exactly one command, pipeline or script call."""
 
     def __init__(self) -> None:
         self.count = 0
-        original = _Shard.use
+        self._original = _Shard.use
+
+    def __enter__(self) -> Self:
+        original = self._original
 
         def counted(shard: _Shard, quiet: bool = False) -> Any:
             self.count += 1
             return original(shard, quiet)
 
         _Shard.use = counted  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _Shard.use = self._original  # type: ignore[method-assign]
 
 
 def _commands(client: redis.Redis) -> int:
@@ -176,6 +182,31 @@ async def churn(url: str, rate: int, seconds: float, watchers: int, interval: fl
         await watching.close()
 
 
+def measure(
+    seconds: float, calls: int, members: int, rate: int = 1000, watchers: int = 100
+) -> dict[str, Any]:
+    """One run on a private Redis: join and leave costs, the time to list ``members``, and
+    the watchers' traffic under churn with the default interval and with none."""
+    with RedisProcess() as server:
+        client = redis.Redis(port=server.port)
+        try:
+            with RoundTrips() as trips:
+                figures: dict[str, Any] = asyncio.run(join_leave(server.url, client, trips, calls))
+            figures.update(asyncio.run(list_large(server.url, members)))
+            batched, unbatched = (
+                asyncio.run(churn(server.url, rate, seconds, watchers, interval)) for interval in (0.1, 0.0)
+            )
+        finally:
+            client.close()
+    figures["churn"] = [batched, unbatched]
+    figures["messages_per_watcher_per_s"] = batched["messages_per_watcher_per_s"]
+    figures["fewer_messages_batched"] = unbatched["messages_per_watcher_per_s"] / max(
+        batched["messages_per_watcher_per_s"], 1e-9
+    )
+    figures.update(url=server.url, calls=calls, watchers=watchers)
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.presence", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short runs (2 s of churn, 500 joins timed)")
@@ -193,34 +224,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     seconds = args.seconds or (2.0 if args.quick else 10.0)
     calls = args.calls or (500 if args.quick else 2000)
-    with RedisProcess() as server:
-        client = redis.Redis(port=server.port)
-        cost = asyncio.run(join_leave(server.url, client, RoundTrips(), calls))
-        print(f"presence on Redis ({server.url}), {'quick' if args.quick else 'full'} run")
-        for phase in ("join", "leave"):
-            print(
-                f"  {phase:5}  {cost[f'{phase}_us']:7.0f} µs/call  {cost[f'{phase}_round_trips']:4.2f} round "
-                f"trips  {cost[f'{phase}_commands']:5.1f} Redis commands  ({calls} calls one at a time)"
-            )
-        listed = asyncio.run(list_large(server.url, args.members))
-        verdict = "within" if listed["list_ms"] <= 50 else "OVER"
+    figures = measure(seconds, calls, args.members, args.rate, args.watchers)
+    print(f"presence on Redis ({figures['url']}), {'quick' if args.quick else 'full'} run")
+    for phase in ("join", "leave"):
         print(
-            f"  list   {listed['list_ms']:7.1f} ms for {args.members} members ({verdict} the 50 ms target; "
-            f"median of 5; filled in {listed['fill_s']:.1f} s)"
+            f"  {phase:5}  {figures[f'{phase}_us']:7.0f} µs/call  "
+            f"{figures[f'{phase}_round_trips']:4.2f} round trips  "
+            f"{figures[f'{phase}_commands']:5.1f} Redis commands  ({calls} calls one at a time)"
         )
-        rows = [asyncio.run(churn(server.url, args.rate, seconds, args.watchers, i)) for i in (0.1, 0.0)]
-        for row in rows:
-            print(
-                f"  churn  interval {row['interval_ms']:3.0f} ms: {row['joins_per_s']:6.0f} joins/s (each "
-                f"leaving 1 s later) -> {row['messages_per_watcher_per_s']:6.1f} messages/s and "
-                f"{row['bytes_per_watcher_per_s'] / 1024:6.1f} KiB/s per watcher ({args.watchers} watchers; "
-                f"flushes at least {row['shortest_gap_ms']:.0f} ms apart)"
-            )
-        batched, unbatched = rows
-        if batched["messages_per_watcher_per_s"]:
-            ratio = unbatched["messages_per_watcher_per_s"] / batched["messages_per_watcher_per_s"]
-            print(f"  batching sends {ratio:.1f}x fewer presence messages than flushing every change")
-        client.close()
+    verdict = "within" if figures["list_ms"] <= 50 else "OVER"
+    print(
+        f"  list   {figures['list_ms']:7.1f} ms for {args.members} members ({verdict} the 50 ms target; "
+        f"median of 5; filled in {figures['fill_s']:.1f} s)"
+    )
+    for row in figures["churn"]:
+        print(
+            f"  churn  interval {row['interval_ms']:3.0f} ms: {row['joins_per_s']:6.0f} joins/s (each "
+            f"leaving 1 s later) -> {row['messages_per_watcher_per_s']:6.1f} messages/s and "
+            f"{row['bytes_per_watcher_per_s'] / 1024:6.1f} KiB/s per watcher ({args.watchers} watchers; "
+            f"flushes at least {row['shortest_gap_ms']:.0f} ms apart)"
+        )
+    fewer = figures["fewer_messages_batched"]
+    print(f"  batching sends {fewer:.1f}x fewer presence messages than flushing every change")
     return 0
 
 

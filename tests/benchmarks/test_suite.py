@@ -81,7 +81,8 @@ def test_the_parts_of_switchroom_are_recorded_too(tmp_path: Path) -> None:
             "--systems",
             "switchroom",
         ]
-        + ["--idle-sockets", "30", "--workloads", "layer_parts,scaling,fanout,tls", "--json", str(out)],
+        + ["--idle-sockets", "30", "--workloads", "layer_parts,scaling,fanout,tls,presence"]
+        + ["--json", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -94,8 +95,9 @@ def test_the_parts_of_switchroom_are_recorded_too(tmp_path: Path) -> None:
     assert {row["shards"] for row in got["scaling"]} == {1, 2}
     assert got["fanout"]["delivered"] > 0 and got["fanout"]["layer_reached"] > 0
     assert got["tls"]["tls"] > 0 and got["tls"]["handshakes"] > 0
+    assert got["presence"]["list_ms"] > 0 and got["presence"]["join_commands"] > 0
     # Every region the docs use renders from such a record (no "not in the recorded run").
-    for name in ("layer_parts", "durable", "scaling", "scaling_model", "tls"):
+    for name in ("layer_parts", "durable", "scaling", "scaling_model", "tls", "presence"):
         assert "Not in the recorded run" not in docs.render(name, results), name
 
 
