@@ -5,6 +5,7 @@ server killed outright leave their groups within seconds."""
 
 import asyncio
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -41,6 +42,35 @@ async def test_a_burst_of_1000_frames_from_a_consumer_arrives_whole_and_in_order
         assert (await ws.recv()).startswith("address websocket.send.")
         await ws.send("burst 1000")
         assert await frames(ws, 1000) == [str(n) for n in range(1000)]
+
+
+async def test_group_frames_to_a_client_that_reads_late_arrive_whole_and_in_order(served):
+    """Group frames are written straight to each socket while nothing waits before them; once
+    a client stops reading, the rest queues behind what the kernel did not take, in the
+    order sent, with the socket's own frames in between."""
+    layer = get_layer(served.layer_url)
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
+    client.connect(("127.0.0.1", served.port))
+    try:
+        async with (
+            connect(served.ws_url + "/burst", sock=client, max_queue=4) as late,
+            connect(served.ws_url + "/burst") as prompt,
+        ):
+            address = (await late.recv()).split()[1]
+            await layer.group_add("late", address)
+            await layer.group_add("late", (await prompt.recv()).split()[1])
+            sent = []
+            for n in range(100):
+                big = f"g{n}-" + "x" * 30_000
+                assert (await layer.group_send("late", {"text": big})).reached == 2
+                await layer.send(address, {"text": f"d{n}"})
+                sent += [big, f"d{n}"]
+            assert await frames(prompt, 100) == sent[::2]
+            await asyncio.sleep(1.0)  # the late client reads nothing meanwhile beyond its small queue
+            assert await frames(late, len(sent)) == sent
+    finally:
+        await layer.close()
 
 
 SCRIPT = """
