@@ -217,6 +217,22 @@ class Switchroom(System):
         self._cli(launcher, "worker", ["worker", "bench.apps:app"])
 
 
+class SwitchroomUp(Switchroom):
+    """``switchroom up`` in one process: the HTTP server and the workers on one loop, on the
+    in-memory layer (no Redis), so nothing crosses processes."""
+
+    name = "switchroom-up"
+    label = "Switchroom, `up` in one process"
+    uses_redis = False
+    runs_workers = False
+    skips = frozenset({"broadcast", "layer"})
+
+    def server(self, launcher: Launcher, port: int, workers: int) -> None:
+        args = ["up", "bench.apps:app", "--http-port", str(port), "--workers", str(workers)]
+        args += ["--slack", "off", "--metrics-port", "0", "--log-level", "warning"]
+        launcher.spawn("server", [self.python, "-m", "switchroom.cli", *args])
+
+
 class Baseline(Switchroom):
     """This repository as it was at an earlier commit, run the same way as this checkout
     (its own ``switchroom`` command and its own ``bench.apps``), for before/after figures
@@ -319,5 +335,5 @@ class Ceiling(System):
 
 
 SYSTEMS: dict[str, type[System]] = {
-    s.name: s for s in (Switchroom, Original, Channels4, Channels4Tuned, Ceiling)
+    s.name: s for s in (Switchroom, SwitchroomUp, Original, Channels4, Channels4Tuned, Ceiling)
 }
