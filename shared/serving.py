@@ -1,32 +1,45 @@
-"""Running one interface server as a process: build its layer, wait for it, start the
-server and its health endpoint, and stop gracefully on SIGTERM or SIGINT. Shared by
-``switchroom http``, ``email`` and ``slack``; the worker uses the same steps."""
+"""Running parts as a process: one lifecycle for every server and the worker.
 
-import argparse
+A part (``Server``) starts, says whether it is ready, and stops gracefully. ``run_server``
+is the whole life of a ``switchroom http``, ``email``, ``slack`` or ``worker`` process:
+build the layer, wait for it, start the part and its health endpoint, serve until SIGTERM
+or SIGINT (or until the part ends on its own), stop. ``stop_event`` is the one place
+signal handlers are installed; ``switchroom up`` uses it and the same steps for its parts.
+"""
+
 import asyncio
 import logging
 import signal
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from switchroom.layers import BaseLayer
 
-from .config import layer_from_args
+from .config import Common
 from .health import Health, HealthEndpoint, Part
 from .logs import setup_logging
-from .startup import StartupError, os_error, report, wait_for_layer
+from .startup import StartupError, build_layer, os_error, report, wait_for_layer
 
 
 class Server(Part, Protocol):
-    """What an interface server offers its process: start, a graceful stop, and readiness."""
+    """What a part offers its process: ``start`` returns once it accepts work, ``stop``
+    once it has stopped gracefully; ``not_ready`` tells the health checks."""
 
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
 
 
+@runtime_checkable
+class Ending(Protocol):
+    """A part that can end on its own (the worker, when its app fails): ``wait`` returns
+    when it has ended and raises what ended it."""
+
+    async def wait(self) -> None: ...
+
+
 def stop_event() -> asyncio.Event:
-    """An event set by SIGTERM or SIGINT."""
+    """An event set by SIGTERM or SIGINT: the only signal handlers a process installs."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -49,7 +62,7 @@ async def unless_stopped(step: Coroutine[Any, Any, None], stop: asyncio.Event) -
 
 
 async def start_part(part: Server) -> None:
-    """Start a server; the errors a bad setting or a taken port cause become StartupErrors."""
+    """Start a part; the errors a bad setting or a taken port cause become StartupErrors."""
     try:
         await part.start()
     except OSError as exc:
@@ -58,50 +71,71 @@ async def start_part(part: Server) -> None:
         raise StartupError(str(exc)) from None
 
 
-async def open_health(args: argparse.Namespace, health: Health) -> HealthEndpoint | None:
-    """The health and metrics endpoint on ``--metrics-port``, if one is asked for."""
-    if not args.metrics_port:
+def build_part(build: Callable[[BaseLayer], Server], layer: BaseLayer) -> Server:
+    """``build(layer)``; a setting it refuses (ValueError) is a StartupError."""
+    try:
+        return build(layer)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+
+
+async def until_stopped_or_ended(parts: list[Server], stop: asyncio.Event) -> Server | None:
+    """Wait for ``stop``; the part that ended on its own first, if one did."""
+    waiters = {asyncio.ensure_future(p.wait()): p for p in parts if isinstance(p, Ending)}
+    stopper = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait([stopper, *waiters], return_when=asyncio.FIRST_COMPLETED)
+    for waiter in [stopper, *waiters]:
+        if waiter not in done:
+            waiter.cancel()
+    ended = [waiters[w] for w in done if w in waiters]
+    return ended[0] if ended else None
+
+
+async def open_health(bind: str, port: int, health: Health) -> HealthEndpoint | None:
+    """The health and metrics endpoint on ``port`` (``--metrics-port``), if one is asked for."""
+    if not port:
         return None
-    endpoint = HealthEndpoint(health, args.metrics_bind, args.metrics_port)
+    endpoint = HealthEndpoint(health, bind, port)
     try:
         await endpoint.start()
     except OSError as exc:
-        raise StartupError(f"--metrics-port {args.metrics_port}: {os_error(exc)}") from None
+        raise StartupError(f"--metrics-port {port}: {os_error(exc)}") from None
     return endpoint
 
 
-async def serve(args: argparse.Namespace, role: str, build: Callable[[BaseLayer], Server]) -> None:
-    """Start the server on the layer ``--layer`` names; stop it when a signal arrives."""
+async def serve(common: Common, role: str, build: Callable[[BaseLayer], Server]) -> None:
+    """Start the part on the layer ``--layer`` names; stop it when a signal arrives or
+    it ends on its own (whose error then propagates)."""
     log = logging.getLogger(f"switchroom.{role}")
-    layer = layer_from_args(args)
+    layer = build_layer(common.layer)
     stop = stop_event()
     endpoint = None
     try:
-        if not await unless_stopped(wait_for_layer(layer, args.layer_wait), stop):
+        if not await unless_stopped(wait_for_layer(layer, common.layer_wait), stop):
             return
-        try:
-            server = build(layer)
-        except ValueError as exc:
-            raise StartupError(str(exc)) from None
+        server = build_part(build, layer)
         health = Health(layer)
         health.add(role, server)
-        endpoint = await open_health(args, health)
+        endpoint = await open_health(common.metrics_bind, common.metrics_port, health)
         await start_part(server)
-        await stop.wait()
+        ended = await until_stopped_or_ended([server], stop)
         health.stopping = True
-        log.info("stopping")
+        if ended is None:
+            log.info("stopping")
         await server.stop()
+        if ended is not None:
+            await ended.wait()
     finally:
         if endpoint is not None:
             await endpoint.stop()
         await layer.close()
 
 
-def run_server(args: argparse.Namespace, role: str, build: Callable[[BaseLayer], Server]) -> int:
-    """The process's exit code: 0 after a graceful stop, 2 when the server cannot start."""
-    setup_logging(args.log_level, role, args.log_format)
+def run_server(common: Common, role: str, build: Callable[[BaseLayer], Server]) -> int:
+    """The process's exit code: 0 after a graceful stop, 2 when the part cannot start."""
+    setup_logging(common.log_level, role, common.log_format)
     try:
-        asyncio.run(serve(args, role, build))
+        asyncio.run(serve(common, role, build))
     except StartupError as exc:
         return report(role, exc)
     logging.getLogger(f"switchroom.{role}").info("stopped")

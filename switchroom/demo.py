@@ -8,11 +8,13 @@ broadcasts to a group of 1,000 members, printing what happened and how fast. Wit
 import argparse
 import asyncio
 import time
+from dataclasses import dataclass
 
 from switchroom.layers import BaseLayer, ChannelFull
 from switchroom.layers.redis import label
-from switchroom.shared.config import add_layer_arguments, add_log_arguments, add_option
+from switchroom.shared.config import LAYER, LOGS, add_common_arguments
 from switchroom.shared.logs import setup_logging
+from switchroom.shared.options import add_options, option
 from switchroom.shared.startup import StartupError, build_layer, report, start_redis, wait_for_layer
 
 
@@ -58,19 +60,20 @@ async def tour(layer: BaseLayer, count: int) -> None:
     await layer.flush()
 
 
+@dataclass
+class DemoSettings:
+    """The demo's own options (``SWITCHROOM_DEMO_*``)."""
+
+    redis: bool = option(False, help="start a private redis-server and use it")
+    count: int = option(10_000, help="messages to send and receive")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The demo's flags; each has a SWITCHROOM_* environment variable."""
     parser = argparse.ArgumentParser(prog="switchroom demo", description=__doc__)
-    add_layer_arguments(parser)
-    add_option(
-        parser,
-        "--redis",
-        env_name="demo_redis",
-        default=False,
-        help="start a private redis-server and use it",
-    )
-    add_option(parser, "--count", env_name="demo_count", default=10_000, help="messages to send and receive")
-    add_log_arguments(parser)
+    add_common_arguments(parser, only=LAYER)
+    add_options(parser, DemoSettings, "demo")
+    add_common_arguments(parser, only=LOGS)
     return parser
 
 

@@ -30,11 +30,19 @@ from typing import Any
 import aiohttp
 
 from switchroom.layers import BaseLayer
-from switchroom.shared.config import DEFAULT_LAYER_WAIT, add_log_arguments, add_option
+from switchroom.shared.config import LOGS, Common, add_common_arguments
 from switchroom.shared.health import Health
 from switchroom.shared.logs import setup_logging
+from switchroom.shared.options import add_options, from_env, option, to_argv
 from switchroom.shared.redisproc import free_port
-from switchroom.shared.serving import open_health, start_part, stop_event, unless_stopped
+from switchroom.shared.serving import (
+    Server,
+    open_health,
+    start_part,
+    stop_event,
+    unless_stopped,
+    until_stopped_or_ended,
+)
 from switchroom.shared.startup import StartupError, build_layer, report, start_redis, wait_for_layer
 from switchroom.supervise import Child, ChildExited, Supervisor
 
@@ -45,58 +53,75 @@ READY_TIMEOUT = 60.0
 STANDIN_TOKENS = {"SWITCHROOM_SLACK_BOT_TOKEN": "xoxb-standin", "SWITCHROOM_SLACK_APP_TOKEN": "xapp-standin"}
 
 
+@dataclass
+class UpSettings:
+    """``up``'s own options (``SWITCHROOM_UP_*``); the layer wait and the log options are
+    the other commands' (``Common``), and each part reads its own settings' variables."""
+
+    processes: bool = option(False, help="run each part as its own OS process on Redis")
+    layer: str = option(
+        "", help="layer URL (none: memory:// in one process, a private redis-server with --processes)"
+    )
+    bind: str = option("127.0.0.1", help="address the servers listen on")
+    http_port: int = option(8000, help="HTTP port (0 = any free port)")
+    http_servers: int = option(2, help="HTTP server processes sharing the port (with --processes)")
+    workers: int = option(2, help="worker count")
+    email_port: int = option(2525, help="SMTP port of the email server (0 = no email server)")
+    email_domain: str = option(
+        "chat.localhost", help="domain the email server accepts mail for, besides those the routes name"
+    )
+    relay: str = option(
+        "", help="host:port of an SMTP relay for outbound mail (none: a development relay that logs it)"
+    )
+    slack: str = option(
+        "auto",
+        help="Slack: env uses the SWITCHROOM_SLACK_* tokens, standin a local stand-in for Slack, "
+        "off none; auto is env when a token is set, else standin",
+        choices=("auto", "standin", "env", "off"),
+    )
+    slack_standin_port: int = option(3030, help="port of the local Slack stand-in")
+    metrics_port: int = option(
+        DEFAULT_METRICS_PORT,
+        help="serve /metrics, /livez and /readyz on this port, on 127.0.0.1 (0 = off); with --processes "
+        "each part takes the next port",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """``up``'s flags; each has a SWITCHROOM_UP_* environment variable (the layer and log
-    flags share the other commands' variables)."""
+    """``up``'s flags, generated from ``UpSettings`` and ``Common``."""
     parser = argparse.ArgumentParser(
         prog="switchroom up", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("app", help="module:attr of the switchroom App to run")
-
-    def option(flag: str, default: Any, text: str, **options: Any) -> None:
-        name = "up_" + flag.lstrip("-").replace("-", "_")
-        add_option(parser, flag, env_name=name, default=default, help=text, **options)
-
-    option("--processes", False, "run each part as its own OS process on Redis")
-    option(
-        "--layer", "", "layer URL (none: memory:// in one process, a private redis-server with --processes)"
-    )
-    add_option(
-        parser,
-        "--layer-wait",
-        env_name="layer_wait",
-        default=DEFAULT_LAYER_WAIT,
-        help="seconds to wait at start for the layer to answer before giving up (exit 2)",
-    )
-    option("--bind", "127.0.0.1", "address the servers listen on")
-    option("--http-port", 8000, "HTTP port (0 = any free port)")
-    option("--http-servers", 2, "HTTP server processes sharing the port (with --processes)")
-    option("--workers", 2, "worker count")
-    option("--email-port", 2525, "SMTP port of the email server (0 = no email server)")
-    option(
-        "--email-domain",
-        "chat.localhost",
-        "domain the email server accepts mail for, besides those the routes name",
-    )
-    option(
-        "--relay", "", "host:port of an SMTP relay for outbound mail (none: a development relay that logs it)"
-    )
-    option(
-        "--slack",
-        "auto",
-        "Slack: env uses the SWITCHROOM_SLACK_* tokens, standin a local stand-in for Slack, "
-        "off none; auto is env when a token is set, else standin",
-        choices=["auto", "standin", "env", "off"],
-    )
-    option("--slack-standin-port", 3030, "port of the local Slack stand-in")
-    option(
-        "--metrics-port",
-        DEFAULT_METRICS_PORT,
-        "serve /metrics, /livez and /readyz on this port, on 127.0.0.1 (0 = off); with --processes "
-        "each part takes the next port",
-    )
-    add_log_arguments(parser)
+    add_options(parser, UpSettings, "up")
+    add_common_arguments(parser, only=("layer_wait", *LOGS))
     return parser
+
+
+def part_settings(cls: type, prefix: str, **values: Any) -> Any:
+    """A part's settings as its own command builds them from the environment, with ``values``
+    (what ``up`` decides) on top; a bad environment value is a StartupError."""
+    try:
+        return from_env(cls, prefix, **values)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+
+
+def http_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The HTTP server's settings ``up`` decides."""
+    return {"bind": args.bind, "port": args.http_port}
+
+
+def email_values(args: argparse.Namespace, plan: "Plan", relay_host: str, relay_port: int) -> dict[str, Any]:
+    """The email server's settings ``up`` decides."""
+    return {
+        "bind": args.bind,
+        "port": args.email_port,
+        "domains": plan.domains,
+        "relay_host": relay_host,
+        "relay_port": relay_port,
+        "sender": f"room@{args.email_domain}",
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -260,6 +285,7 @@ def metrics_ports(args: argparse.Namespace, count: int) -> list[int]:
 async def run_in_process(args: argparse.Namespace, plan: Plan) -> int:
     """Servers and workers on one loop and one layer, until SIGINT/SIGTERM or a worker fails."""
     from switchroom.worker.runner import Worker
+    from switchroom.worker.settings import WorkerSettings
 
     for flag, bind, port in plan.ports(args):
         check_free(flag, bind, port)
@@ -269,20 +295,17 @@ async def run_in_process(args: argparse.Namespace, plan: Plan) -> int:
     stop = stop_event()
     health = Health(layer)
     stoppers: list[Callable[[], Awaitable[None]]] = []
-    workers: list[Worker] = []
-    tasks: list[asyncio.Future[None]] = []
+    workers: dict[Server, str] = {}
     endpoint = None
     try:
         if not await unless_stopped(wait_for_layer(layer, args.layer_wait), stop):
             return 0
-        endpoint = await open_health(
-            argparse.Namespace(metrics_port=args.metrics_port, metrics_bind="127.0.0.1"), health
-        )
-        workers = [Worker(plan.app, layer) for _ in range(plan.workers)]
-        for number, worker in enumerate(workers, 1):
-            health.add(f"worker{number}", worker)
-        tasks = [asyncio.ensure_future(w.run()) for w in workers]
-        await workers_serving(workers, tasks)
+        endpoint = await open_health("127.0.0.1", args.metrics_port, health)
+        settings = part_settings(WorkerSettings, "")
+        for number in range(1, plan.workers + 1):
+            worker = Worker(plan.app, layer, settings)
+            workers[worker] = f"worker{number}"
+            await start_named(workers[worker], worker, health, stoppers)
         hints = list(plan.notes)
         if plan.email:
             hints += await start_email(args, plan, layer, health, stoppers)
@@ -291,42 +314,34 @@ async def run_in_process(args: argparse.Namespace, plan: Plan) -> int:
         if plan.http:
             hints.append(await start_http(args, layer, health, stoppers))
         await say_ready(hints, health)
-        stopper = asyncio.ensure_future(stop.wait())
-        await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-        for number, task in enumerate(tasks, 1):
-            if task.done():
-                error = task.exception()
-                log.error("stopping: worker%d stopped%s", number, f": {error!r}" if error else "")
-                return 1
-        return 0
+        ended = await until_stopped_or_ended(list(workers), stop)
+        if ended is None:
+            return 0
+        try:
+            await ended.wait()  # type: ignore[attr-defined]
+            error = None
+        except Exception as exc:
+            error = exc
+        log.error("stopping: %s stopped%s", workers[ended], f": {error!r}" if error else "")
+        return 1
     finally:
         health.stopping = True
-        if tasks:
+        if stoppers:
             log.info("stopping")
         for stop_part in reversed(stoppers):
             await stop_part()
-        for worker in workers:
-            worker.stop()
-        await asyncio.gather(*tasks, return_exceptions=True)
         if endpoint is not None:
             await endpoint.stop()
         await layer.close()
 
 
-async def workers_serving(workers: list[Any], tasks: list[asyncio.Future[None]]) -> None:
-    """Return once every worker reads its channels; a worker that fails first is a StartupError."""
-    serving = [asyncio.ensure_future(w.serving.wait()) for w in workers]
-    try:
-        while not all(s.done() for s in serving):
-            await asyncio.wait([*serving, *tasks], return_when=asyncio.FIRST_COMPLETED)
-            for number, task in enumerate(tasks, 1):
-                if task.done():
-                    error = task.exception()
-                    raise StartupError(f"worker{number} did not start: {error or 'it stopped'}")
-    finally:
-        for waiter in serving:
-            waiter.cancel()
+async def start_named(
+    name: str, part: Server, health: Health, stoppers: list[Callable[[], Awaitable[None]]]
+) -> None:
+    """Start ``part``; it answers the health checks as ``name`` and stops with the others."""
+    health.add(name, part)
+    await start_part(part)
+    stoppers.append(part.stop)
 
 
 async def start_http(
@@ -335,10 +350,8 @@ async def start_http(
     """The HTTP/WebSocket server on this loop; returns the "open" line."""
     from switchroom.servers.http_ws import HttpServer, Settings
 
-    http = HttpServer(layer, Settings(bind=args.bind, port=args.http_port))
-    await start_part(http)
-    stoppers.append(http.stop)
-    health.add("http", http)
+    http = HttpServer(layer, part_settings(Settings, "http", **http_values(args)))
+    await start_named("http", http, health, stoppers)
     return f"open {http.addresses()[0]}/ (Ctrl-C stops)"
 
 
@@ -363,20 +376,9 @@ async def start_email(
             relay_server.close()
 
         stoppers.append(stop_relay)
-    email = EmailServer(
-        layer,
-        EmailSettings(
-            bind=args.bind,
-            port=args.email_port,
-            domains=plan.domains,
-            relay_host=relay_host,
-            relay_port=int(relay_port),
-            sender=f"room@{args.email_domain}",
-        ),
-    )
-    await start_part(email)
-    stoppers.append(email.stop)
-    health.add("email", email)
+    values = email_values(args, plan, relay_host, int(relay_port))
+    email = EmailServer(layer, part_settings(EmailSettings, "email", **values))
+    await start_named("email", email, health, stoppers)
     return email_hints(args, plan, email.port)
 
 
@@ -398,21 +400,18 @@ async def start_slack(
         except OSError as exc:
             raise StartupError(f"the Slack stand-in cannot listen: {exc}") from None
         stoppers.append(standin.stop)
-        settings = SlackSettings(workspaces=workspaces_from_env(STANDIN_TOKENS), api_url=standin.base_url)
+        environ = STANDIN_TOKENS
+        values = {"api_url": standin.base_url}
         hints = [slack_hint(plan, standin.port)]
     else:
-        settings = SlackSettings(
-            workspaces=workspaces_from_env(),
-            api_url=os.environ.get("SWITCHROOM_SLACK_API_URL", "https://slack.com/api/"),
-        )
+        environ, values = None, {}
         hints = ["slack: connected with the SWITCHROOM_SLACK_* tokens"]
     try:
+        settings = part_settings(SlackSettings, "slack", workspaces=workspaces_from_env(environ), **values)
         slack = SlackServer(layer, settings)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
-    await start_part(slack)
-    stoppers.append(slack.stop)
-    health.add("slack", slack)
+    await start_named("slack", slack, health, stoppers)
     return hints
 
 
@@ -455,10 +454,12 @@ class Stages:
         self.session = session
         self.ports = iter(ports)
         self.cli = [sys.executable, "-m", "switchroom.cli"]
-        self.common = [
-            "--layer", url, "--layer-wait", str(args.layer_wait),
-            "--log-level", args.log_level, "--log-format", args.log_format,
-        ]  # fmt: skip
+        self.common = {
+            "layer": url,
+            "layer_wait": args.layer_wait,
+            "log_level": args.log_level,
+            "log_format": args.log_format,
+        }
         self.stages: list[list[Child]] = []
         self.metrics: list[tuple[str, int]] = []
 
@@ -466,7 +467,8 @@ class Stages:
         """A switchroom process with the next metrics port, ready when its /readyz says so."""
         port = next(self.ports)
         self.metrics.append((name, port))
-        argv = [*self.cli, *argv, *self.common, "--metrics-port", str(port), "--metrics-bind", "127.0.0.1"]
+        common = to_argv(Common, {**self.common, "metrics_port": port, "metrics_bind": "127.0.0.1"})
+        argv = [*self.cli, *argv, *common]
         return Child(name, argv, ready=self.readyz(port), **options)
 
     def readyz(self, port: int) -> Callable[[], Awaitable[bool]]:
@@ -503,10 +505,16 @@ def plan_children(
     so they start first, together; the email server needs its relay, and the Slack server
     the stand-in, so they start once those are ready.
     """
+    from switchroom.servers.email.settings import Settings as EmailSettings
+    from switchroom.servers.http_ws.settings import Settings as HttpSettings
+    from switchroom.servers.slack.settings import Settings as SlackSettings
+
     module = [sys.executable, "-m"]
     first = [stages.part(f"worker{i + 1}", ["worker", args.app]) for i in range(plan.workers)]
     first += [
-        stages.part(f"http{i + 1}", ["http", "--fd", str(s.fileno())], pass_fds=(s.fileno(),))
+        stages.part(
+            f"http{i + 1}", ["http", *to_argv(HttpSettings, {"fd": s.fileno()})], pass_fds=(s.fileno(),)
+        )
         for i, s in enumerate(listeners)
     ]
     second = []
@@ -521,12 +529,8 @@ def plan_children(
                 "--log-format", args.log_format,
             ]  # fmt: skip
             first.append(Child("relay", relay, ready=listening(relay_host, int(relay_port))))
-        email = [
-            "email", "--bind", args.bind, "--port", str(args.email_port), "--relay-host", relay_host,
-            "--relay-port", relay_port, "--sender", f"room@{args.email_domain}",
-            *(a for d in plan.domains for a in ("--domain", d)),
-        ]  # fmt: skip
-        second.append(stages.part("email", email))
+        values = email_values(args, plan, relay_host, int(relay_port))
+        second.append(stages.part("email", ["email", *to_argv(EmailSettings, values)]))
         hints += email_hints(args, plan, args.email_port)
     if plan.slack == "standin":
         port = args.slack_standin_port
@@ -534,8 +538,8 @@ def plan_children(
             *module, "switchroom.servers.slack.standin", "--port", str(port), "--log-format", args.log_format
         ]  # fmt: skip
         first.append(Child("standin", standin, ready=listening("127.0.0.1", port)))
-        api = ["slack", "--api-url", f"http://127.0.0.1:{port}/api/"]
-        second.append(stages.part("slack", api, env=STANDIN_TOKENS))
+        api = to_argv(SlackSettings, {"api_url": f"http://127.0.0.1:{port}/api/"})
+        second.append(stages.part("slack", ["slack", *api], env=STANDIN_TOKENS))
         hints.append(slack_hint(plan, port))
     elif plan.slack == "env":
         second.append(stages.part("slack", ["slack"]))

@@ -2,23 +2,19 @@
 SIGTERM or SIGINT, finishing running consumers first."""
 
 import argparse
-import asyncio
 import importlib
-import logging
 import os
 import sys
 from typing import Any
 
-from switchroom.shared.config import add_common_arguments, add_option, layer_from_args
-from switchroom.shared.health import Health
-from switchroom.shared.logs import setup_logging
-from switchroom.shared.serving import open_health, stop_event, unless_stopped
-from switchroom.shared.startup import StartupError, report, wait_for_layer
+from switchroom.shared.config import add_common_arguments, common_from_args
+from switchroom.shared.options import add_options, from_args
+from switchroom.shared.serving import run_server
+from switchroom.shared.startup import StartupError
 
 from .app import App
 from .runner import Worker
-
-log = logging.getLogger("switchroom.worker")
+from .settings import WorkerSettings
 
 APP_HELP = "give module:attr of a switchroom App or an ASGI 3 app, importable from the current folder"
 
@@ -54,19 +50,8 @@ def load_app(target: str) -> App:
     raise StartupError(f"cannot load the app {target!r}: it is neither a switchroom App nor an ASGI 3 app")
 
 
-OPTIONS = [
-    ("--concurrency", "concurrency", 100, "consumers run at once"),
-    ("--threads", "threads", 8, "threads for plain (sync) consumers"),
-    ("--batch", "batch", 100, "messages taken per receive"),
-    ("--durable-batch", "durable_batch", 10, "entries of durable channels taken per read"),
-    ("--grace", "grace", 30.0, "seconds running consumers get on SIGTERM"),
-    ("--body-timeout", "body_timeout", 30.0, "seconds to wait for a request body chunk"),
-    ("--lifespan-timeout", "lifespan_timeout", 30.0, "seconds for ASGI lifespan events"),
-]
-
-
 def build_parser() -> argparse.ArgumentParser:
-    """The worker's flags; each has a SWITCHROOM_* environment variable."""
+    """The worker's flags, generated from ``Common`` and ``WorkerSettings``."""
     parser = argparse.ArgumentParser(
         prog="switchroom worker",
         description="Load an App (or a bare ASGI 3 app) and serve it until SIGTERM or SIGINT, "
@@ -74,62 +59,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("app", help="module:attr of a switchroom App or an ASGI 3 application")
     add_common_arguments(parser)
-    for flag, name, default, text in OPTIONS:
-        add_option(parser, flag, env_name=name, default=default, help=text)
+    add_options(parser, WorkerSettings)
     return parser
 
 
-async def serve(args: argparse.Namespace) -> None:
-    """Build the layer and worker and run until a signal stops it."""
-    app = load_app(args.app)
+def app_with_routes(target: str) -> App:
+    """``load_app(target)``, refused (StartupError) when it has nothing for a worker to read."""
+    app = load_app(target)
     if not app.channels():
-        raise StartupError(f"the app {args.app!r} has no routes: nothing for a worker to read")
-    layer = layer_from_args(args)
-    stop = stop_event()
-    endpoint = None
-    try:
-        if not await unless_stopped(wait_for_layer(layer, args.layer_wait), stop):
-            return
-        try:
-            worker = Worker(
-                app,
-                layer,
-                concurrency=args.concurrency,
-                threads=args.threads,
-                batch=args.batch,
-                grace=args.grace,
-                body_timeout=args.body_timeout,
-                lifespan_timeout=args.lifespan_timeout,
-                durable_batch=args.durable_batch,
-            )
-        except ValueError as exc:
-            raise StartupError(str(exc)) from None
-        health = Health(layer)
-        health.add("worker", worker)
-        endpoint = await open_health(args, health)
-        running = asyncio.ensure_future(worker.run())
-        stopper = asyncio.ensure_future(stop.wait())
-        await asyncio.wait([running, stopper], return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-        if running.done() and not worker.serving.is_set() and running.exception() is not None:
-            error = running.exception()
-            raise StartupError(f"the app did not start: {error or type(error).__name__}")
-        health.stopping = True
-        worker.stop()
-        await running
-    finally:
-        if endpoint is not None:
-            await endpoint.stop()
-        await layer.close()
+        raise StartupError(f"the app {target!r} has no routes: nothing for a worker to read")
+    return app
 
 
 def main(argv: list[str]) -> int:
     """Entry point of ``switchroom worker``."""
     args = build_parser().parse_args(argv)
-    setup_logging(args.log_level, "worker", args.log_format)
-    try:
-        asyncio.run(serve(args))
-    except StartupError as exc:
-        return report("worker", exc)
-    log.info("worker stopped")
-    return 0
+    settings = from_args(WorkerSettings, args)
+    return run_server(
+        common_from_args(args), "worker", lambda layer: Worker(app_with_routes(args.app), layer, settings)
+    )

@@ -1,5 +1,7 @@
 """The worker loop: drain messages in batches, run at most N consumers at once, stop
-taking messages while at the limit, and shut down gracefully on SIGTERM/SIGINT.
+taking messages while at the limit, and stop gracefully. It has the servers' lifecycle
+(``switchroom.shared.serving.Server``): ``start`` returns once it reads its channels,
+``stop`` once running consumers finished (or were cancelled after the grace period).
 
 Durable channels (``email.receive``, ``slack.event``, ...) are read apart from the others:
 each entry is acknowledged only after its consumer returned, kept from other workers
@@ -8,17 +10,19 @@ while its consumer runs, and left for another worker to retry when the consumer 
 before it could run it to the end."""
 
 import asyncio
+import dataclasses
 import logging
-import signal
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from switchroom.layers import BaseLayer, Delivery, LayerError, Leases
 from switchroom.shared import metrics
+from switchroom.shared.startup import StartupError
 
 from .app import App
 from .asgi import Lifespan
 from .dispatch import Dispatcher
+from .settings import WorkerSettings
 
 log = logging.getLogger("switchroom.worker")
 
@@ -30,27 +34,24 @@ class Worker:
         self,
         app: App,
         layer: BaseLayer,
-        concurrency: int = 100,
-        threads: int = 8,
-        batch: int = 100,
-        grace: float = 30.0,
+        settings: WorkerSettings | None = None,
         poll: float = 0.5,
-        body_timeout: float = 30.0,
-        lifespan_timeout: float = 30.0,
-        durable_batch: int = 10,
+        **overrides: Any,
     ) -> None:
-        if concurrency < 1 or threads < 1 or batch < 1 or durable_batch < 1:
+        """``overrides`` replace fields of ``settings`` (``Worker(app, layer, grace=5)``)."""
+        s = self.settings = dataclasses.replace(settings or WorkerSettings(), **overrides)
+        if min(s.concurrency, s.threads, s.batch, s.durable_batch) < 1:
             raise ValueError("concurrency, threads, batch and durable_batch must be at least 1")
         self.app = app
         self.layer = layer
-        self.concurrency = concurrency
-        self.batch = batch
-        self.durable_batch = durable_batch
-        self.grace = grace
+        self.concurrency = s.concurrency
+        self.batch = s.batch
+        self.durable_batch = s.durable_batch
+        self.grace = s.grace
         self.poll = poll
-        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="switchroom-consumer")
-        self.lifespan = Lifespan(app.asgi_app, lifespan_timeout) if app.asgi_app else None
-        self.dispatcher = Dispatcher(app, layer, self.pool, body_timeout=body_timeout)
+        self.pool = ThreadPoolExecutor(s.threads, thread_name_prefix="switchroom-consumer")
+        self.lifespan = Lifespan(app.asgi_app, s.lifespan_timeout) if app.asgi_app else None
+        self.dispatcher = Dispatcher(app, layer, self.pool, body_timeout=s.body_timeout)
         self.running: set[asyncio.Task[None]] = set()
         self._socket_tails: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
@@ -61,27 +62,64 @@ class Worker:
         self._acks: list[Delivery] = []
         self._ack_ready = asyncio.Event()
         self._unfinished: dict[tuple[str, str], Delivery] = {}
+        self._task: asyncio.Future[None] | None = None
+        self._said_stopped = False
 
-    def stop(self) -> None:
-        """Stop taking messages; running consumers get the grace period to finish."""
-        if not self._stopping.is_set():
-            log.info("stopping: finishing %d running consumers", len(self.running))
-        self._stopping.set()
+    async def start(self) -> None:
+        """Run the ASGI lifespan startup and start reading; returns once reading.
 
-    async def run(self) -> None:
-        """Serve until ``stop``; then finish or cancel running consumers and clean up."""
+        An app without routes is a ValueError; an app whose startup fails, a StartupError.
+        """
         channels = self.app.channels()
         if not channels:
             raise ValueError("the app has no routes")
+        if self._task is not None:
+            return
         if self.lifespan is not None:
-            await self.lifespan.startup()
+            try:
+                await self.lifespan.startup()
+            except Exception as exc:
+                self.pool.shutdown(wait=False, cancel_futures=True)
+                raise StartupError(f"the app did not start: {exc or type(exc).__name__}") from None
             self.dispatcher.lifespan_state = self.lifespan.state if self.lifespan.supported else None
-        sockets = self.dispatcher.sockets
-        if sockets is not None:
+        if self.dispatcher.sockets is not None:
             # ASGI sockets' messages arrive at this process's inbox (socket affinity).
             await self.layer.inbox.start()
         log.info("worker reading %s (concurrency %d)", ", ".join(channels), self.concurrency)
         self.serving.set()
+        self._task = asyncio.ensure_future(self._read(channels))
+
+    def stop(self) -> "asyncio.Future[None]":
+        """Stop taking messages at once; the future is done once running consumers finished
+        (they get the grace period) and the worker cleaned up."""
+        if not self._stopping.is_set():
+            log.info("stopping: finishing %d running consumers", len(self.running))
+        self._stopping.set()
+        if self._task is None:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        return asyncio.ensure_future(self._stopped(self._task))
+
+    async def _stopped(self, task: "asyncio.Future[None]") -> None:
+        await asyncio.wait([task])
+        if not self._said_stopped:
+            self._said_stopped = True
+            log.info("worker stopped")
+
+    async def wait(self) -> None:
+        """Return once the worker has stopped; raises what stopped it if it was not ``stop``."""
+        if self._task is not None:
+            await self._task
+
+    async def run(self) -> None:
+        """Start, then serve until ``stop``."""
+        await self.start()
+        await self.wait()
+
+    async def _read(self, channels: list[str]) -> None:
+        """The reading loops; on their end, finish or cancel running consumers and clean up."""
+        sockets = self.dispatcher.sockets
         durable = [c for c in channels if self.layer.durable.handles(c)]
         plain = [c for c in channels if c not in durable]
         loops = [self._serve(plain)] if plain else []
@@ -236,9 +274,3 @@ class Worker:
     def served_channels(self) -> list[str]:
         """The channels this worker reads."""
         return self.app.channels()
-
-    def install_signal_handlers(self) -> None:
-        """Make SIGTERM and SIGINT call ``stop``."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop)

@@ -7,13 +7,13 @@ of sending it on, so replies by email can be seen without a real mail server.
 import argparse
 import asyncio
 import logging
-import signal
 from email import message_from_bytes, policy
 from typing import Any
 
 from aiosmtpd.smtp import SMTP
 
 from switchroom.shared.logs import FORMATS, setup_logging
+from switchroom.shared.serving import stop_event
 
 log = logging.getLogger("switchroom.devrelay")
 
@@ -49,9 +49,7 @@ async def start(bind: str, port: int) -> asyncio.Server:
 
 async def _serve(bind: str, port: int) -> None:
     server = await start(bind, port)
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    stop = stop_event()
     await stop.wait()
     server.close()
 

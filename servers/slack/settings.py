@@ -9,6 +9,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from switchroom.shared.options import option
+
 
 @dataclass(frozen=True)
 class Workspace:
@@ -24,28 +26,31 @@ class Workspace:
 
 @dataclass
 class Settings:
-    """What ``SlackServer`` needs besides a layer."""
+    """What ``SlackServer`` needs besides a layer; ``workspaces`` come from the environment
+    (``workspaces_from_env``), every other field has a flag."""
 
     workspaces: list[Workspace] = field(default_factory=list)
-    # "socket" (Socket Mode, for current Slack apps) or "rtm" (classic apps).
-    mode: str = "socket"
-    # Where the Web API lives; a local stand-in in tests and the demo.
-    api_url: str = "https://slack.com/api/"
-    post_interval: float = 1.0
-    max_queue: int = 1000
-    max_attempts: int = 5
-    ping_interval: float = 10.0
-    # How long to keep retrying the first connection while Slack cannot be reached.
-    connect_timeout: float = 60.0
-    # How long to retry publishing an RTM event while the layer is down (RTM cannot redeliver).
-    rtm_retry_for: float = 30.0
-    # On stop, how long waiting posts may still be made before they are reported as failed.
-    stop_grace: float = 5.0
-    # How long the ack of a slash command or an interaction waits for a worker's answer
-    # (Slack wants the ack within 3 s); 0: never wait.
-    ack_wait: float = 2.0
-    # Events nobody reads wait this long on slack.event before they are dead letters.
-    max_event_age: float = 86_400.0
+    mode: str = option(
+        "socket", help="Socket Mode (current Slack apps) or RTM (classic apps)", choices=("socket", "rtm")
+    )
+    api_url: str = option(
+        "https://slack.com/api/", help="Slack Web API base URL (a local stand-in for tests)"
+    )
+    post_interval: float = option(1.0, help="seconds between posts to one channel")
+    max_queue: int = option(1000, help="posts waiting at most; more go to slack.send.failed")
+    max_attempts: int = option(5, help="tries per post when Slack rate-limits")
+    ping_interval: float = option(10.0, help="seconds between keepalive pings")
+    connect_timeout: float = option(60.0, help="seconds to keep retrying the first connection")
+    # RTM cannot redeliver, so an event is retried for this long while the layer is down.
+    rtm_retry_for: float = option(30.0, help="seconds to retry an RTM event while the layer is down")
+    stop_grace: float = option(5.0, help="seconds to finish waiting posts on stop")
+    # Slack wants the ack within 3 s.
+    ack_wait: float = option(
+        2.0, help="seconds a slash command's or interaction's ack waits for a worker's answer (0: never)"
+    )
+    max_event_age: float = option(
+        86_400.0, help="seconds an event nobody reads waits on slack.event before it is a dead letter"
+    )
 
 
 def workspaces_from_env(environ: dict[str, str] | None = None) -> list[Workspace]:

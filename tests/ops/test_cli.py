@@ -3,6 +3,7 @@ environment is honoured (and a bad value refused like a bad flag), and one log f
 serves every process, with ``--log-format json`` for log shippers."""
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -15,10 +16,11 @@ from switchroom.layers import get_layer
 from switchroom.servers.email.cli import build_parser as email_parser
 from switchroom.servers.http_ws.cli import build_parser as http_parser
 from switchroom.servers.slack.cli import build_parser as slack_parser
-from switchroom.shared.config import add_common_arguments, add_option
+from switchroom.shared.config import add_common_arguments
 from switchroom.shared.health import Health
 from switchroom.shared.logs import JsonFormatter
 from switchroom.shared.metrics import LAYER_COUNTS
+from switchroom.shared.options import add_options, option
 from switchroom.up import build_parser as up_parser
 from switchroom.worker.cli import build_parser as worker_parser
 
@@ -73,10 +75,15 @@ def test_a_bad_environment_value_is_refused_like_a_bad_flag(monkeypatch, capsys)
     assert "'loud' is not one of debug, info, warning, error" in capsys.readouterr().err
 
 
-def test_add_option_shows_booleans_and_empty_defaults():
+@dataclasses.dataclass
+class Example:
+    flag: bool = option(True, help="a switch")
+    name: str | None = option(None, help="a name")
+
+
+def test_options_show_booleans_and_empty_defaults():
     parser = argparse.ArgumentParser()
-    add_option(parser, "--flag", env_name="t_flag", default=True, help="a switch")
-    add_option(parser, "--name", env_name="t_name", default=None, help="a name")
+    add_options(parser, Example, "t")
     helps = {a.dest: a.help for a in parser._actions}
     assert helps["flag"] == "a switch [env SWITCHROOM_T_FLAG, default on]"
     assert helps["name"] == "a name [env SWITCHROOM_T_NAME, default none]"
