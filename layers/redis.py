@@ -29,6 +29,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from switchroom.shared.options import boolean
+
 from . import presence_redis, scripts
 from .base import BaseLayer, Message
 from .batching import SendBatcher
@@ -149,7 +151,7 @@ def tls_options(url: str) -> dict[str, Any]:
         if key == "ssl_cert_reqs" and value not in CERT_REQS:
             raise ValueError(f"ssl_cert_reqs must be one of {', '.join(CERT_REQS)}")
         if key == "ssl_check_hostname":
-            options[key] = value.lower() in ("1", "true", "yes", "on")
+            options[key] = boolean(value)
         else:
             options[key] = value
     if "ssl_keyfile" in options and "ssl_certfile" not in options:

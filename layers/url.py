@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from switchroom.shared.options import boolean
+
 from .base import BaseLayer
 from .durable import durable_options
 from .memory import MemoryLayer
@@ -27,7 +29,7 @@ _OPTIONS = {
     "socket_timeout": float,
     "connect_timeout": float,
     "block_timeout": float,
-    "local": lambda value: value.lower() in ("1", "true", "yes", "on"),
+    "local": boolean,
     "durable_channels": str,
     "durable_capacity": int,
     "durable_max_message_size": int,

@@ -28,14 +28,19 @@ BOOLEAN_SPELLINGS = TRUE + FALSE
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 
+class BadValue(argparse.ArgumentTypeError, ValueError):
+    """A value a parser refuses; argparse shows its message, other callers catch a ValueError."""
+
+
 def boolean(text: str) -> bool:
-    """A boolean from 1/true/yes/on or 0/false/no/off (any case); anything else is refused."""
+    """A boolean from 1/true/yes/on or 0/false/no/off (any case): every environment value and
+    every URL option; anything else is refused."""
     value = text.strip().lower()
     if value in TRUE:
         return True
     if value in FALSE:
         return False
-    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (use {', '.join(BOOLEAN_SPELLINGS)})")
+    raise BadValue(f"{text!r} is not a boolean (use {', '.join(BOOLEAN_SPELLINGS)})")
 
 
 def csv(text: str) -> tuple[str, ...]:
@@ -50,9 +55,9 @@ def duration(text: str) -> float:
     try:
         seconds = float(text[:-1]) * unit if unit else float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use 30s, 10m, 12h, 5d)") from None
+        raise BadValue(f"not a duration: {text!r} (use 30s, 10m, 12h, 5d)") from None
     if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"a duration must be positive: {text!r}")
+        raise BadValue(f"a duration must be positive: {text!r}")
     return seconds
 
 
@@ -140,7 +145,7 @@ class Spec:
         """A string (a flag's argument, an environment value) as the field's value."""
         value = self.parse(text)
         if self.choices is not None and value not in self.choices:
-            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(map(str, self.choices))}")
+            raise BadValue(f"{text!r} is not one of {', '.join(map(str, self.choices))}")
         return value
 
 
@@ -266,7 +271,7 @@ def from_env(cls: type, prefix: str = "", environ: Mapping[str, str] | None = No
         elif raw is not None:
             try:
                 values[spec.name] = spec.convert(raw)
-            except (argparse.ArgumentTypeError, ValueError) as exc:
+            except ValueError as exc:
                 raise ValueError(f"{spec.env}: {exc}") from None
     return cls(**values, **overrides)
 
@@ -293,7 +298,6 @@ def reference(cls: type, prefix: str = "", only: Iterable[str] | None = None) ->
     """A Markdown table of ``cls``'s flags: flag, variable, default and meaning."""
     lines = ["| flag | environment | default | meaning |", "|---|---|---|---|"]
     for spec in specs(cls, prefix, only):
-        flags = " ".join(f"`{flag}`" for flag in spec.flags)
-        meaning = spec.help.replace("|", "\\|")
-        lines.append(f"| {flags} | `{spec.env}` | `{spec.show(spec.default)}` | {meaning} |")
+        meaning = spec.help.replace("|", "\\|").replace("*", "\\*")
+        lines.append(f"| `{spec.flag}` | `{spec.env}` | `{spec.show(spec.default)}` | {meaning} |")
     return "\n".join(lines) + "\n"

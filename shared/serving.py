@@ -10,7 +10,7 @@ signal handlers are installed; ``switchroom up`` uses it and the same steps for 
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, runtime_checkable
 
 from switchroom.layers import BaseLayer
@@ -21,13 +21,15 @@ from .logs import setup_logging
 from .startup import StartupError, build_layer, os_error, report, wait_for_layer
 
 
+@runtime_checkable
 class Server(Part, Protocol):
-    """What a part offers its process: ``start`` returns once it accepts work, ``stop``
-    once it has stopped gracefully; ``not_ready`` tells the health checks."""
+    """What a part offers its process: ``start`` returns once it accepts work; ``stop``
+    starts a graceful stop at once and its awaitable is done once stopped; ``not_ready``
+    tells the health checks."""
 
     async def start(self) -> None: ...
 
-    async def stop(self) -> None: ...
+    def stop(self) -> Awaitable[None]: ...
 
 
 @runtime_checkable
