@@ -17,6 +17,7 @@ from switchroom.servers.http_ws.cli import build_parser as http_parser
 from switchroom.servers.slack.cli import build_parser as slack_parser
 from switchroom.shared.config import Common
 from switchroom.shared.options import BOOLEAN_SPELLINGS, FALSE, TRUE, Spec, from_args, from_env, to_argv
+from switchroom.shared.startup import StartupError
 from switchroom.up import UpSettings, email_values, http_values
 from switchroom.up import build_parser as up_parser
 from switchroom.worker.cli import build_parser as worker_parser
@@ -165,14 +166,19 @@ def test_a_parts_settings_are_the_same_from_flags_and_from_up(command, monkeypat
     assert getattr(in_process, env_spec.name) == env_value
 
 
-def test_up_passes_its_choices_to_the_parts():
+def test_up_passes_its_choices_to_the_parts(monkeypatch):
     from switchroom.servers.email.settings import Settings as EmailSettings
     from switchroom.servers.http_ws.settings import Settings as HttpSettings
-    from switchroom.up import Plan
+    from switchroom.up import Plan, part_settings
 
     args = up_parser().parse_args(["app:app", "--bind", "127.0.0.2", "--http-port", "8123"])
-    http = from_env(HttpSettings, "http", environ={"SWITCHROOM_HTTP_BIND": "0.0.0.0"}, **http_values(args))
-    assert (http.bind, http.port) == ("127.0.0.2", 8123)
+    monkeypatch.setenv("SWITCHROOM_HTTP_BIND", "0.0.0.0")
+    monkeypatch.setenv("SWITCHROOM_HTTP_MAX_BODY_SIZE", "1234")
+    http = part_settings(HttpSettings, "http", **http_values(args))
+    assert (http.bind, http.port, http.max_body_size) == ("127.0.0.2", 8123, 1234)
+    monkeypatch.setenv("SWITCHROOM_HTTP_MAX_BODY_SIZE", "big")
+    with pytest.raises(StartupError, match="SWITCHROOM_HTTP_MAX_BODY_SIZE: invalid literal"):
+        part_settings(HttpSettings, "http", **http_values(args))
     plan = Plan(app=None, http=True, email=True, slack="off", domains=("a.test", "b.test"), workers=1)
     values = email_values(args, plan, "relay.test", 2526)
     argv = to_argv(EmailSettings, values)
