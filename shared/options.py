@@ -198,12 +198,18 @@ def _parser_for(kind: Any) -> Callable[[str], Any]:
     raise TypeError(f"no parser for options of type {kind!r}: give one with parse=")
 
 
+class _FromEnv(str):
+    """An environment value standing as a flag's default, so an error can name its variable."""
+
+    variable = ""
+
+
 class _Switch(argparse.BooleanOptionalAction):
     """``--x/--no-x`` whose environment value (a string default) is read by ``boolean``."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.type = boolean
+        self.type = _named(boolean, boolean)
 
 
 class _Extend(argparse.Action):
@@ -230,7 +236,10 @@ def add_options(
         raw = environ.get(spec.env)
         # A string default goes through the action's type: a bad environment value is
         # refused like a bad flag.
-        default = spec.default if raw is None else raw
+        default: Any = spec.default
+        if raw is not None:
+            default = _FromEnv(raw)
+            default.variable = spec.env
         options: dict[str, Any] = {"dest": spec.name, "default": default, "help": spec.text()}
         if spec.switch:
             parser.add_argument(*spec.flags, action=_Switch, **options)
@@ -244,10 +253,16 @@ def add_options(
 
 
 def _named(convert: Callable[[str], Any], parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """``convert`` under ``parse``'s name, which argparse shows in its errors."""
+    """``convert`` under ``parse``'s name, which argparse shows in its errors; an error in an
+    environment value names its variable."""
 
     def named(text: str) -> Any:
-        return convert(text)
+        try:
+            return convert(text)
+        except ValueError as exc:
+            if isinstance(text, _FromEnv):
+                raise BadValue(f"{text.variable}={str(text)!r}: {exc}") from None
+            raise
 
     named.__name__ = getattr(parse, "__name__", "value")
     return named

@@ -123,7 +123,7 @@ def test_switches_read_the_same_spellings_everywhere(command, monkeypatch, capsy
         with pytest.raises(SystemExit) as exit_:
             parse(command, [])
         assert exit_.value.code == 2
-        assert "'maybe' is not a boolean" in capsys.readouterr().err
+        assert f"{spec.env}='maybe': 'maybe' is not a boolean" in capsys.readouterr().err
         monkeypatch.delenv(spec.env)
 
 
