@@ -193,6 +193,32 @@ def _slack_send(message: Mapping[str, Any]) -> str | None:
     return None
 
 
+# -- message kinds and channel names -------------------------------------------------------
+# Every part names messages and channels by these constants. A kind that travels on a
+# shared channel is also that channel's name; the others travel on reply channels, and
+# their kind is the prefix of the process-specific addresses that carry them.
+
+HTTP_REQUEST = "http.request"
+HTTP_REQUEST_BODY = "http.request.body"
+HTTP_RESPONSE = "http.response"
+HTTP_RESPONSE_CHUNK = "http.response.chunk"
+HTTP_DISCONNECT = "http.disconnect"
+WEBSOCKET_CONNECT = "websocket.connect"
+WEBSOCKET_RECEIVE = "websocket.receive"
+WEBSOCKET_DISCONNECT = "websocket.disconnect"
+WEBSOCKET_SEND = "websocket.send"
+EMAIL_RECEIVE = "email.receive"
+EMAIL_SEND = "email.send"
+EMAIL_SEND_FAILED = "email.send.failed"
+EMAIL_RECEIVE_FAILED = "email.receive.failed"
+SLACK_EVENT = "slack.event"
+SLACK_SEND = "slack.send"
+SLACK_ACK = "slack.ack"
+SLACK_SEND_FAILED = "slack.send.failed"
+# A Slack event also goes to ``slack.<its type>`` (``slack.message``, ``slack.app_mention``).
+SLACK_PREFIX = "slack."
+
+
 # -- the specs ------------------------------------------------------------------------------
 
 STR, BYTES, INT, FLOAT, BOOL, LIST, DICT = (str,), (bytes,), (int,), (float,), (bool,), (list,), (dict,)
@@ -221,7 +247,7 @@ _ORDER = Field(
 
 _SPECS = (
     MessageSpec(
-        "http.request",
+        HTTP_REQUEST,
         "`http.request`",
         "server → worker",
         "An HTTP request.",
@@ -236,7 +262,7 @@ _SPECS = (
         ),
     ),
     MessageSpec(
-        "http.request.body",
+        HTTP_REQUEST_BODY,
         "the request's `body_channel`",
         "server → worker",
         "A chunk of a large request body.",
@@ -247,7 +273,7 @@ _SPECS = (
         ),
     ),
     MessageSpec(
-        "http.response",
+        HTTP_RESPONSE,
         "the request's `reply_channel`",
         "worker → server",
         "The start of a response.",
@@ -265,7 +291,7 @@ _SPECS = (
         ),
     ),
     MessageSpec(
-        "http.response.chunk",
+        HTTP_RESPONSE_CHUNK,
         "the request's `reply_channel`",
         "worker → server",
         "More of a streamed response.",
@@ -275,14 +301,14 @@ _SPECS = (
         ),
     ),
     MessageSpec(
-        "http.disconnect",
+        HTTP_DISCONNECT,
         "`http.disconnect`",
         "server → worker",
         "The client went away before the response ended.",
         (_REPLY, _PATH),
     ),
     MessageSpec(
-        "websocket.connect",
+        WEBSOCKET_CONNECT,
         "`websocket.connect`",
         "server → worker",
         "A client opened a socket; the handshake waits for the answer on `reply_channel`.",
@@ -302,7 +328,7 @@ _SPECS = (
         ),
     ),
     MessageSpec(
-        "websocket.receive",
+        WEBSOCKET_RECEIVE,
         "`websocket.receive`, or the `worker` address of the socket's accept (socket affinity)",
         "server → worker",
         "A frame from the client.",
@@ -316,14 +342,14 @@ _SPECS = (
         _one_of_text_bytes,
     ),
     MessageSpec(
-        "websocket.disconnect",
+        WEBSOCKET_DISCONNECT,
         "`websocket.disconnect`, or the `worker` address of the socket's accept (socket affinity)",
         "server → worker",
         "The socket closed.",
         (_REPLY, Field("code", INT, True, doc="close code"), _PATH, _ORDER),
     ),
     MessageSpec(
-        "websocket.send",
+        WEBSOCKET_SEND,
         "the socket's `reply_channel`",
         "worker → server",
         "Accept or reject the handshake, send a frame, or close.",
@@ -364,7 +390,7 @@ _SPECS = (
         _websocket_send,
     ),
     MessageSpec(
-        "email.receive",
+        EMAIL_RECEIVE,
         "`email.receive` (durable)",
         "server → worker",
         "An email the server accepted. The server sends the envelope, `message_id`, `size` and "
@@ -421,7 +447,7 @@ _SPECS = (
         ),
     ),
     MessageSpec(
-        "email.send",
+        EMAIL_SEND,
         "`email.send`",
         "worker → server",
         "An email for the server to deliver through its relay.",
@@ -467,7 +493,7 @@ _SPECS = (
         _email_send,
     ),
     MessageSpec(
-        "email.send.failed",
+        EMAIL_SEND_FAILED,
         "`email.send.failed`",
         "server → anyone",
         "Dead letter: an `email.send` the server gave up on.",
@@ -495,7 +521,7 @@ _SPECS = (
         ),
     ),
     MessageSpec(
-        "email.receive.failed",
+        EMAIL_RECEIVE_FAILED,
         "`email.receive.failed` (and `slack.event.failed`, `<durable channel>.failed`)",
         "layer → anyone",
         "Dead letter of a durable channel: an entry given up on, because no worker took it "
@@ -518,7 +544,7 @@ _SPECS = (
         ),
     ),
     MessageSpec(
-        "slack.event",
+        SLACK_EVENT,
         "`slack.event` and `slack.<type>` (e.g. `slack.message`)",
         "server → worker",
         "A Slack event.",
@@ -544,7 +570,7 @@ _SPECS = (
         ),
     ),
     MessageSpec(
-        "slack.send",
+        SLACK_SEND,
         "`slack.send`, or an event's `reply_channel`",
         "worker → server",
         "Call a Web API method: `method` with every other field (but `team` and `id`) as its "
@@ -572,7 +598,7 @@ _SPECS = (
         _slack_send,
     ),
     MessageSpec(
-        "slack.ack",
+        SLACK_ACK,
         "a slash command's or interaction's `reply_channel`",
         "worker → server",
         "A worker's answer to a slash command or an interaction, sent in Slack's acknowledgement "
@@ -589,7 +615,7 @@ _SPECS = (
         ),
     ),
     MessageSpec(
-        "slack.send.failed",
+        SLACK_SEND_FAILED,
         "`slack.send.failed`",
         "server → anyone",
         "Dead letter: a `slack.send` (or a late `slack.ack`) the server gave up on.",

@@ -28,6 +28,18 @@ from typing import Any, Self
 
 from switchroom.layers import BaseLayer, get_layer
 from switchroom.layers.inbox import Mailbox
+from switchroom.shared.mail import idempotency_key, incoming
+from switchroom.shared.messages import (
+    EMAIL_RECEIVE,
+    HTTP_REQUEST,
+    HTTP_RESPONSE,
+    SLACK_EVENT,
+    SLACK_SEND,
+    WEBSOCKET_CONNECT,
+    WEBSOCKET_DISCONNECT,
+    WEBSOCKET_RECEIVE,
+    WEBSOCKET_SEND,
+)
 from switchroom.worker.app import App
 from switchroom.worker.runner import Worker
 
@@ -158,10 +170,10 @@ class TestClient:
         pairs = [[b"host", b"testserver"], *_header_pairs(headers)]
         if data:
             pairs.append([b"content-length", str(len(data)).encode()])
-        reply = self.layer.inbox.mailbox("http.response")
+        reply = self.layer.inbox.mailbox(HTTP_RESPONSE)
         try:
             await self.layer.send(
-                "http.request",
+                HTTP_REQUEST,
                 {
                     "reply_channel": reply.address,
                     "http_version": "1.1",
@@ -220,9 +232,6 @@ class TestClient:
         """Deliver an email to the app as ``switchroom email`` does after its 250 (a durable
         ``email.receive`` entry keyed by its Message-ID); returns that Message-ID.
         ``raw`` is sent as it is; otherwise a plain-text message is composed."""
-        from switchroom.servers.email import parse
-        from switchroom.servers.email.inbound import idempotency_key
-
         if raw is None:
             composed = EmailMessage()
             composed["From"] = mail_from
@@ -233,10 +242,10 @@ class TestClient:
                 composed[name] = value
             composed.set_content(text)
             raw = bytes(composed)
-        message = parse.incoming(
+        message = incoming(
             raw, mail_from=mail_from, rcpt_to=list(to), peer=["127.0.0.1", 0], helo="testclient"
         )
-        await self.layer.durable.add("email.receive", message, key=idempotency_key(message), dedupe=True)
+        await self.layer.durable.add(EMAIL_RECEIVE, message, key=idempotency_key(message), dedupe=True)
         return message["message_id"] or idempotency_key(message)
 
     async def slack_event(
@@ -247,11 +256,11 @@ class TestClient:
         messages the returned :class:`SlackEvent` collects."""
         from switchroom.servers.slack import translate
 
-        replies = self.layer.inbox.mailbox("slack.send")
+        replies = self.layer.inbox.mailbox(SLACK_SEND)
         message = translate.event_message(
             event, reply_channel=replies.address, mode="socket", team=team, event_id=event_id
         )
-        await self.layer.durable.add("slack.event", message, key=event_id, dedupe=event_id is not None)
+        await self.layer.durable.add(SLACK_EVENT, message, key=event_id, dedupe=event_id is not None)
         await self.layer.send(translate.event_channel(message["type"]), message)
         return SlackEvent(message, replies)
 
@@ -291,9 +300,9 @@ class WebSocketSession:
 
     async def __aenter__(self) -> Self:
         layer = self.client.layer
-        self._mailbox = layer.inbox.mailbox("websocket.send")
+        self._mailbox = layer.inbox.mailbox(WEBSOCKET_SEND)
         await layer.send(
-            "websocket.connect",
+            WEBSOCKET_CONNECT,
             {
                 "reply_channel": self._mailbox.address,
                 "path": self.path,
@@ -382,7 +391,7 @@ class WebSocketSession:
         self._order += 1
         assert self._mailbox is not None
         await self.client.layer.send(
-            self._target or "websocket.disconnect",
+            self._target or WEBSOCKET_DISCONNECT,
             {"reply_channel": self._mailbox.address, "path": self.path, "code": code, "order": self._order},
         )
         self._mailbox.close()
@@ -393,6 +402,6 @@ class WebSocketSession:
         assert self._mailbox is not None, "use the session in `async with`"
         self._order += 1
         await self.client.layer.send(
-            self._target or "websocket.receive",
+            self._target or WEBSOCKET_RECEIVE,
             {"reply_channel": self._mailbox.address, "path": self.path, "order": self._order, **frame},
         )

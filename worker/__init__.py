@@ -8,11 +8,22 @@
     async def hello(message, ctx, name):
         await ctx.respond(f"Hello, {name}!")
 
-Run it with ``switchroom worker module:app``; see ``docs/worker.md``.
+Each consumer gets the context of its protocol: ``HttpContext``, ``WebSocketContext``,
+``EmailContext`` or ``SlackContext``, all of them a ``Context`` (``SyncContext`` for plain
+functions). Run it with ``switchroom worker module:app``; see ``docs/worker.md``.
 """
 
 from .app import App
-from .context import Context, SyncContext
+from .context import Context, EmailContext, HttpContext, SlackContext, SyncContext, WebSocketContext
 from .runner import Worker
 
-__all__ = ["App", "Context", "SyncContext", "Worker"]
+__all__ = [
+    "App",
+    "Context",
+    "EmailContext",
+    "HttpContext",
+    "SlackContext",
+    "SyncContext",
+    "WebSocketContext",
+    "Worker",
+]

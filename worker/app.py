@@ -4,6 +4,16 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from switchroom.shared.messages import (
+    EMAIL_RECEIVE,
+    HTTP_DISCONNECT,
+    HTTP_REQUEST,
+    SLACK_EVENT,
+    WEBSOCKET_CONNECT,
+    WEBSOCKET_DISCONNECT,
+    WEBSOCKET_RECEIVE,
+)
+
 from .channelnames import ChannelRouter, router_names
 from .routing import AddressPattern, PathPattern, Route
 
@@ -86,19 +96,20 @@ class App:
         return path == prefix or path.startswith(prefix + "/") or not prefix
 
     def channels(self) -> list[str]:
-        """The channels this app has consumers for, i.e. the ones a worker reads."""
+        """The channels this app has consumers for, i.e. the ones a worker reads and the
+        rows of its dispatch table (``dispatch.HANDLERS``)."""
         channels = []
         if self.http_routes or self.asgi_app is not None:
-            channels += ["http.request", "http.disconnect"]
+            channels += [HTTP_REQUEST, HTTP_DISCONNECT]
         if any(self.websocket_routes.values()):
-            channels += ["websocket.connect", "websocket.receive", "websocket.disconnect"]
+            channels += [WEBSOCKET_CONNECT, WEBSOCKET_RECEIVE, WEBSOCKET_DISCONNECT]
         elif self.asgi_app is not None:
             # ASGI sockets get their later messages at the worker's address, except a
             # disconnect during the handshake, which comes on the shared channel.
-            channels += ["websocket.connect", "websocket.disconnect"]
+            channels += [WEBSOCKET_CONNECT, WEBSOCKET_DISCONNECT]
         routed = self.channel_router.channels() if self.channel_router else []
-        if self.email_routes or "email.receive" in routed:
-            channels.append("email.receive")
-        if self.slack_routes or "slack.event" in routed:
-            channels.append("slack.event")
+        if self.email_routes or EMAIL_RECEIVE in routed:
+            channels.append(EMAIL_RECEIVE)
+        if self.slack_routes or SLACK_EVENT in routed:
+            channels.append(SLACK_EVENT)
         return channels

@@ -16,15 +16,17 @@ log = logging.getLogger("switchroom.worker")
 ASGI = {"version": "3.0", "spec_version": "2.3"}
 
 
-def http_scope(message: dict[str, Any], state: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ASGI 3 HTTP scope for an ASGI 1.0 ``http.request`` message."""
+def connection_scope(
+    kind: str, message: dict[str, Any], state: dict[str, Any] | None, default_scheme: str
+) -> dict[str, Any]:
+    """The fields an ASGI 3 ``http`` and ``websocket`` scope share, from the ASGI 1.0
+    ``http.request`` or ``websocket.connect`` message that opens it."""
     path = message["path"]
     scope = {
-        "type": "http",
+        "type": kind,
         "asgi": dict(ASGI),
         "http_version": message.get("http_version") or "1.1",
-        "method": message["method"].upper(),
-        "scheme": message.get("scheme") or "http",
+        "scheme": message.get("scheme") or default_scheme,
         "path": path,
         "raw_path": quote(path, safe="/:@!$&'()*+,;=-._~").encode("ascii"),
         "query_string": message.get("query_string") or b"",
@@ -35,6 +37,13 @@ def http_scope(message: dict[str, Any], state: dict[str, Any] | None = None) -> 
     }
     if state is not None:
         scope["state"] = dict(state)
+    return scope
+
+
+def http_scope(message: dict[str, Any], state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ASGI 3 HTTP scope for an ASGI 1.0 ``http.request`` message."""
+    scope = connection_scope("http", message, state, "http")
+    scope["method"] = message["method"].upper()
     return scope
 
 

@@ -13,8 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-EMAIL = "email.receive"
-SLACK = "slack.event"
+from switchroom.shared.messages import EMAIL_RECEIVE, SLACK_EVENT, SLACK_PREFIX
 
 
 def router_names(app: Any) -> list[str]:
@@ -34,15 +33,15 @@ class ChannelRouter:
 
     def channels(self) -> list[str]:
         """The Switchroom channels the worker reads for this router."""
-        out = [EMAIL] if EMAIL in self.names else []
-        if any(name.startswith("slack.") for name in self.names):
-            out.append(SLACK)
+        out = [EMAIL_RECEIVE] if EMAIL_RECEIVE in self.names else []
+        if any(name.startswith(SLACK_PREFIX) for name in self.names):
+            out.append(SLACK_EVENT)
         return out
 
     def target(self, channel: str, message: dict[str, Any]) -> str | None:
         """The router key that takes this message, or None."""
-        if channel == SLACK:
-            by_type = "slack." + str(message.get("type") or "")
+        if channel == SLACK_EVENT:
+            by_type = SLACK_PREFIX + str(message.get("type") or "")
             if by_type in self.names:
                 return by_type
         return channel if channel in self.names else None

@@ -1,27 +1,34 @@
-"""The object every consumer gets beside its message: reply helpers for each protocol,
-group membership and broadcast, and the layer itself (async, or blocking for sync code)."""
+"""The object every consumer gets beside its message: one context class per protocol.
+
+``Context`` holds what any consumer may use (the layer, groups, presence lookups, sending
+a new email or Slack post); ``HttpContext``, ``WebSocketContext``, ``EmailContext`` and
+``SlackContext`` add the answers of their own protocol and nothing else, so a helper of
+another protocol (``ctx.accept()`` in an HTTP consumer) raises ``AttributeError`` at the
+call, naming the context it belongs to. ``SyncContext`` offers any of them as blocking
+calls to consumers running on worker threads.
+"""
 
 import asyncio
 import logging
 from typing import Any
 
 from switchroom.layers import BaseLayer, Delivery, GroupReach, SyncLayer
+from switchroom.shared.messages import EMAIL_SEND, SLACK_SEND, WEBSOCKET_SEND, validate
 
 from . import replies
-from .presence import BlockingPresence, PresenceHelpers
+from .presence import BlockingPresence, BlockingSocketPresence, PresenceHelpers, SocketPresence
 
 log = logging.getLogger("switchroom.worker")
 
 
 class Context:
-    """Helpers bound to one incoming message; every method is a coroutine."""
+    """What every protocol's context has; every method is a coroutine."""
 
     def __init__(
         self,
         layer: BaseLayer,
         channel: str,
         message: dict[str, Any],
-        bounce_sender: str | None = None,
         delivery: Delivery | None = None,
     ) -> None:
         self.layer = layer
@@ -29,18 +36,77 @@ class Context:
         self.message = message
         self.reply_channel: str | None = message.get("reply_channel")
         self.response_started = False
-        self.bounce_sender = bounce_sender
         # On a durable channel: the entry, its idempotency key and which delivery this is.
         self.delivery = delivery
         self.idempotency_key = delivery.key if delivery is not None else None
         self.attempt = delivery.attempt if delivery is not None else 1
-        # Presence of this socket or sender (``presence.py``).
-        self.presence = PresenceHelpers(self)
+        self.presence = self._presence()
+
+    def _presence(self) -> PresenceHelpers:
+        return PresenceHelpers(self)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for a name the class lacks: say whose helper it is instead of just "no attribute".
+        owners = [c.__name__ for c in PROTOCOL_CONTEXTS.values() if name in vars(c)]
+        if not owners or name.startswith("_"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        raise AttributeError(
+            f"{name}() is a helper of {' and '.join(owners)}, but this consumer handles "
+            f"{self.channel} and has a {type(self).__name__}"
+        )
 
     def _need_reply_channel(self) -> str:
         if not self.reply_channel:
             raise RuntimeError(f"a {self.channel} message has no reply_channel to answer on")
         return self.reply_channel
+
+    async def group_add(self, group: str, channel: str) -> None:
+        """Add ``channel`` to ``group``."""
+        await self.layer.group_add(group, channel)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        """Remove ``channel`` from ``group``."""
+        await self.layer.group_discard(group, channel)
+
+    async def group_send(
+        self,
+        group: str,
+        message: dict[str, Any] | None = None,
+        *,
+        text: str | None = None,
+        bytes: bytes | None = None,
+        close: bool | int | None = None,
+        reason: str | None = None,
+    ) -> GroupReach:
+        """Send ``message`` to every member of ``group``, or a WebSocket frame built from
+        ``text=`` / ``bytes=`` / ``close=`` (checked against ``websocket.send`` here).
+        Returns the members reached and those skipped (full, dead, lapsed)."""
+        framed = any(v is not None for v in (text, bytes, close, reason))
+        if (message is None) == (not framed):
+            raise TypeError("group_send takes a message dict or frame keywords (text=, bytes=, close=)")
+        if message is None:
+            frame = replies.websocket_frame(text, bytes, close=close, reason=reason)
+            message = validate(WEBSOCKET_SEND, frame)
+        return await self.layer.group_send(group, message)
+
+    async def send_email(
+        self, to: list[str] | str, subject: str = "", text: str | None = None, **fields: Any
+    ) -> None:
+        """Send a new email through the email server (fields as ``email.send``; a message
+        that does not fit the format raises ``MessageFormatError`` here)."""
+        recipients = [to] if isinstance(to, str) else list(to)
+        message = {"to": recipients, "subject": subject, "text": text, **fields}
+        await self.layer.send(EMAIL_SEND, validate(EMAIL_SEND, message))
+
+    async def send_slack(self, channel: str | None, text: str | None = None, **fields: Any) -> None:
+        """Post ``text`` to Slack channel ``channel`` (fields as ``slack.send``: ``blocks``,
+        ``thread_ts``, ``team``, or ``method=`` for another Web API method; checked here)."""
+        message = {"channel": channel, "text": text, **fields}
+        await self.layer.send(SLACK_SEND, validate(SLACK_SEND, message))
+
+
+class HttpContext(Context):
+    """The context of ``http.request`` and ``http.disconnect``: answering the request."""
 
     async def respond(
         self,
@@ -66,6 +132,14 @@ class Context:
                 self.response_started = True
             await self.layer.send(channel, message)
 
+
+class WebSocketContext(Context):
+    """The context of a socket's ``connect``, ``receive`` and ``disconnect``: the handshake,
+    frames, and this socket's groups and presence."""
+
+    def _presence(self) -> SocketPresence:
+        return SocketPresence(self)
+
     async def accept(self, subprotocol: str | None = None) -> None:
         """Accept a WebSocket handshake."""
         await self._frame(replies.websocket_frame(accept=True, subprotocol=subprotocol))
@@ -88,24 +162,34 @@ class Context:
         self.response_started = True
         await self.layer.send(self._need_reply_channel(), frame)
 
+    async def group_add(self, group: str, channel: str | None = None) -> None:
+        """Add ``channel`` (default: this socket) to ``group``."""
+        await self.layer.group_add(group, channel or self._need_reply_channel())
+
+    async def group_discard(self, group: str, channel: str | None = None) -> None:
+        """Remove ``channel`` (default: this socket) from ``group``."""
+        await self.layer.group_discard(group, channel or self._need_reply_channel())
+
+
+class EmailContext(Context):
+    """The context of ``email.receive``: answering the email."""
+
     async def reply_email(self, text: str | None = None, html: str | None = None, **fields: Any) -> None:
         """Answer the email being handled, threaded with In-Reply-To and References."""
         message = replies.email_reply(self.message, text=text, html=html, **fields)
-        await self.layer.send("email.send", message)
+        await self.layer.send(EMAIL_SEND, validate(EMAIL_SEND, message))
 
-    async def send_email(
-        self, to: list[str] | str, subject: str = "", text: str | None = None, **fields: Any
-    ) -> None:
-        """Send a new email through the email server."""
-        recipients = [to] if isinstance(to, str) else list(to)
-        await self.layer.send("email.send", {"to": recipients, "subject": subject, "text": text, **fields})
+
+class SlackContext(Context):
+    """The context of ``slack.event``: answering the event where it happened."""
 
     async def post_slack(self, text: str | None = None, thread: bool = False, **fields: Any) -> None:
         """Post to the Slack channel the event came from (into its thread if ``thread``);
         ``method=`` calls another Web API method with the fields as its arguments. It goes
         on ``slack.send``, which any Slack server takes: the one that received the event
         may have stopped since (events are durable)."""
-        await self.layer.send("slack.send", replies.slack_post(self.message, text, thread, **fields))
+        message = replies.slack_post(self.message, text, thread, **fields)
+        await self.layer.send(SLACK_SEND, validate(SLACK_SEND, message))
 
     async def answer_slack(self, **ack: Any) -> None:
         """Answer a slash command or an interaction inside Slack's ack: a message (``text``,
@@ -114,20 +198,14 @@ class Context:
         a response_action is a dead letter on ``slack.send.failed``."""
         await self.layer.send(self._need_reply_channel(), {"ack": ack})
 
-    async def group_add(self, group: str, channel: str | None = None) -> None:
-        """Add ``channel`` (default: this message's reply channel) to ``group``."""
-        await self.layer.group_add(group, channel or self._need_reply_channel())
 
-    async def group_discard(self, group: str, channel: str | None = None) -> None:
-        """Remove ``channel`` (default: this message's reply channel) from ``group``."""
-        await self.layer.group_discard(group, channel or self._need_reply_channel())
-
-    async def group_send(
-        self, group: str, message: dict[str, Any] | None = None, **fields: Any
-    ) -> GroupReach:
-        """Send to every member of ``group``; keyword fields make a WebSocket frame, e.g. text=...
-        Returns the members reached and those skipped (full, dead, lapsed)."""
-        return await self.layer.group_send(group, message if message is not None else fields)
+# The context of each protocol, by the name the docs use.
+PROTOCOL_CONTEXTS: dict[str, type[Context]] = {
+    "http": HttpContext,
+    "websocket": WebSocketContext,
+    "email": EmailContext,
+    "slack": SlackContext,
+}
 
 
 def _header_pairs(headers: dict[str, str] | list[tuple[bytes, bytes]] | None) -> list[tuple[bytes, bytes]]:
@@ -142,7 +220,8 @@ def _latin1(value: str | bytes) -> bytes:
 
 
 class SyncContext:
-    """The same helpers as plain blocking calls, for consumers running on worker threads."""
+    """Any protocol's context with its coroutines as plain blocking calls, for consumers
+    running on worker threads; it has exactly the helpers of the context it wraps."""
 
     def __init__(self, context: Context, loop: asyncio.AbstractEventLoop) -> None:
         self._context = context
@@ -154,7 +233,12 @@ class SyncContext:
         self.delivery = context.delivery
         self.idempotency_key = context.idempotency_key
         self.attempt = context.attempt
-        self.presence = BlockingPresence(context.presence, loop)
+        presence = context.presence
+        self.presence = (
+            BlockingSocketPresence(presence, loop)
+            if isinstance(presence, SocketPresence)
+            else BlockingPresence(presence, loop)
+        )
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._context, name)

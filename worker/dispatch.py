@@ -1,22 +1,40 @@
 """Handling one message: validate it, find its consumer, run it (sync ones on the thread
-pool), and give the protocol's natural answer when nothing matches or the consumer fails."""
+pool), and give the protocol's natural answer when nothing matches or the consumer fails.
+
+``HANDLERS`` says how each channel is handled: the context class its consumers get and the
+method that routes it. A ``Dispatcher`` keeps the rows of the channels its app's routes
+read (``App.channels()``); a message on any other channel is dropped, counted and logged.
+"""
 
 import asyncio
 import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from switchroom.layers import BaseLayer, Delivery, LayerError
-from switchroom.servers.email.dsn import dsn_send
-from switchroom.servers.email.parse import PARSE_ON_A_THREAD, received
 from switchroom.shared import metrics
-from switchroom.shared.messages import MessageFormatError, apply_defaults, validate
+from switchroom.shared.mail.dsn import dsn_send
+from switchroom.shared.mail.parse import PARSE_ON_A_THREAD, received
+from switchroom.shared.messages import (
+    EMAIL_RECEIVE,
+    EMAIL_SEND,
+    HTTP_DISCONNECT,
+    HTTP_REQUEST,
+    SLACK_EVENT,
+    WEBSOCKET_CONNECT,
+    WEBSOCKET_DISCONNECT,
+    WEBSOCKET_RECEIVE,
+    MessageFormatError,
+    apply_defaults,
+    validate,
+)
 
 from . import asgi, replies, routing
 from .app import App
-from .context import Context, SyncContext
+from .context import Context, EmailContext, HttpContext, SlackContext, SyncContext, WebSocketContext
 from .sockets import Sockets
 
 log = logging.getLogger("switchroom.worker")
@@ -57,17 +75,24 @@ class Dispatcher:
         self.body_timeout = body_timeout
         self.in_flight: dict[str, asyncio.Event] = {}
         self.sockets = (
-            Sockets(app.asgi_app, layer, lambda: self.lifespan_state, layer.capacity_for("websocket.receive"))
+            Sockets(app.asgi_app, layer, lambda: self.lifespan_state, layer.capacity_for(WEBSOCKET_RECEIVE))
             if app.asgi_app is not None
             else None
         )
+        self.table: dict[str, Handler] = {channel: HANDLERS[channel] for channel in app.channels()}
 
     async def handle(self, channel: str, raw: dict[str, Any], delivery: Delivery | None = None) -> bool:
         """Handle one message end to end; never raises (errors are logged and answered).
 
         False when its consumer failed: a durable entry is then left for a retry.
         """
-        if channel == "email.receive" and isinstance(raw, dict):
+        handler = self.table.get(channel)
+        if handler is None:
+            _counted(channel, "unrouted").inc()
+            log.warning("dropping a %s message %s: no route reads it", channel, message_id(channel, raw))
+            self.layer.stats.drop("unrouted", 1, channel)
+            return True
+        if channel == EMAIL_RECEIVE and isinstance(raw, dict):
             # The server leaves parsing to the reader: the fields come from the raw message.
             if len(raw.get("raw") or b"") > PARSE_ON_A_THREAD:
                 raw = await asyncio.to_thread(received, raw)
@@ -81,7 +106,8 @@ class Dispatcher:
             self.layer.stats.drop("malformed", 1, channel)
             await self._answer_malformed(channel, raw)
             return True
-        ctx = Context(self.layer, channel, message, self.app.bounce_sender, delivery)
+        context, route = handler
+        ctx = context(self.layer, channel, message, delivery)
         started = time.monotonic()
         router = self.app.channel_router
         target = router.target(channel, message) if router is not None else None
@@ -89,7 +115,7 @@ class Dispatcher:
             if target is not None:
                 await router.call(target, message)
             else:
-                await getattr(self, "_" + channel.replace(".", "_"))(message, ctx)
+                await route(self, message, ctx)
         except Exception:
             _counted(channel, "error").inc()
             log.exception("consumer failed on %s message %s", channel, message_id(channel, message))
@@ -111,7 +137,7 @@ class Dispatcher:
         if asyncio.iscoroutine(result):
             await result
 
-    async def _http_request(self, message: dict[str, Any], ctx: Context) -> None:
+    async def _http_request(self, message: dict[str, Any], ctx: HttpContext) -> None:
         found = routing.match_path(self.app.http_routes, message["path"], message["method"])
         if found.route is not None:
             await self._call(found.route, message, ctx, found.params)
@@ -126,7 +152,7 @@ class Dispatcher:
         text = "Method Not Allowed" if status == 405 else "Not Found"
         await ctx.send_response(replies.plain_response(status, text, self.layer.chunk_size))
 
-    async def _asgi(self, message: dict[str, Any], ctx: Context) -> None:
+    async def _asgi(self, message: dict[str, Any], ctx: HttpContext) -> None:
         disconnected = asyncio.Event()
         reply = ctx.reply_channel
         self.in_flight[reply] = disconnected
@@ -143,12 +169,12 @@ class Dispatcher:
         finally:
             self.in_flight.pop(reply, None)
 
-    async def _http_disconnect(self, message: dict[str, Any], ctx: Context) -> None:
+    async def _http_disconnect(self, message: dict[str, Any], ctx: HttpContext) -> None:
         event = self.in_flight.get(message["reply_channel"])
         if event is not None:
             event.set()
 
-    async def _websocket_connect(self, message: dict[str, Any], ctx: Context) -> None:
+    async def _websocket_connect(self, message: dict[str, Any], ctx: WebSocketContext) -> None:
         routes = self.app.websocket_routes
         found = routing.match_path(routes["connect"], message["path"])
         if found.route is not None:
@@ -163,22 +189,22 @@ class Dispatcher:
         log.info("WebSocket %s rejected: no route", message["path"])
         await ctx.reject()
 
-    async def _websocket_receive(self, message: dict[str, Any], ctx: Context) -> None:
+    async def _websocket_receive(self, message: dict[str, Any], ctx: WebSocketContext) -> None:
         await self._websocket_event("receive", message, ctx)
 
-    async def _websocket_disconnect(self, message: dict[str, Any], ctx: Context) -> None:
+    async def _websocket_disconnect(self, message: dict[str, Any], ctx: WebSocketContext) -> None:
         if self.sockets is not None and self.sockets.disconnected(message):
             return
         await self._websocket_event("disconnect", message, ctx)
 
-    async def _websocket_event(self, event: str, message: dict[str, Any], ctx: Context) -> None:
+    async def _websocket_event(self, event: str, message: dict[str, Any], ctx: WebSocketContext) -> None:
         found = routing.match_path(self.app.websocket_routes[event], message["path"])
         if found.route is None:
             log.debug("WebSocket %s on %s: no consumer", event, message["path"])
             return
         await self._call(found.route, message, ctx, found.params)
 
-    async def _email_receive(self, message: dict[str, Any], ctx: Context) -> None:
+    async def _email_receive(self, message: dict[str, Any], ctx: EmailContext) -> None:
         matched: dict[int, routing.Route] = {}
         unknown = []
         for address in message["rcpt_to"]:
@@ -192,7 +218,7 @@ class Dispatcher:
         for route in matched.values():
             await self._call(route, message, ctx, {})
 
-    async def _bounce(self, message: dict[str, Any], unknown: list[str], ctx: Context) -> None:
+    async def _bounce(self, message: dict[str, Any], unknown: list[str], ctx: EmailContext) -> None:
         """A bounce (RFC 3464 DSN, from the null sender) for recipients no route takes."""
         arrival = ctx.delivery.added if ctx.delivery is not None else None
         bounce = dsn_send(
@@ -207,9 +233,9 @@ class Dispatcher:
             log.warning("no route for %s; not bouncing a message with an empty sender", ", ".join(unknown))
             return
         log.warning("no route for %s; bouncing to %s", ", ".join(unknown), message["mail_from"])
-        await self.layer.send("email.send", bounce)
+        await self.layer.send(EMAIL_SEND, bounce)
 
-    async def _slack_event(self, message: dict[str, Any], ctx: Context) -> None:
+    async def _slack_event(self, message: dict[str, Any], ctx: SlackContext) -> None:
         route = routing.match_slack(self.app.slack_routes, message)
         if route is None:
             log.debug("Slack %s event in %s ignored: no route", message.get("type"), message.get("channel"))
@@ -220,11 +246,11 @@ class Dispatcher:
         if ctx.response_started or not ctx.reply_channel:
             return
         try:
-            if channel == "http.request":
+            if isinstance(ctx, HttpContext) and channel == HTTP_REQUEST:
                 await ctx.send_response(
                     replies.plain_response(500, "Internal Server Error", self.layer.chunk_size)
                 )
-            elif channel in ("websocket.connect", "websocket.receive"):
+            elif isinstance(ctx, WebSocketContext) and channel in (WEBSOCKET_CONNECT, WEBSOCKET_RECEIVE):
                 await ctx.close(1011)
         except LayerError as exc:
             log.warning("could not send the error answer to %s: %s", ctx.reply_channel, exc)
@@ -234,10 +260,24 @@ class Dispatcher:
         if not isinstance(reply, str) or not reply:
             return
         try:
-            if channel == "http.request":
+            if channel == HTTP_REQUEST:
                 for part in replies.plain_response(400, "Bad Request", self.layer.chunk_size):
                     await self.layer.send(reply, part)
-            elif channel.startswith("websocket."):
+            elif channel in (WEBSOCKET_CONNECT, WEBSOCKET_RECEIVE, WEBSOCKET_DISCONNECT):
                 await self.layer.send(reply, replies.websocket_frame(close=1011))
         except LayerError as exc:
             log.warning("could not answer a malformed message on %s: %s", reply, exc)
+
+
+# A channel's context class and the method that routes its messages to consumers.
+Handler = tuple[type[Context], Callable[[Dispatcher, dict[str, Any], Any], Awaitable[None]]]
+
+HANDLERS: dict[str, Handler] = {
+    HTTP_REQUEST: (HttpContext, Dispatcher._http_request),
+    HTTP_DISCONNECT: (HttpContext, Dispatcher._http_disconnect),
+    WEBSOCKET_CONNECT: (WebSocketContext, Dispatcher._websocket_connect),
+    WEBSOCKET_RECEIVE: (WebSocketContext, Dispatcher._websocket_receive),
+    WEBSOCKET_DISCONNECT: (WebSocketContext, Dispatcher._websocket_disconnect),
+    EMAIL_RECEIVE: (EmailContext, Dispatcher._email_receive),
+    SLACK_EVENT: (SlackContext, Dispatcher._slack_event),
+}

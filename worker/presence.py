@@ -1,8 +1,9 @@
 """``ctx.presence``: presence for the socket or sender a consumer is handling.
 
 Native routes call these instead of ``layer.presence`` so they need no addresses: a socket
-is tracked under its reply channel and watches as WebSocket frames; a participant without
-a socket (an email or Slack sender) is ``seen`` for a while after each message.
+is tracked under its reply channel and watches as WebSocket frames (``track`` is a
+WebSocket consumer's); a participant without a socket (an email or Slack sender) is
+``seen`` for a while after each message.
 """
 
 import asyncio
@@ -18,27 +19,11 @@ DEFAULT_SEEN_TTL = 600.0
 
 
 class PresenceHelpers:
-    """Presence calls bound to one incoming message (``docs/presence.md``)."""
+    """Presence calls any consumer may make (``docs/presence.md``): who is in a group, and
+    a participant without a socket (an email or Slack sender) seen for a while."""
 
     def __init__(self, ctx: "Context") -> None:
         self._ctx = ctx
-
-    @property
-    def _form(self) -> str:
-        return "frame" if self._ctx.channel.startswith("websocket.") else "message"
-
-    async def track(
-        self, group: str, key: str, meta: dict[str, Any] | None = None, diffs: bool = True
-    ) -> None:
-        """Make this socket present in ``group`` under ``key`` (a user id) with ``meta``; with
-        ``diffs`` it gets the list now and each change after (JSON text frames)."""
-        await self._ctx.layer.presence.track(
-            group, self._ctx._need_reply_channel(), key, meta, diffs=self._form if diffs else None
-        )
-
-    async def untrack(self, group: str) -> None:
-        """Remove this socket from ``group`` (call it on disconnect)."""
-        await self._ctx.layer.presence.untrack(group, self._ctx._need_reply_channel())
 
     async def list(self, group: str) -> Metas:
         """The members of ``group``: each key with the metas of its sockets and senders."""
@@ -53,20 +38,30 @@ class PresenceHelpers:
         await self._ctx.layer.presence.track(group, address, key, meta, ttl=ttl)
 
 
+class SocketPresence(PresenceHelpers):
+    """A WebSocket consumer's presence: this socket tracked under its reply channel, and
+    watching the group as JSON text frames."""
+
+    async def track(
+        self, group: str, key: str, meta: dict[str, Any] | None = None, diffs: bool = True
+    ) -> None:
+        """Make this socket present in ``group`` under ``key`` (a user id) with ``meta``; with
+        ``diffs`` it gets the list now and each change after (JSON text frames)."""
+        await self._ctx.layer.presence.track(
+            group, self._ctx._need_reply_channel(), key, meta, diffs="frame" if diffs else None
+        )
+
+    async def untrack(self, group: str) -> None:
+        """Remove this socket from ``group`` (call it on disconnect)."""
+        await self._ctx.layer.presence.untrack(group, self._ctx._need_reply_channel())
+
+
 class BlockingPresence:
     """The same helpers as blocking calls, for consumers running on worker threads."""
 
     def __init__(self, helpers: PresenceHelpers, loop: asyncio.AbstractEventLoop) -> None:
         self._helpers = helpers
         self._loop = loop
-
-    def track(self, group: str, key: str, meta: dict[str, Any] | None = None, diffs: bool = True) -> None:
-        """As ``PresenceHelpers.track``."""
-        self._run(self._helpers.track(group, key, meta, diffs))
-
-    def untrack(self, group: str) -> None:
-        """As ``PresenceHelpers.untrack``."""
-        self._run(self._helpers.untrack(group))
 
     def list(self, group: str) -> Metas:
         """As ``PresenceHelpers.list``."""
@@ -80,3 +75,17 @@ class BlockingPresence:
 
     def _run(self, work: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(work, self._loop).result()
+
+
+class BlockingSocketPresence(BlockingPresence):
+    """A WebSocket consumer's presence as blocking calls."""
+
+    _helpers: SocketPresence
+
+    def track(self, group: str, key: str, meta: dict[str, Any] | None = None, diffs: bool = True) -> None:
+        """As ``SocketPresence.track``."""
+        self._run(self._helpers.track(group, key, meta, diffs))
+
+    def untrack(self, group: str) -> None:
+        """As ``SocketPresence.untrack``."""
+        self._run(self._helpers.untrack(group))

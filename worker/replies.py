@@ -1,6 +1,6 @@
 """Pure builders of the messages a worker sends back: HTTP responses (split into chunks
 that fit the layer), WebSocket frames, email replies, and Slack posts (bounces are
-``switchroom.servers.email.dsn``'s)."""
+``switchroom.shared.mail.dsn``'s)."""
 
 import json
 from email.utils import parseaddr

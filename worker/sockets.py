@@ -12,11 +12,10 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote
 
 from switchroom.layers import BaseLayer, LayerError, ReceiverGone
 
-from .asgi import ASGI
+from .asgi import connection_scope
 
 log = logging.getLogger("switchroom.worker")
 
@@ -34,24 +33,9 @@ class ClientDisconnected(OSError):
 
 def websocket_scope(message: dict[str, Any], state: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ASGI 3 ``websocket`` scope for an ASGI 1.0 ``websocket.connect`` message."""
-    path = message["path"]
-    scope = {
-        "type": "websocket",
-        "asgi": dict(ASGI),
-        "http_version": "1.1",
-        "scheme": message.get("scheme") or "ws",
-        "path": path,
-        "raw_path": quote(path, safe="/:@!$&'()*+,;=-._~").encode("ascii"),
-        "query_string": message.get("query_string") or b"",
-        "root_path": message.get("root_path") or "",
-        "headers": [(bytes(k), bytes(v)) for k, v in message.get("headers") or []],
-        "client": tuple(message["client"]) if message.get("client") else None,
-        "server": tuple(message["server"]) if message.get("server") else None,
-        "subprotocols": list(message.get("subprotocols") or []),
-        "extensions": {"websocket.http.response": {}},
-    }
-    if state is not None:
-        scope["state"] = dict(state)
+    scope = connection_scope("websocket", message, state, "ws")
+    scope["subprotocols"] = list(message.get("subprotocols") or [])
+    scope["extensions"] = {"websocket.http.response": {}}
     return scope
 
 

@@ -7,11 +7,13 @@ delivery of ``email.send`` messages through a relay.
 
     whole = received(message)   # an email.receive from the layer, parsed
 
-``parse``, ``data``, ``compose`` and ``dsn`` translate between SMTP/MIME and messages as
-pure code; ``inbound`` and ``outbound`` are the I/O around them; ``cli`` is ``switchroom email``.
+``data`` reads SMTP DATA; the translations between MIME and messages live in
+``switchroom.shared.mail`` (pure, importable without aiosmtpd; ``received`` is re-exported
+here); ``inbound`` and ``outbound`` are the I/O around them; ``cli`` is ``switchroom email``.
 """
 
-from .parse import received
+from switchroom.shared.mail import received
+
 from .server import EmailServer
 from .settings import Settings
 

@@ -4,7 +4,6 @@ answered 250 only once all of it is a durable entry on the layer (451 otherwise,
 sending server keeps it and retries)."""
 
 import asyncio
-import hashlib
 import hmac
 import logging
 import re
@@ -15,9 +14,9 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, syntax
 
 from switchroom.layers import BaseLayer, ChannelFull, LayerError
 from switchroom.shared import metrics
+from switchroom.shared.mail.parse import idempotency_key, incoming
 
 from . import aiosmtpd_compat as private
-from . import parse
 from .data import read_data
 from .settings import Settings
 
@@ -37,11 +36,6 @@ class Recipients:
     def accepts(self, address: str) -> bool:
         address = address.lower()
         return address in self.addresses or address.rpartition("@")[2] in self.domains
-
-
-def idempotency_key(message: dict[str, Any]) -> str:
-    """What identifies an email across redeliveries: its Message-ID, else a digest of it."""
-    return message["message_id"] or "sha256:" + hashlib.sha256(message["raw"]).hexdigest()[:32]
 
 
 class LayerHandler:
@@ -86,7 +80,7 @@ class LayerHandler:
         local = [a for a in envelope.rcpt_tos if self.recipients.accepts(a)]
         remote = [a for a in envelope.rcpt_tos if not self.recipients.accepts(a)]
         peer = list(session.peer[:2]) if isinstance(session.peer, tuple) else [str(session.peer), 0]
-        message = parse.incoming(
+        message = incoming(
             raw, mail_from=envelope.mail_from or "", rcpt_to=local, peer=peer, helo=session.host_name
         )
         key = idempotency_key(message)

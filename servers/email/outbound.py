@@ -21,10 +21,10 @@ from typing import Any
 from switchroom.layers import BaseLayer, Delivery, LayerError, Leases, MessageTooLarge
 from switchroom.layers.durable import fit_report
 from switchroom.shared import metrics
+from switchroom.shared.mail import dsn
+from switchroom.shared.mail.compose import compose, recipients
 from switchroom.shared.messages import apply_defaults, validate
 
-from . import dsn
-from .compose import compose, recipients
 from .settings import Settings
 
 log = logging.getLogger("switchroom.email")

@@ -9,8 +9,8 @@ from typing import Any
 from switchroom.layers import BaseLayer, Delivery, Janitor
 from switchroom.layers.durable import human_age
 from switchroom.shared import metrics
+from switchroom.shared.mail.dsn import dsn_send
 
-from .dsn import dsn_send
 from .inbound import FileAuthenticator, LayerHandler, LimitedSMTP, Sessions
 from .outbound import Outbox
 from .settings import Settings

@@ -2,7 +2,7 @@
 
 from email import message_from_bytes, policy
 
-from switchroom.servers.email.dsn import dsn_send, header_block, report
+from switchroom.shared.mail.dsn import dsn_send, header_block, report
 from switchroom.shared.messages import validate
 
 RAW = (

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from switchroom.layers import get_layer
-from switchroom.servers.email import parse
-from switchroom.servers.email.compose import compose
+from switchroom.shared.mail import parse
+from switchroom.shared.mail.compose import compose
 from switchroom.shared.messages import validate
 
 ENVELOPE = {

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from switchroom.layers import BaseLayer, LayerError, get_layer
-from switchroom.servers.email import parse
+from switchroom.shared.mail import parse
 from switchroom.servers.slack import translate
 from switchroom.servers.slack.standin import StandIn
 from switchroom.shared.messages import validate

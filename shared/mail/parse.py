@@ -9,6 +9,7 @@ attachments kept as bytes. Any bytes at all give a message: what cannot be decod
 replaced (U+FFFD) and named in ``defects``, and the raw message always keeps every byte.
 """
 
+import hashlib
 import re
 from email import policy
 from email.generator import BytesGenerator
@@ -284,3 +285,8 @@ def received(message: dict[str, Any]) -> dict[str, Any]:
     except Exception as exc:  # the standard library failing on hostile input: keep the raw bytes
         found = {"defects": [clean(f"unreadable: {type(exc).__name__}: {exc}")]}
     return {**found, **message}
+
+
+def idempotency_key(message: dict[str, Any]) -> str:
+    """What identifies an email across redeliveries: its Message-ID, else a digest of it."""
+    return message["message_id"] or "sha256:" + hashlib.sha256(message["raw"]).hexdigest()[:32]
