@@ -24,6 +24,7 @@ DROP_REASONS = {
     "dead": ("its receiver's process had stopped", logging.WARNING),
     "malformed": ("it could not be read as its kind of message", logging.WARNING),
     "failed": ("its consumers failed on it every time it was handed out", logging.WARNING),
+    "unrouted": ("it came on a channel no route of the worker's app reads", logging.WARNING),
 }
 
 

@@ -15,6 +15,7 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, syntax
 from switchroom.layers import BaseLayer, ChannelFull, LayerError
 from switchroom.shared import metrics
 from switchroom.shared.mail.parse import idempotency_key, incoming
+from switchroom.shared.messages import EMAIL_RECEIVE, EMAIL_SEND
 
 from . import aiosmtpd_compat as private
 from .data import read_data
@@ -86,10 +87,10 @@ class LayerHandler:
         key = idempotency_key(message)
         entries: list[tuple[str, dict[str, Any], str | None]] = []
         if local:
-            entries.append(("email.receive", message, key))
+            entries.append((EMAIL_RECEIVE, message, key))
         if remote:
             relay = {"to": remote, "mail_from": message["mail_from"], "raw": raw, "id": message["message_id"]}
-            entries.append(("email.send", relay, key))
+            entries.append((EMAIL_SEND, relay, key))
         try:
             outcomes = await self.layer.durable.add_many(entries)
         except LayerError as exc:

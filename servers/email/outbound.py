@@ -23,14 +23,14 @@ from switchroom.layers.durable import fit_report
 from switchroom.shared import metrics
 from switchroom.shared.mail import dsn
 from switchroom.shared.mail.compose import compose, recipients
-from switchroom.shared.messages import apply_defaults, validate
+from switchroom.shared.messages import EMAIL_SEND, EMAIL_SEND_FAILED, apply_defaults, validate
 
 from .settings import Settings
 
 log = logging.getLogger("switchroom.email")
 
-CHANNEL = "email.send"
-DEAD_LETTERS = "email.send.failed"
+CHANNEL = EMAIL_SEND
+DEAD_LETTERS = EMAIL_SEND_FAILED
 MAX_BACKOFF = 60.0
 
 
@@ -43,7 +43,7 @@ def build(message: Any, settings: Settings) -> tuple[Message | bytes, str, list[
     as they are), the envelope sender (``""`` for a bounce) and the recipients. Raises on
     a message that cannot be sent (``MessageFormatError``, or the standard library's
     header parser failing on a malformed address)."""
-    message = apply_defaults("email.send", validate("email.send", message))
+    message = apply_defaults(EMAIL_SEND, validate(EMAIL_SEND, message))
     if message["raw"] is not None:
         return message["raw"], message["mail_from"] or "", recipients(message)
     if message["dsn"] is not None:

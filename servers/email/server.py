@@ -10,6 +10,7 @@ from switchroom.layers import BaseLayer, Delivery, Janitor
 from switchroom.layers.durable import human_age
 from switchroom.shared import metrics
 from switchroom.shared.mail.dsn import dsn_send
+from switchroom.shared.messages import EMAIL_RECEIVE, EMAIL_SEND
 
 from .inbound import FileAuthenticator, LayerHandler, LimitedSMTP, Sessions
 from .outbound import Outbox
@@ -55,7 +56,7 @@ class EmailServer:
         self.outbox = Outbox(layer, s)
         self.janitor = Janitor(
             layer.durable,
-            "email.receive",
+            EMAIL_RECEIVE,
             s.max_queue_age,
             self.expire,
             warn_after=s.queue_warn_after,
@@ -130,7 +131,7 @@ class EmailServer:
 
     def served_channels(self) -> list[str]:
         """The channels of outbound mail and of mail waiting for a worker."""
-        return ["email.send", "email.receive"]
+        return [EMAIL_SEND, EMAIL_RECEIVE]
 
     @property
     def port(self) -> int:
@@ -162,7 +163,7 @@ class EmailServer:
                 log.warning("not bouncing %s: its sender is empty (a bounce is never bounced)", delivery.key)
                 continue
             # The entry's id makes a second bounce (after a crash right here) a duplicate.
-            await self.layer.durable.add("email.send", bounce, key=f"dsn:{delivery.id}", dedupe=True)
+            await self.layer.durable.add(EMAIL_SEND, bounce, key=f"dsn:{delivery.id}", dedupe=True)
             log.warning("bounced %s to <%s>: %s", delivery.key, message.get("mail_from"), error)
 
     async def stop(self, grace: float | None = None) -> None:

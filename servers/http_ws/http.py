@@ -17,6 +17,7 @@ from twisted.web import http
 
 from switchroom.layers import ChannelFull, LayerError, MessageTooLarge, streams
 from switchroom.shared import metrics
+from switchroom.shared.messages import HTTP_DISCONNECT, HTTP_REQUEST, HTTP_REQUEST_BODY, HTTP_RESPONSE
 
 from . import translate
 from .deadlines import Deadline
@@ -141,7 +142,7 @@ class LayerRequest(http.Request):
         except translate.BadRequest as exc:
             self.answer(exc.status, exc.reason)
             return
-        self.reply_channel = self.server.inbox.address("http.response", self.on_reply)
+        self.reply_channel = self.server.inbox.address(HTTP_RESPONSE, self.on_reply)
         self.server.in_flight.add(self)
         asyncio.get_running_loop().create_task(self.send_request(headers, client, scheme))
         self.arm_timer()
@@ -200,7 +201,7 @@ class LayerRequest(http.Request):
         self.content.seek(0)
         body = self.content.read()
         parts = streams.pieces(body, layer.chunk_size)
-        body_channel = await layer.new_channel("http.request.body?") if len(parts) > 1 else None
+        body_channel = await layer.new_channel(HTTP_REQUEST_BODY + "?") if len(parts) > 1 else None
         try:
             message = translate.request_message(
                 reply_channel=self.reply_channel,
@@ -216,7 +217,7 @@ class LayerRequest(http.Request):
                 body=parts[0],
                 body_channel=body_channel,
             )
-            await layer.send("http.request", message)
+            await layer.send(HTTP_REQUEST, message)
             if body_channel is not None:
                 # The worker reads the rest as it comes; the writer waits while it catches up.
                 await streams.write(
@@ -329,7 +330,7 @@ class LayerRequest(http.Request):
     async def send_disconnect(self) -> None:
         try:
             await self.server.layer.send(
-                "http.disconnect", translate.disconnect_message(self.reply_channel, self.path_text)
+                HTTP_DISCONNECT, translate.disconnect_message(self.reply_channel, self.path_text)
             )
         except LayerError as exc:
             log.info("could not send http.disconnect for %s: %s", self.path_text, exc)

@@ -12,7 +12,14 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from switchroom.shared.messages import MessageFormatError, apply_defaults, validate
+from switchroom.shared.messages import (
+    HTTP_RESPONSE,
+    HTTP_RESPONSE_CHUNK,
+    WEBSOCKET_SEND,
+    MessageFormatError,
+    apply_defaults,
+    validate,
+)
 
 Headers = list[list[bytes]]
 
@@ -185,7 +192,7 @@ def parse_response(message: Any, started: bool) -> ResponseStart | ResponseChunk
         raise BadReply(f"a reply must be a dict, not {type(message).__name__}")
     if not started:
         try:
-            message = apply_defaults("http.response", validate("http.response", message))
+            message = apply_defaults(HTTP_RESPONSE, validate(HTTP_RESPONSE, message))
         except MessageFormatError as exc:
             raise BadReply(str(exc)) from None
         status = message["status"]
@@ -205,7 +212,7 @@ def parse_response(message: Any, started: bool) -> ResponseStart | ResponseChunk
     if "status" in message:
         raise BadReply("a second response start arrived for a response already under way")
     try:
-        message = apply_defaults("http.response.chunk", validate("http.response.chunk", message))
+        message = apply_defaults(HTTP_RESPONSE_CHUNK, validate(HTTP_RESPONSE_CHUNK, message))
     except MessageFormatError as exc:
         raise BadReply(str(exc)) from None
     return ResponseChunk(message["content"], message["more_content"])
@@ -280,7 +287,7 @@ class SocketReply:
 def parse_socket_reply(message: Any) -> SocketReply:
     """Read a worker's ``websocket.send`` message; raise BadReply if it is malformed."""
     try:
-        message = apply_defaults("websocket.send", validate("websocket.send", message))
+        message = apply_defaults(WEBSOCKET_SEND, validate(WEBSOCKET_SEND, message))
     except MessageFormatError as exc:
         raise BadReply(str(exc)) from None
     close = message["close"]

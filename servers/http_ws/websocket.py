@@ -17,6 +17,12 @@ from twisted.internet.defer import Deferred
 
 from switchroom.layers import ChannelFull, LayerError, ReceiverGone
 from switchroom.shared import metrics
+from switchroom.shared.messages import (
+    WEBSOCKET_CONNECT,
+    WEBSOCKET_DISCONNECT,
+    WEBSOCKET_RECEIVE,
+    WEBSOCKET_SEND,
+)
 
 from . import translate
 from .http import LINGER
@@ -98,7 +104,7 @@ class LayerSocket(WebSocketServerProtocol):
             metrics.WS_HANDSHAKES.labels("refused").inc()
             raise ConnectionDeny(403, "origin not allowed")
         self.offered = list(request.protocols)
-        self.reply_channel = server.inbox.address("websocket.send", self.on_reply)
+        self.reply_channel = server.inbox.address(WEBSOCKET_SEND, self.on_reply)
         try:
             message = translate.connect_message(
                 reply_channel=self.reply_channel,
@@ -120,7 +126,7 @@ class LayerSocket(WebSocketServerProtocol):
         server.sockets[self.reply_channel] = self
         self.connect_started = time.monotonic()
         self.handshake = Deferred()
-        self.queue("websocket.connect", message)
+        self.queue(WEBSOCKET_CONNECT, message)
         self.timer = asyncio.get_running_loop().call_later(settings.connect_timeout, self.connect_timed_out)
         return self.handshake
 
@@ -162,7 +168,7 @@ class LayerSocket(WebSocketServerProtocol):
         metrics.WS_FRAMES.received += 1
         self.order += 1
         self.queue(
-            self.worker or "websocket.receive",
+            self.worker or WEBSOCKET_RECEIVE,
             translate.receive_message(self.reply_channel, self.path_text, payload, isBinary, self.order),
         )
 
@@ -178,7 +184,7 @@ class LayerSocket(WebSocketServerProtocol):
             return
         self.order += 1
         self.queue(
-            self.worker or "websocket.disconnect",
+            self.worker or WEBSOCKET_DISCONNECT,
             translate.socket_disconnect_message(
                 self.reply_channel, self.path_text, code or CLOSE_ABNORMAL, self.order
             ),
@@ -224,7 +230,7 @@ class LayerSocket(WebSocketServerProtocol):
 
     def send_failed(self, channel: str, error: LayerError) -> None:
         self.outbox.clear()
-        if self.closed or channel == "websocket.disconnect":
+        if self.closed or channel == WEBSOCKET_DISCONNECT:
             log.info("could not send websocket.disconnect for %s: %s", self.path_text, error)
             return
         if isinstance(error, ReceiverGone):

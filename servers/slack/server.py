@@ -29,13 +29,14 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from switchroom.layers import BaseLayer, Delivery, InvalidMessage, Janitor, LayerError, MessageTooLarge
 from switchroom.layers.durable import human_age
 from switchroom.shared import metrics
+from switchroom.shared.messages import SLACK_EVENT, SLACK_SEND, SLACK_SEND_FAILED
 
 from . import slack_sdk_compat, translate
 from .settings import Settings, Workspace
 
 log = logging.getLogger("switchroom.slack")
 
-DEAD_LETTERS = "slack.send.failed"
+DEAD_LETTERS = SLACK_SEND_FAILED
 # Answer addresses kept routed; an event older than the last this many is not answered.
 MAX_REPLIES = 10_000
 # The metric label of each outcome of ``publish``.
@@ -93,7 +94,7 @@ class Connection:
         waits = bool(getattr(request, "accepts_response_payload", False)) and event_id is not None
         # The event's reply address (named by its id) is known before it is published, so a
         # quick answer is not missed.
-        reply = self.server.inbox.address("slack.send", local=event_id) if waits else None
+        reply = self.server.inbox.address(SLACK_SEND, local=event_id) if waits else None
         answer = self.server.expect_answer(reply) if reply else None
         outcome = await self.server.publish(self, event, event_id, "socket")
         if outcome == "retry":
@@ -197,7 +198,7 @@ class SlackServer:
         self.readers: list[asyncio.Task[None]] = []
         self.poster: asyncio.Task[None] | None = None
         self.stopping = False
-        self.janitor = Janitor(layer.durable, "slack.event", settings.max_event_age, self.expire)
+        self.janitor = Janitor(layer.durable, SLACK_EVENT, settings.max_event_age, self.expire)
 
     async def start(self) -> None:
         await self.layer.durable.persistence()
@@ -224,7 +225,7 @@ class SlackServer:
     def served_channels(self) -> list[str]:
         """The channels of posts to make (``slack.send`` and the answers in the inbox), and
         the events waiting for a worker."""
-        return ["slack.send", self.inbox.queue, "slack.event"]
+        return [SLACK_SEND, self.inbox.queue, SLACK_EVENT]
 
     async def expire(self, deliveries: list[Delivery]) -> None:
         """Events no worker read within ``max_event_age``: dead letters."""
@@ -314,13 +315,13 @@ class SlackServer:
         )
         try:
             added = await self.layer.durable.add(
-                "slack.event", message, key=event_id, dedupe=event_id is not None
+                SLACK_EVENT, message, key=event_id, dedupe=event_id is not None
             )
         except (MessageTooLarge, InvalidMessage) as exc:
             log.error(
                 "slack %s event %s cannot be put on the layer (%s); dropped", message["type"], event_id, exc
             )
-            self.layer.stats.drop("malformed", 1, "slack.event")
+            self.layer.stats.drop("malformed", 1, SLACK_EVENT)
             return "dropped"
         except LayerError as exc:
             log.warning(
@@ -371,9 +372,9 @@ class SlackServer:
         """An address in this process's inbox for answers to one event (the same one again
         for a redelivered event): posts go to the event's team and channel by default, and
         an answer to its ack to the ack or, late, to its ``response_url``."""
-        address = self.inbox.address("slack.send", local=event_id)
+        address = self.inbox.address(SLACK_SEND, local=event_id)
         handler = functools.partial(self.on_reply, address, team, channel, response_url)
-        self.inbox.address("slack.send", handler, local=address.partition("!")[2])
+        self.inbox.address(SLACK_SEND, handler, local=address.partition("!")[2])
         self.replies[address] = None
         if len(self.replies) > MAX_REPLIES:
             oldest = next(iter(self.replies))
@@ -452,7 +453,7 @@ class SlackServer:
         """Take posts from ``slack.send`` (answers to events arrive in the inbox)."""
         while True:
             try:
-                batch = await self.layer.receive_many(["slack.send"], 50, timeout=5)
+                batch = await self.layer.receive_many([SLACK_SEND], 50, timeout=5)
             except LayerError as exc:
                 log.debug("reading slack.send failed (%s); retrying", exc)
                 await asyncio.sleep(1)

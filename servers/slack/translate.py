@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from switchroom.shared.messages import MessageFormatError, validate
+from switchroom.shared.messages import SLACK_PREFIX, SLACK_SEND, MessageFormatError, validate
 
 _TYPE = re.compile(r"[^A-Za-z0-9_.-]")
 # Ids that can key the redelivery filter and end a reply channel's name (Slack's are ~40 chars).
@@ -18,7 +18,7 @@ class BadSend(ValueError):
 
 def event_channel(event_type: str) -> str:
     """The per-type channel an event also goes to: ``slack.message``, ``slack.app_mention``..."""
-    return "slack." + (_TYPE.sub("_", event_type)[:60] or "unknown")
+    return SLACK_PREFIX + (_TYPE.sub("_", event_type)[:60] or "unknown")
 
 
 def is_own(event: dict[str, Any], bot_user: str | None, bot_id: str | None) -> bool:
@@ -167,7 +167,7 @@ def api_call(message: Any, default_channel: str | None = None) -> ApiCall:
     or ``reactions.add`` for the ``reaction`` shorthand) with every other field as its
     arguments, unchanged: a field Slack cannot take is Slack's error, never dropped here."""
     try:
-        validate("slack.send", message)
+        validate(SLACK_SEND, message)
     except MessageFormatError as exc:
         raise BadSend(str(exc)) from None
     arguments = {k: v for k, v in message.items() if k not in ENVELOPE_FIELDS and v is not None}

@@ -27,9 +27,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from switchroom.layers import BaseLayer, LayerError, get_layer
-from switchroom.shared.mail import parse
 from switchroom.servers.slack import translate
 from switchroom.servers.slack.standin import StandIn
+from switchroom.shared.mail import parse
 from switchroom.shared.messages import validate
 
 from ..email.harness import ROOT, EmailProcess, RelaySink
