@@ -1,12 +1,14 @@
 """One app answering HTTP, WebSocket, email and Slack: a chat room you can join from a web
 page, post to by email, and mirror from a Slack channel.
 
-Run it with ``switchroom worker examples.everything:app`` next to the interface servers.
+Each consumer is annotated with the context its protocol gets (a plain function gets the
+blocking ``SyncContext``). Run it with ``switchroom worker examples.everything:app`` next
+to the interface servers.
 """
 
 import html
 
-from switchroom.worker.app import App
+from switchroom.worker import App, EmailContext, HttpContext, SlackContext, SyncContext, WebSocketContext
 
 app = App(bounce_sender="postmaster@chat.example.com")
 
@@ -30,17 +32,17 @@ def room_group(room: str) -> str:
 
 
 @app.http("/", methods=["GET"])
-async def index(message, ctx):
+async def index(message: dict, ctx: HttpContext) -> None:
     await ctx.respond(PAGE.format(room="lobby"), content_type="text/html; charset=utf-8")
 
 
 @app.http("/rooms/{room}", methods=["GET"])
-async def room_page(message, ctx, room):
+async def room_page(message: dict, ctx: HttpContext, room: str) -> None:
     await ctx.respond(PAGE.format(room=html.escape(room)), content_type="text/html; charset=utf-8")
 
 
 @app.http("/rooms/{room}/messages", methods=["POST"])
-def post_message(message, ctx, room):
+def post_message(message: dict, ctx: SyncContext, room: str) -> None:
     """A plain function: it runs on the worker's thread pool and uses blocking helpers."""
     text = message["body"].decode("utf-8", "replace")
     reached = ctx.group_send(room_group(room), text=f"[http] {text}")
@@ -48,23 +50,23 @@ def post_message(message, ctx, room):
 
 
 @app.websocket("/chat/{room}", on="connect")
-async def join(message, ctx, room):
+async def join(message: dict, ctx: WebSocketContext, room: str) -> None:
     await ctx.group_add(room_group(room))
     await ctx.accept()
 
 
 @app.websocket("/chat/{room}")
-async def say(message, ctx, room):
+async def say(message: dict, ctx: WebSocketContext, room: str) -> None:
     await ctx.group_send(room_group(room), text=message.get("text") or "")
 
 
 @app.websocket("/chat/{room}", on="disconnect")
-async def leave(message, ctx, room):
+async def leave(message: dict, ctx: WebSocketContext, room: str) -> None:
     await ctx.group_discard(room_group(room))
 
 
 @app.email("*@chat.example.com")
-async def mail_to_room(message, ctx):
+async def mail_to_room(message: dict, ctx: EmailContext) -> None:
     for address in message["rcpt_to"]:
         room = address.split("@")[0].lower()
         await ctx.group_send(room_group(room), text=f"[mail from {message['from']}] {message['subject']}")
@@ -72,12 +74,12 @@ async def mail_to_room(message, ctx):
 
 
 @app.slack("message", channel="C0LOBBY")
-async def slack_to_lobby(message, ctx):
+async def slack_to_lobby(message: dict, ctx: SlackContext) -> None:
     if message.get("bot_id"):
         return
     await ctx.group_send(room_group("lobby"), text=f"[slack <@{message['user']}>] {message['text']}")
 
 
 @app.slack("app_mention")
-async def mentioned(message, ctx):
+async def mentioned(message: dict, ctx: SlackContext) -> None:
     await ctx.post_slack(text="Join the lobby at http://127.0.0.1:8000/", thread=True)

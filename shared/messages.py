@@ -396,7 +396,7 @@ _SPECS = (
         "An email the server accepted. The server sends the envelope, `message_id`, `size` and "
         "`raw`; the fields marked *parsed* are filled in from `raw` by the reader (the worker "
         "runtime does it before a consumer sees the message; elsewhere call "
-        "`switchroom.servers.email.received`).",
+        "`switchroom.shared.mail.received`).",
         (
             Field("mail_from", STR, True, doc='envelope sender ("" for bounces: never bounce to it)'),
             Field("rcpt_to", LIST, True, doc="envelope recipients this server accepted", item=_strings),

@@ -90,7 +90,7 @@ async def say(message, ctx):
         await ctx.group_send(ROOM, text=entry("web", name, f"(by email to {reply_to['address']}) {text}"))
         return
     await ctx.group_send(ROOM, text=entry("web", name, text))
-    await ctx.layer.send("slack.send", {"channel": SLACK_CHANNEL, "text": f"*{name}*: {text}"})
+    await ctx.send_slack(SLACK_CHANNEL, f"*{name}*: {text}")
 
 
 @app.email("room@*")
