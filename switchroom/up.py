@@ -33,6 +33,7 @@ from switchroom.layers import BaseLayer
 from switchroom.shared.config import LOGS, Common, add_common_arguments
 from switchroom.shared.health import Health
 from switchroom.shared.logs import setup_logging
+from switchroom.shared.messages import HTTP_REQUEST, WEBSOCKET_CONNECT
 from switchroom.shared.options import add_options, from_env, option, to_argv
 from switchroom.shared.redisproc import free_port
 from switchroom.shared.serving import (
@@ -160,7 +161,7 @@ class Plan:
         channels = app.channels()
         if not channels:
             raise StartupError(f"the app {args.app!r} has no routes: nothing to run")
-        http = "http.request" in channels or "websocket.connect" in channels
+        http = HTTP_REQUEST in channels or WEBSOCKET_CONNECT in channels
         email = bool(app.email_routes) and args.email_port != 0
         slack = slack_mode(args) if app.slack_routes else "off"
         plan = cls(app, http, email, slack, email_domains(app, args.email_domain), max(1, args.workers))
