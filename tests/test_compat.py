@@ -12,6 +12,7 @@ from packaging.requirements import Requirement
 from slack_sdk.rtm_v2 import RTMClient
 
 from switchroom.servers.email import aiosmtpd_compat
+from switchroom.servers.http_ws import twisted_compat
 from switchroom.servers.slack import slack_sdk_compat
 
 SETUP = Path(__file__).resolve().parents[1] / "setup.cfg"
@@ -30,9 +31,17 @@ def requirement(name: str) -> Requirement:
     raise AssertionError(f"{name} is not in setup.cfg")
 
 
-@pytest.mark.parametrize("name, module", [("aiosmtpd", aiosmtpd_compat), ("slack-sdk", slack_sdk_compat)])
-def test_the_installed_version_is_the_one_the_module_supports_and_setup_cfg_bounds(name, module):
-    low, high = module.SUPPORTED
+@pytest.mark.parametrize(
+    "name, supported",
+    [
+        ("aiosmtpd", aiosmtpd_compat.SUPPORTED),
+        ("slack-sdk", slack_sdk_compat.SUPPORTED),
+        ("twisted", twisted_compat.SUPPORTED),
+        ("autobahn", twisted_compat.AUTOBAHN_SUPPORTED),
+    ],
+)
+def test_the_installed_version_is_the_one_the_module_supports_and_setup_cfg_bounds(name, supported):
+    low, high = supported
     assert low <= release(name) < high
     bounds = requirement(name).specifier
     assert version(name) in bounds
@@ -59,6 +68,60 @@ def test_slack_sdks_rtm_client_has_what_stopping_it_uses():
     client = RTMClient(token="xoxb-not-used", auto_reconnect_enabled=False)
     for name in slack_sdk_compat.RTM_ATTRIBUTES:
         assert hasattr(client, name), name
+
+
+async def test_twisted_and_autobahn_have_what_the_http_server_uses():
+    from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+    from twisted.internet import asyncioreactor, tcp
+    from twisted.internet.testing import StringTransport
+    from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+
+    assert callable(getattr(tcp.Port, "_fromListeningDescriptor", None))
+    assert "_asyncioEventloop" in asyncioreactor.AsyncioSelectorReactor.__init__.__code__.co_names
+    connection = tcp.Server(_Socket(), _Protocol(), ("127.0.0.1", 1), None, 1, _Reactor())
+    for name in twisted_compat.TRANSPORT_ATTRIBUTES:
+        assert hasattr(connection, name), name
+    assert not twisted_compat.is_aborting(connection)
+    assert not twisted_compat.has_pending_writes(connection)
+    assert callable(getattr(asyncioreactor.AsyncioSelectorReactor, "_disconnectSelectable", None))
+    factory = WebSocketServerFactory()
+    factory.protocol = WebSocketServerProtocol
+    sock = factory.buildProtocol(None)
+    sock.makeConnection(StringTransport())
+    for name in twisted_compat.SOCKET_ATTRIBUTES:
+        assert hasattr(sock, name), name
+    assert not twisted_compat.compresses(sock)
+    taker = _Protocol()
+    twisted_compat.take_over(connection, taker)
+    assert connection.protocol is taker
+    wrapper = ProtocolWrapper(WrappingFactory(None), _Protocol())
+    twisted_compat.take_over(wrapper, taker)
+    assert wrapper.wrappedProtocol is taker
+
+
+class _Socket:
+    """Enough of a socket for a Twisted TCP connection to be built on."""
+
+    def setblocking(self, flag):
+        pass
+
+    def fileno(self):
+        return -1
+
+
+class _Protocol:
+    def makeConnection(self, transport):
+        pass
+
+
+class _Reactor:
+    """A reactor with the method ``twisted_compat.drop`` calls (and readers ignored)."""
+
+    def addReader(self, reader):
+        pass
+
+    def _disconnectSelectable(self, selectable, why, is_read):
+        pass
 
 
 class _Transport(asyncio.Transport):

@@ -1,219 +1,325 @@
 """The Twisted driver for plain HTTP: one ``http.request`` message per request, the reply
 written back from the reply channel, and ``http.disconnect`` when the client leaves.
 
-Requests asking for a WebSocket upgrade are handed, connection and all, to Autobahn
-(``websocket.py``). Everything protocol-shaped is decided in ``translate.py``.
+``HttpConnection`` is one connection's state and its I/O: bytes go through the pure
+``wire.RequestReader`` (llhttp), the events that come out drive the layer and the timers,
+and answers are encoded by ``wire``. It reaches the rest of the server only through the
+``HttpServices`` it is handed. Requests asking for a WebSocket upgrade are handed,
+connection and all, to Autobahn (``websocket.py``); everything message-shaped is decided
+in ``translate.py``.
 """
 
 import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from autobahn.twisted.resource import WebSocketResource
-from twisted.web import http
+from twisted.internet import interfaces
+from twisted.internet.protocol import Factory, Protocol
 
-from switchroom.layers import ChannelFull, LayerError, MessageTooLarge, streams
+from switchroom.layers import BaseLayer, ChannelFull, LayerError, MessageTooLarge, streams
+from switchroom.layers.inbox import Inbox
 from switchroom.shared import metrics
 from switchroom.shared.messages import HTTP_DISCONNECT, HTTP_REQUEST, HTTP_REQUEST_BODY, HTTP_RESPONSE
 
-from . import translate
-from .deadlines import Deadline
+from . import translate, twisted_compat, wire
+from .deadlines import Deadline, Deadlines
+from .settings import Settings
 
 if TYPE_CHECKING:
-    from .server import HttpServer
+    from .websocket import SocketFactory
 
 log = logging.getLogger("switchroom.http")
 access_log = logging.getLogger("switchroom.http.access")
 
-REASONS = {
-    400: b"Bad Request",
-    408: b"Request Timeout",
-    413: b"Payload Too Large",
-    431: b"Request Header Fields Too Large",
-    503: b"Service Unavailable",
-}
 # Seconds a closing connection may take to let our last bytes out (a rejected request keeps
 # reading and discarding meanwhile, a closed socket flushes its close frame) before it is dropped.
 LINGER = 2.0
-# Twisted's own ceilings (answered with 400) sit above ours so clients see 431 first.
-TWISTED_HEADER_FACTOR = 2
+# Requests read ahead of the one being answered (pipelining) before reading pauses.
+PIPELINE_DEPTH = 8
 
 
-class LayerRequest(http.Request):
-    """One HTTP request: sent to the layer whole, answered from its reply channel."""
+def abort_later(transport: Any) -> asyncio.TimerHandle:
+    """Abort ``transport`` in ``LINGER`` seconds if it has not closed by then."""
+    return asyncio.get_running_loop().call_later(LINGER, transport.abortConnection)
 
-    defaultContentType = None
-    server: "HttpServer"
 
-    def __init__(self, channel: http.HTTPChannel, queued: Any = None) -> None:
-        super().__init__(channel)
-        channel.request_seen = True
-        # A request line arrived: the connection's start check has nothing left to do, and
-        # cancelled now it does not keep the channel alive after a WebSocket handoff.
-        channel.start_check.cancel()
-        self.server = channel.factory.server
+def linger_close(transport: Any) -> asyncio.TimerHandle | None:
+    """Close our side only and keep discarding what the peer still sends for ``LINGER``
+    seconds: closing outright would reset the connection and could destroy our last bytes
+    in transit. A transport that cannot half-close is closed once its buffer is out."""
+    half_close = getattr(transport, "loseWriteConnection", None)
+    if half_close is None:
+        transport.loseConnection()
+        return None
+    half_close()
+    return abort_later(transport)
+
+
+@dataclass
+class HttpServices:
+    """What a connection needs from its server: the settings, the layer and the process
+    inbox replies come through, the shared timeout buckets, the registries the server's
+    metrics and shutdown read, and the factory of WebSocket connections."""
+
+    settings: Settings
+    layer: BaseLayer
+    inbox: Inbox
+    deadlines: Deadlines
+    # Connections with a request waiting for its answer (at most one each).
+    in_flight: set["HttpConnection"]
+    # Open HTTP connections (a connection handed to a WebSocket leaves).
+    connections: set["HttpConnection"]
+    sockets: "SocketFactory"
+
+
+class Exchange:
+    """One request on a connection: what was read of it, and how far its answer got."""
+
+    __slots__ = (
+        "head",
+        "body",
+        "complete",
+        "refusal",
+        "problem",
+        "upgrade",
+        "reply_channel",
+        "path_text",
+        "query",
+        "started_at",
+        "response_started",
+        "chunked",
+        "has_body",
+        "status",
+        "sent",
+        "finished",
+    )
+
+    def __init__(self) -> None:
+        self.head: wire.Head | None = None
+        self.body: list[bytes] = []
+        self.complete = False
+        # Answer this and close (the input cannot be read on).
+        self.refusal: wire.Refused | None = None
+        # Answer this instead of asking a worker (the connection stays usable).
+        self.problem: translate.BadRequest | None = None
+        # What followed an upgrade request's head (the WebSocket's first bytes).
+        self.upgrade: bytes | None = None
         self.reply_channel: str | None = None
         self.path_text = ""
         self.query = b""
         self.started_at = time.monotonic()
         self.response_started = False
-        self.rejected = False
-        self.received = 0
-        self.timer: Deadline | None = None
-        self.read_timer: Deadline | None = self.server.deadlines.call_later(
-            self.server.settings.read_timeout, self.read_timed_out
+        self.chunked = False
+        self.has_body = True
+        self.status = 0
+        self.sent = 0
+        self.finished = False
+
+
+class HttpConnection(Protocol):
+    """One HTTP/1.1 connection: its requests are answered one at a time, in order."""
+
+    def __init__(self, services: HttpServices) -> None:
+        self.services = services
+        settings = services.settings
+        self.reader = wire.RequestReader(
+            settings.max_header_count, settings.max_header_bytes, settings.max_body_size
+        )
+        # Requests in order: the first is answered (once complete), the others wait.
+        self.line: deque[Exchange] = deque()
+        self.reply_timer: Deadline | None = None
+        self.read_timer: Deadline | None = None
+        self.idle_timer: Deadline | None = None
+        self.client: list[Any] | None = None
+        self.server: list[Any] | None = None
+        self.scheme = "http"
+        self.paused = False
+        self.gone = False
+        self.closing = False
+
+    # -- connection ------------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        """Note the addresses once, and drop the connection if no request starts in time."""
+        transport = self.transport
+        peer, host = transport.getPeer(), transport.getHost()
+        self.client = translate.peer_address(getattr(peer, "host", None), getattr(peer, "port", None))
+        self.server = translate.peer_address(getattr(host, "host", None), getattr(host, "port", None))
+        if interfaces.ISSLTransport(transport, None) is not None:
+            self.scheme = "https"
+        self.services.connections.add(self)
+        self.idle_timer = self.services.deadlines.call_later(
+            self.services.settings.read_timeout, self.never_started
         )
 
-    # -- reading ---------------------------------------------------------------------
+    def never_started(self) -> None:
+        """No request began within ``read_timeout`` of connecting: drop the connection."""
+        self.idle_timer = None
+        if self.transport is not None:
+            self.transport.abortConnection()
 
-    def gotLength(self, length: int | None) -> None:
-        """Refuse a declared body over the limit before reading any of it."""
-        super().gotLength(length)
-        if length is not None and length > self.server.settings.max_body_size:
-            self.reject_early(413, f"body of {length} bytes is over the limit")
+    def idle_timed_out(self) -> None:
+        """A keep-alive connection stayed idle for ``keepalive_timeout``: close it."""
+        self.idle_timer = None
+        if self.transport is not None and not self.line:
+            self.transport.loseConnection()
 
-    def handleContentChunk(self, data: bytes) -> None:
-        """Count a chunked body as it arrives, and stop it at the limit."""
-        if self.rejected:
+    def dataReceived(self, data: bytes) -> None:
+        if self.closing:
             return
-        self.received += len(data)
-        if self.received > self.server.settings.max_body_size:
-            self.reject_early(413, "body over the limit")
+        last = self.line[-1] if self.line else None
+        if last is not None and last.upgrade is not None:
+            last.upgrade += data
             return
-        super().handleContentChunk(data)
+        for event in self.reader.feed(data):
+            self.on_event(event)
+            if self.closing:
+                break
+
+    def on_event(self, event: wire.Event) -> None:
+        """Carry out one event of the reader."""
+        line = self.line
+        if isinstance(event, wire.Body):
+            line[-1].body.append(event.data)
+        elif isinstance(event, wire.Begin):
+            self.cancel_idle()
+            line.append(Exchange())
+            if len(line) == 1:
+                self.read_timer = self.services.deadlines.call_later(
+                    self.services.settings.read_timeout, self.read_timed_out
+                )
+            elif len(line) > PIPELINE_DEPTH and not self.paused:
+                self.paused = True
+                self.transport.pauseProducing()
+        elif isinstance(event, wire.Head):
+            self.on_head(line[-1], event)
+        elif isinstance(event, wire.End):
+            exchange = line[-1]
+            exchange.complete = True
+            if exchange is line[0]:
+                self.serve()
+        elif isinstance(event, wire.Upgrade):
+            line[-1].upgrade = event.rest
+        elif isinstance(event, wire.Refused):
+            if not line or line[-1].complete:
+                line.append(Exchange())
+            line[-1].refusal = event
+            if len(line) == 1:
+                self.serve()
+
+    def on_head(self, exchange: Exchange, head: wire.Head) -> None:
+        """Check a request's head; what is wrong with it is answered once its turn comes."""
+        exchange.head = head
+        settings = self.services.settings
+        try:
+            translate.check_headers(head.headers, settings.max_header_count, settings.max_header_bytes)
+            if not translate.host_allowed(translate.header(head.headers, b"host"), settings.allowed_hosts):
+                raise translate.BadRequest(400, "host not allowed")
+            if not is_websocket(head.headers):
+                exchange.path_text, exchange.query = translate.split_target(head.target)
+        except translate.BadRequest as exc:
+            exchange.problem = exc
+        if head.expect_continue and exchange is self.line[0] and exchange.problem is None:
+            self.transport.write(wire.CONTINUE)
+
+    def cancel_idle(self) -> None:
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
 
     def read_timed_out(self) -> None:
         """The client is sending its request too slowly (or not at all): 408 and close."""
         self.read_timer = None
-        if not self.rejected:
-            self.reject_early(408, "the request did not arrive in time")
+        if self.line and not self.line[0].complete:
+            self.reader.done = True
+            self.line[0].refusal = wire.Refused(408, "the request did not arrive in time")
+            self.serve()
 
-    def reject_early(self, status: int, why: str) -> None:
-        """Answer before the request is complete, and close the connection."""
-        self.stop_read_timer()
-        self.rejected = True
-        body = why.encode() + b"\n"
-        transport = self.channel.transport
-        if transport is None:
+    # -- serving ---------------------------------------------------------------------
+
+    def serve(self) -> None:
+        """Start on the first request of the line, if all of it is in."""
+        exchange = self.line[0]
+        if exchange.refusal is not None:
+            self.refuse(exchange, exchange.refusal)
             return
-        transport.write(
-            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
-            % (status, REASONS.get(status, b"Error"), len(body), body)
-        )
-        # Close our side only and keep discarding what the client still sends for a moment:
-        # closing outright would reset the connection and could destroy the answer in transit.
-        half_close = getattr(transport, "loseWriteConnection", None)
-        if half_close is not None:
-            half_close()
-            asyncio.get_running_loop().call_later(LINGER, transport.abortConnection)
-        else:
-            transport.loseConnection()
-        metrics.HTTP_REQUESTS.labels(str(status)).inc()
-        access_log.info("%s - %d %s", self.client_text(), status, why)
-
-    def stop_read_timer(self) -> None:
-        if self.read_timer is not None:
-            self.read_timer.cancel()
-            self.read_timer = None
-
-    def process(self) -> None:
-        """All of the request is in: check it, then hand it to the layer or to Autobahn."""
-        self.stop_read_timer()
-        if self.rejected:
-            return
-        settings = self.server.settings
-        headers = [
-            [name.lower(), value]
-            for name, values in self.requestHeaders.getAllRawHeaders()
-            for value in values
-        ]
-        try:
-            translate.check_headers(headers, settings.max_header_count, settings.max_header_bytes)
-            if not translate.host_allowed(translate.header(headers, b"host"), settings.allowed_hosts):
-                raise translate.BadRequest(400, "host not allowed")
-            client, scheme = self.client_and_scheme(headers)
-            if self.is_websocket(headers):
-                self.hand_to_websocket(headers, client, scheme)
-                return
-            self.path_text, self.query = translate.split_target(self.uri)
-        except translate.BadRequest as exc:
-            self.answer(exc.status, exc.reason)
-            return
-        self.reply_channel = self.server.inbox.address(HTTP_RESPONSE, self.on_reply)
-        self.server.in_flight.add(self)
-        asyncio.get_running_loop().create_task(self.send_request(headers, client, scheme))
-        self.arm_timer()
-
-    def connection(self) -> tuple[list[Any] | None, list[Any] | None, str]:
-        """The client's and the server's addresses and the scheme: read once per connection."""
-        channel = self.channel
-        known = channel.addresses
-        if known is None:
-            transport = channel.transport
-            peer, host = transport.getPeer(), transport.getHost()
-            known = channel.addresses = (
-                translate.peer_address(getattr(peer, "host", None), getattr(peer, "port", None)),
-                translate.peer_address(getattr(host, "host", None), getattr(host, "port", None)),
-                "https" if self.isSecure() else "http",
+        if not exchange.complete:
+            if exchange.head is not None and exchange.head.expect_continue and exchange.problem is None:
+                self.transport.write(wire.CONTINUE)
+            self.read_timer = self.services.deadlines.call_later(
+                self.services.settings.read_timeout, self.read_timed_out
             )
-        return known
+            return
+        self.stop_read_timer()
+        head = exchange.head
+        if exchange.problem is not None:
+            self.answer(exchange.problem.status, exchange.problem.reason)
+            return
+        client, scheme = self.client_and_scheme(head.headers)
+        if is_websocket(head.headers):
+            self.hand_to_websocket(exchange, client, scheme)
+            return
+        services = self.services
+        exchange.reply_channel = services.inbox.address(HTTP_RESPONSE, self.on_reply)
+        services.in_flight.add(self)
+        asyncio.get_running_loop().create_task(self.send_request(exchange, client, scheme))
+        self.arm_reply_timer()
 
     def client_and_scheme(self, headers: translate.Headers) -> tuple[list[Any] | None, str]:
-        client, _, scheme = self.connection()
-        client = None if client is None else [*client]
-        if self.server.settings.proxy_headers:
-            client, scheme = translate.behind_proxy(headers, client, scheme)
-        return client, scheme
+        client = None if self.client is None else [*self.client]
+        if self.services.settings.proxy_headers:
+            return translate.behind_proxy(headers, client, self.scheme)
+        return client, self.scheme
 
-    def server_address(self) -> list[Any] | None:
-        server = self.connection()[1]
-        return None if server is None else [*server]
-
-    @staticmethod
-    def is_websocket(headers: translate.Headers) -> bool:
-        upgrade = translate.header(headers, b"upgrade")
-        return upgrade is not None and upgrade.lower() == b"websocket"
-
-    def hand_to_websocket(self, headers: translate.Headers, client: list[Any] | None, scheme: str) -> None:
+    def hand_to_websocket(self, exchange: Exchange, client: list[Any] | None, scheme: str) -> None:
         """Give the connection to Autobahn, with what it needs to build ``websocket.connect``."""
-        self.channel.setTimeout(None)
-        self.server.connections.discard(self.channel)
-        factory = self.server.ws_factory
-        factory.handoff = {
-            "target": self.uri,
-            "headers": headers,
+        head = exchange.head
+        self.cancel_idle()
+        self.services.connections.discard(self)
+        transport, self.transport = self.transport, None
+        self.closing = True
+        sock = self.services.sockets.buildProtocol(transport.getPeer())
+        sock.info = {
+            "target": head.target,
+            "headers": head.headers,
             "client": client,
-            "server": self.server_address(),
+            "server": None if self.server is None else [*self.server],
             "scheme": "wss" if scheme == "https" else "ws",
         }
-        try:
-            WebSocketResource(factory).render(self)
-        finally:
-            factory.handoff = None
+        twisted_compat.take_over(transport, sock)
+        if self.paused:
+            transport.resumeProducing()
+        sock.makeConnection(transport)
+        raw = [b"%s %s HTTP/%s\r\n" % (head.method, head.target, head.version.encode())]
+        raw.extend(b"%s: %s\r\n" % (name, value) for name, value in head.headers)
+        raw.append(b"\r\n")
+        sock.dataReceived(b"".join(raw) + (exchange.upgrade or b""))
 
-    async def send_request(self, headers: translate.Headers, client: list[Any] | None, scheme: str) -> None:
+    async def send_request(self, exchange: Exchange, client: list[Any] | None, scheme: str) -> None:
         """Put the request (and any further body chunks) on the layer; 503 if it is full."""
-        server = self.server
-        layer = server.layer
-        self.content.seek(0)
-        body = self.content.read()
+        services = self.services
+        layer = services.layer
+        head = exchange.head
+        body = exchange.body[0] if len(exchange.body) == 1 else b"".join(exchange.body)
+        exchange.body = []
         parts = streams.pieces(body, layer.chunk_size)
         body_channel = await layer.new_channel(HTTP_REQUEST_BODY + "?") if len(parts) > 1 else None
         try:
             message = translate.request_message(
-                reply_channel=self.reply_channel,
-                method=self.method,
-                target=self.uri,
-                path_and_query=(self.path_text, self.query),
-                http_version=self.clientproto.decode("latin-1").partition("/")[2] or "1.0",
-                headers=headers,
+                reply_channel=exchange.reply_channel,
+                method=head.method,
+                target=head.target,
+                path_and_query=(exchange.path_text, exchange.query),
+                http_version=head.version,
+                headers=head.headers,
                 scheme=scheme,
                 client=client,
-                server=self.server_address(),
-                root_path=server.settings.root_path,
+                server=None if self.server is None else [*self.server],
+                root_path=services.settings.root_path,
                 body=parts[0],
                 body_channel=body_channel,
             )
@@ -224,122 +330,242 @@ class LayerRequest(http.Request):
                     layer,
                     body_channel,
                     parts[1:],
-                    server.settings.request_timeout,
-                    give_up=lambda: self.finished or self._disconnected,
+                    services.settings.request_timeout,
+                    give_up=lambda: exchange.finished or self.gone,
                     closed=False,
                 )
         except ChannelFull:
-            self.unavailable("the http.request channel is full", cause="full")
+            self.unavailable("the http.request channel is full", cause="full", exchange=exchange)
         except MessageTooLarge:
-            self.answer(431, "request headers too large for the layer")
+            if self.line and self.line[0] is exchange and not exchange.response_started:
+                self.answer(431, "request headers too large for the layer")
         except LayerError as exc:
-            self.unavailable("the channel layer failed", detail=str(exc), cause="layer")
+            self.unavailable("the channel layer failed", detail=str(exc), cause="layer", exchange=exchange)
 
     # -- answering -------------------------------------------------------------------
 
-    def arm_timer(self) -> None:
-        timeout = self.server.settings.request_timeout
-        if self.timer is not None:
-            self.timer.reset(timeout)
+    def arm_reply_timer(self) -> None:
+        timeout = self.services.settings.request_timeout
+        if self.reply_timer is not None:
+            self.reply_timer.reset(timeout)
         else:
-            self.timer = self.server.deadlines.call_later(timeout, self.timed_out)
+            self.reply_timer = self.services.deadlines.call_later(timeout, self.reply_timed_out)
 
-    def timed_out(self) -> None:
-        self.timer = None
-        if self.response_started:
-            log.warning("%s %s: the response stalled; closing the connection", self.method, self.path_text)
-            self.done()
-            self.channel.transport.abortConnection()
+    def reply_timed_out(self) -> None:
+        self.reply_timer = None
+        if self.gone or not self.line:
+            return
+        exchange = self.line[0]
+        if exchange.response_started:
+            log.warning(
+                "%s %s: the response stalled; closing the connection",
+                self.method(exchange),
+                exchange.path_text,
+            )
+            self.done(exchange)
+            self.transport.abortConnection()
         else:
             self.unavailable("no worker answered in time", cause="timeout")
 
     def on_reply(self, message: dict[str, Any]) -> None:
         """Write one reply message from the worker."""
-        if self.finished or self._disconnected:
-            self.done()
+        if self.gone or not self.line or self.line[0].reply_channel is None:
             return
+        exchange = self.line[0]
         try:
-            part = translate.parse_response(message, self.response_started)
+            part = translate.parse_response(message, exchange.response_started)
         except translate.BadReply as exc:
-            log.error("bad reply to %s %s: %s", self.method.decode(), self.path_text, exc)
-            if self.response_started:
-                self.done()
-                self.channel.transport.abortConnection()
+            log.error("bad reply to %s %s: %s", self.method(exchange), exchange.path_text, exc)
+            if exchange.response_started:
+                self.done(exchange)
+                self.transport.abortConnection()
             else:
                 self.answer(502, "the application sent an invalid response")
             return
         if isinstance(part, translate.ResponseStart):
-            self.response_started = True
-            self.setResponseCode(part.status)
-            raw = self.responseHeaders
-            for name, value in part.headers:
-                raw.addRawHeader(name, value)
-        if part.content:
-            self.write(part.content)
+            self.start_response(exchange, part.status, part.headers, part.content, part.more)
+        else:
+            self.write_body(exchange, part.content, part.more)
         if part.more:
-            self.arm_timer()
-            return
-        self.done()
-        self.finish()
+            self.arm_reply_timer()
+        else:
+            self.finish()
 
-    def unavailable(self, why: str, detail: str = "", cause: str = "layer") -> None:
+    def start_response(
+        self, exchange: Exchange, status: int, headers: list[tuple[bytes, bytes]], content: bytes, more: bool
+    ) -> None:
+        """Write the status line and headers, with the first part of the body."""
+        head = exchange.head
+        keep_alive = head is not None and head.keep_alive
+        data, exchange.chunked, exchange.has_body = wire.response_head(
+            head.version if head is not None else "1.1",
+            status,
+            headers,
+            head=head is not None and head.method == b"HEAD",
+            keep_alive=keep_alive,
+        )
+        exchange.response_started = True
+        exchange.status = status
+        self.transport.write(data)
+        self.write_body(exchange, content, more)
+
+    def write_body(self, exchange: Exchange, content: bytes, more: bool) -> None:
+        if not exchange.has_body:
+            return
+        exchange.sent += len(content)
+        if not exchange.chunked:
+            if content:
+                self.transport.write(content)
+        elif more:
+            if content:
+                self.transport.write(wire.chunk(content))
+        else:
+            self.transport.write(wire.chunk(content) + wire.LAST_CHUNK if content else wire.LAST_CHUNK)
+
+    def unavailable(
+        self, why: str, detail: str = "", cause: str = "layer", exchange: Exchange | None = None
+    ) -> None:
         """503 with Retry-After: the layer or the workers cannot take this request now.
 
         ``detail`` (such as which Redis failed, and how) goes to the log only: clients
         learn nothing about the servers behind this one. ``cause`` labels the metric.
+        ``exchange`` is the request meant, when the answer may come after it ended.
         """
-        if self.response_started or self.finished or self._disconnected:
+        if self.gone or not self.line:
+            return
+        current = self.line[0]
+        if (exchange is not None and exchange is not current) or current.response_started:
             return
         metrics.HTTP_UNAVAILABLE.labels(cause).inc()
         logged = f"{why}: {detail}" if detail else why
-        log.warning("503 %s %s: %s", self.method.decode(), self.path_text, logged)
-        self.setHeader(b"retry-after", str(self.server.settings.retry_after).encode())
-        self.answer(503, "Service Unavailable: " + why)
+        log.warning("503 %s %s: %s", self.method(current), current.path_text, logged)
+        retry = (b"retry-after", str(self.services.settings.retry_after).encode())
+        self.answer(503, "Service Unavailable: " + why, retry)
 
-    def answer(self, status: int, text: str) -> None:
-        """A short plain-text answer from the server itself."""
-        self.done()
-        if self.finished or self._disconnected:
-            return
+    def answer(self, status: int, text: str, *extra: tuple[bytes, bytes]) -> None:
+        """A short plain-text answer from the server itself to the first request."""
+        exchange = self.line[0]
+        self.done(exchange)
         body = text.encode("utf-8") + b"\n"
-        self.setResponseCode(status)
-        self.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        self.setHeader(b"content-length", str(len(body)).encode())
-        self.write(body)
+        headers = [
+            *extra,
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", b"%d" % len(body)),
+        ]
+        self.start_response(exchange, status, headers, body, False)
         self.finish()
 
-    def done(self) -> None:
-        """Forget the reply channel and the timer."""
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if self.reply_channel is not None:
-            self.server.inbox.forget(self.reply_channel)
-        self.server.in_flight.discard(self)
-
-    def connectionLost(self, reason: Any) -> None:
-        """Tell the worker when the client leaves before the response is complete."""
-        pending = self.reply_channel is not None and not self.finished and self in self.server.in_flight
+    def refuse(self, exchange: Exchange, refusal: wire.Refused) -> None:
+        """Answer input that cannot be read on, and close the connection."""
         self.stop_read_timer()
-        super().connectionLost(reason)
-        self.done()
+        self.closing = True
+        self.reader.done = True
+        transport = self.transport
+        if transport is None or self.gone:
+            return
+        body = refusal.reason.encode() + b"\n"
+        transport.write(
+            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+            % (refusal.status, wire._reason(refusal.status), len(body), body)
+        )
+        if self.paused:
+            transport.resumeProducing()
+        linger_close(transport)
+        metrics.HTTP_REQUESTS.labels(str(refusal.status)).inc()
+        access_log.info("%s - %d %s", self.client_text(), refusal.status, refusal.reason)
+
+    def finish(self) -> None:
+        """The first request is answered: log it, then start on the next or wait for one."""
+        exchange = self.line.popleft()
+        exchange.finished = True
+        self.done(exchange)
+        self.log(exchange)
+        head = exchange.head
+        if head is None or not head.keep_alive or self.reader.done and not self.line:
+            self.closing = True
+            self.transport.loseConnection()
+            return
+        if self.paused and len(self.line) <= PIPELINE_DEPTH:
+            self.paused = False
+            self.transport.resumeProducing()
+        if self.line:
+            self.serve()
+        else:
+            self.idle_timer = self.services.deadlines.call_later(
+                self.services.settings.keepalive_timeout, self.idle_timed_out
+            )
+
+    def done(self, exchange: Exchange) -> None:
+        """Forget the request's reply channel and timer."""
+        if self.reply_timer is not None:
+            self.reply_timer.cancel()
+            self.reply_timer = None
+        if exchange.reply_channel is not None:
+            self.services.inbox.forget(exchange.reply_channel)
+        self.services.in_flight.discard(self)
+
+    def stop_read_timer(self) -> None:
+        if self.read_timer is not None:
+            self.read_timer.cancel()
+            self.read_timer = None
+
+    def connectionLost(self, reason: Any = None) -> None:
+        """Tell the worker when the client leaves before the response is complete."""
+        self.gone = True
+        self.services.connections.discard(self)
+        self.stop_read_timer()
+        self.cancel_idle()
+        if not self.line:
+            return
+        exchange = self.line[0]
+        pending = self in self.services.in_flight and exchange.reply_channel is not None
+        self.done(exchange)
         if pending:
             metrics.HTTP_CLIENT_GONE.inc()
-            asyncio.get_running_loop().create_task(self.send_disconnect())
+            asyncio.get_running_loop().create_task(self.send_disconnect(exchange))
 
-    async def send_disconnect(self) -> None:
+    async def send_disconnect(self, exchange: Exchange) -> None:
         try:
-            await self.server.layer.send(
-                HTTP_DISCONNECT, translate.disconnect_message(self.reply_channel, self.path_text)
+            await self.services.layer.send(
+                HTTP_DISCONNECT, translate.disconnect_message(exchange.reply_channel, exchange.path_text)
             )
         except LayerError as exc:
-            log.info("could not send http.disconnect for %s: %s", self.path_text, exc)
+            log.info("could not send http.disconnect for %s: %s", exchange.path_text, exc)
+
+    # -- logging ---------------------------------------------------------------------
+
+    @staticmethod
+    def method(exchange: Exchange) -> str:
+        return exchange.head.method.decode("latin-1") if exchange.head is not None else "-"
 
     def client_text(self) -> str:
-        transport = self.channel.transport if self.channel is not None else None
-        peer = transport.getPeer() if transport is not None else None
-        host = getattr(peer, "host", None)
-        return f"{host}:{getattr(peer, 'port', '')}" if host else "unix"
+        client = self.client
+        return f"{client[0]}:{client[1]}" if client else "unix"
+
+    def log(self, exchange: Exchange) -> None:
+        """Count a finished request, and write its access-log line."""
+        took = time.monotonic() - exchange.started_at
+        _responses(exchange.status).inc()
+        metrics.HTTP_DURATION.observe(took)
+        if not self.services.settings.access_log or not access_log.isEnabledFor(logging.INFO):
+            return
+        head = exchange.head
+        access_log.info(
+            '%s "%s %s HTTP/%s" %d %d %.1fms',
+            self.client_text(),
+            self.method(exchange),
+            head.target.decode("latin-1") if head is not None else "-",
+            head.version if head is not None else "-",
+            exchange.status,
+            exchange.sent,
+            took * 1000,
+        )
+
+
+def is_websocket(headers: translate.Headers) -> bool:
+    """Whether a request asks for a WebSocket upgrade."""
+    upgrade = translate.header(headers, b"upgrade")
+    return upgrade is not None and upgrade.lower() == b"websocket"
 
 
 @functools.cache
@@ -348,68 +574,15 @@ def _responses(code: int) -> Any:
     return metrics.HTTP_REQUESTS.labels(str(code))
 
 
-def check_persistence(request: http.Request, version: bytes) -> bool:
-    """Whether the connection stays open after this request: HTTP/1.1 unless a Connection
-    header lists ``close``. Twisted reads only the first Connection header, split on spaces,
-    so ``Connection: foo`` then ``Connection: close`` (or ``close,foo``) kept it open."""
-    if version != b"HTTP/1.1":
-        return False
-    values = request.requestHeaders.getRawHeaders(b"connection", [])
-    if any(token.strip().lower() == b"close" for value in values for token in value.split(b",")):
-        request.responseHeaders.setRawHeaders(b"Connection", [b"close"])
-        return False
-    return True
+class HttpFactory(Factory):
+    """Builds an ``HttpConnection`` per accepted connection, handing it the services."""
 
+    noisy = False
 
-class HttpFactory(http.HTTPFactory):
-    """Builds HTTP channels whose requests are ``LayerRequest``s, with our limits."""
+    def __init__(self, services: HttpServices) -> None:
+        self.services = services
 
-    def __init__(self, server: "HttpServer") -> None:
-        super().__init__(timeout=server.settings.keepalive_timeout)
-        self.server = server
-
-    def buildProtocol(self, addr: Any) -> Any:
-        protocol = super().buildProtocol(addr)
-        protocol.requestFactory = LayerRequest
-        settings = self.server.settings
-        channel = protocol._channel
-        channel.maxHeaders = settings.max_header_count * TWISTED_HEADER_FACTOR
-        channel.totalHeadersSize = settings.max_header_bytes * TWISTED_HEADER_FACTOR
-        channel.checkPersistence = check_persistence
-        channel.addresses = None
-        # The keep-alive timeout (Twisted's TimeoutMixin) goes in the server's buckets too.
-        channel.callLater = self.server.deadlines.call_later
-        channel.connectionLost = functools.partial(self.connection_lost, channel, channel.connectionLost)
-        self.server.connections.add(channel)
-        check = functools.partial(self.check_started, channel)
-        channel.start_check = self.server.deadlines.call_later(settings.read_timeout, check)
-        return protocol
-
-    def connection_lost(self, channel: http.HTTPChannel, lost: Callable[[Any], None], reason: Any) -> None:
-        """Forget a closed connection (one handed to a WebSocket is forgotten at the handoff)."""
-        self.server.connections.discard(channel)
-        lost(reason)
-
-    @staticmethod
-    def check_started(channel: http.HTTPChannel) -> None:
-        """Drop a connection that has not completed even a request line in ``read_timeout``."""
-        if channel.transport is not None and not getattr(channel, "request_seen", False):
-            channel.transport.abortConnection()
-
-    def log(self, request: LayerRequest) -> None:
-        """Count each finished request, and write its access-log line."""
-        took = time.monotonic() - request.started_at
-        _responses(request.code).inc()
-        metrics.HTTP_DURATION.observe(took)
-        if not self.server.settings.access_log or not access_log.isEnabledFor(logging.INFO):
-            return
-        access_log.info(
-            '%s "%s %s %s" %d %d %.1fms',
-            request.client_text(),
-            request.method.decode("latin-1"),
-            request.uri.decode("latin-1"),
-            request.clientproto.decode("latin-1"),
-            request.code,
-            request.sentLength,
-            took * 1000,
-        )
+    def buildProtocol(self, addr: Any) -> HttpConnection:
+        connection = HttpConnection(self.services)
+        connection.factory = self
+        return connection

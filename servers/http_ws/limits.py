@@ -14,7 +14,7 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 
 from switchroom.shared import metrics
 
-from .http import LINGER
+from .http import linger_close
 
 access_log = logging.getLogger("switchroom.http.access")
 
@@ -49,12 +49,7 @@ class Refusal(Protocol):
             b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: %d\r\nContent-Type: text/plain\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (self.factory.retry_after, len(body), body)
         )
-        half_close = getattr(self.transport, "loseWriteConnection", None)
-        if half_close is None:
-            self.transport.loseConnection()
-            return
-        half_close()
-        self.timer = asyncio.get_running_loop().call_later(LINGER, self.transport.abortConnection)
+        self.timer = linger_close(self.transport)
 
     def dataReceived(self, data: bytes) -> None:
         """Whatever the client sends is read and dropped."""

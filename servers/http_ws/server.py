@@ -14,12 +14,12 @@ from twisted.internet.error import CannotListenError
 from switchroom.layers import BaseLayer, Message, ProcessWatch
 from switchroom.shared import metrics
 
-from . import translate, transport
+from . import translate, transport, twisted_compat
 from .deadlines import Deadlines
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from .http import LayerRequest
+    from .http import HttpConnection
     from .websocket import LayerSocket
 
 log = logging.getLogger("switchroom.http")
@@ -37,7 +37,7 @@ def install_reactor() -> Any:
         asyncioreactor.install(loop)
     from twisted.internet import reactor
 
-    if getattr(reactor, "_asyncioEventloop", None) is not loop:
+    if twisted_compat.reactor_loop(reactor) is not loop:
         raise RuntimeError("Twisted's reactor is already installed and does not run on this asyncio loop")
     return reactor
 
@@ -49,10 +49,11 @@ class HttpServer:
         self.layer = layer
         self.settings = settings or Settings()
         self.inbox = layer.inbox
-        self.in_flight: set[LayerRequest] = set()
+        # Connections with a request waiting for its answer.
+        self.in_flight: set[HttpConnection] = set()
         # Open sockets (and those still in their handshake) by reply channel.
         self.sockets: dict[str, LayerSocket] = {}
-        self.connections: set[Any] = set()
+        self.connections: set[HttpConnection] = set()
         # The timeouts of requests and keep-alive connections.
         self.deadlines = Deadlines()
         self.stopping = False
@@ -67,11 +68,21 @@ class HttpServer:
     async def start(self) -> None:
         """Listen where the settings say and start reading replies."""
         reactor = install_reactor()
-        from .http import HttpFactory
+        from .http import HttpFactory, HttpServices
         from .websocket import SocketFactory
 
         self.ws_factory = SocketFactory(self)
-        self.http_factory = HttpFactory(self)
+        self.http_factory = HttpFactory(
+            HttpServices(
+                settings=self.settings,
+                layer=self.layer,
+                inbox=self.inbox,
+                deadlines=self.deadlines,
+                in_flight=self.in_flight,
+                connections=self.connections,
+                sockets=self.ws_factory,
+            )
+        )
         self.inbox.fanout = self.fan_out
         await self.inbox.start()
         s = self.settings
@@ -149,8 +160,8 @@ class HttpServer:
         deadline = time.monotonic() + grace
         while (self.in_flight or self.sockets) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        for request in list(self.in_flight):
-            request.unavailable("the server is shutting down", cause="stopping")
+        for connection in list(self.in_flight):
+            connection.unavailable("the server is shutting down", cause="stopping")
         for sock in list(self.sockets.values()):
             sock.dropConnection(abort=True)
         metrics.http_servers.discard(self)

@@ -12,6 +12,8 @@ from typing import Any
 
 from twisted.internet import tcp
 
+from . import twisted_compat
+
 
 class Server(tcp.Server):
     """An accepted TCP connection whose writes are flushed at the end of the loop turn."""
@@ -35,7 +37,7 @@ class Server(tcp.Server):
 
         Failures end the connection as they would from the reactor's own write callback."""
         self._flush_pending = False
-        if not self.connected or self._aborting:
+        if not self.connected or twisted_compat.is_aborting(self):
             return
         if self.fileno() == -1:
             return
@@ -44,8 +46,8 @@ class Server(tcp.Server):
         except Exception as exc:
             why = exc
         if why:
-            self.reactor._disconnectSelectable(self, why, False)
-        elif self.dataBuffer or self._tempDataBuffer:
+            twisted_compat.drop(self, why)
+        elif twisted_compat.has_pending_writes(self):
             self._watching = True
             tcp.Server.startWriting(self)
 
@@ -65,6 +67,6 @@ def listen_tcp(reactor: Any, port: int, factory: Any, backlog: int, interface: s
 
 def adopt_tcp(reactor: Any, fd: int, family: int, factory: Any) -> Port:
     """What ``reactor.adoptStreamPort`` does for a listening TCP socket, with ``Port``."""
-    listening = Port._fromListeningDescriptor(reactor, fd, family, factory)
+    listening = twisted_compat.port_from_descriptor(Port, reactor, fd, family, factory)
     listening.startListening()
     return listening

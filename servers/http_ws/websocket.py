@@ -1,8 +1,8 @@
 """The Autobahn driver for WebSocket: the handshake waits for the worker's accept, client
 messages go out as ``websocket.receive`` in order, and the reply channel's frames come back.
 
-Connections arrive from ``http.py`` already parsed once; the ``handoff`` dict the factory
-carries gives the raw target, headers (order and duplicates kept), client and scheme.
+Connections arrive from ``http.py`` already parsed once; their ``info`` dict, set at the
+handoff, gives the raw target, headers (order and duplicates kept), client and scheme.
 """
 
 import asyncio
@@ -24,8 +24,8 @@ from switchroom.shared.messages import (
     WEBSOCKET_SEND,
 )
 
-from . import translate
-from .http import LINGER
+from . import translate, twisted_compat
+from .http import abort_later
 
 if TYPE_CHECKING:
     from .server import HttpServer
@@ -95,7 +95,6 @@ class LayerSocket(WebSocketServerProtocol):
         """Send ``websocket.connect``; the handshake completes when the worker answers."""
         server = self.factory.server
         settings = server.settings
-        self.info = self.factory.handoff or {}
         origin = translate.header(self.info.get("headers", []), b"origin")
         if not translate.origin_allowed(origin and origin.decode("latin-1"), settings.allowed_origins):
             access_log.info(
@@ -318,7 +317,7 @@ class LayerSocket(WebSocketServerProtocol):
         False if the client stopped reading and the socket was dropped instead."""
         if not self.room_for(size):
             return False
-        if self.send_queue or self._perMessageCompress is not None:
+        if self.send_queue or twisted_compat.compresses(self):
             self.sendPreparedMessage(frame)
         else:
             self.transport.write(frame.payloadHybi)
@@ -449,7 +448,7 @@ class LayerSocket(WebSocketServerProtocol):
         if abort and self.wasClean and self.transport is not None:
             transport = self.transport
             super().dropConnection(abort=False)
-            asyncio.get_running_loop().call_later(LINGER, transport.abortConnection)
+            abort_later(transport)
             return
         super().dropConnection(abort=abort)
 
@@ -482,7 +481,6 @@ class SocketFactory(WebSocketServerFactory):
     def __init__(self, server: "HttpServer") -> None:
         super().__init__()
         self.server = server
-        self.handoff: dict[str, Any] | None = None
         settings = server.settings
         self.setProtocolOptions(
             maxFramePayloadSize=settings.max_frame_size,

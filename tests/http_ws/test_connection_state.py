@@ -1,32 +1,103 @@
-"""What a connection keeps once it no longer needs it: the HTTP channel of a WebSocket
-handoff, Autobahn's per-connection copies of the factory's options, and the handshake of an
-open socket. Driven through Twisted's StringTransport, no sockets."""
+"""A connection's state: the HTTP driver's timers and its line of pipelined requests, and
+what a connection keeps once it no longer needs it (Autobahn's per-connection copies of
+the factory's options, the handshake of an open socket). Driven through Twisted's
+StringTransport on the memory layer, no sockets."""
 
+import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
 from switchroom.layers import get_layer
-from switchroom.servers.http_ws.http import HttpFactory
+from switchroom.servers.http_ws.http import HttpConnection, HttpFactory, HttpServices
 from switchroom.servers.http_ws.server import HttpServer
 from switchroom.servers.http_ws.settings import Settings
 from switchroom.servers.http_ws.websocket import LayerSocket, SocketFactory
 
 
-async def test_a_request_line_disarms_the_connection_start_check():
-    """The start check holds its channel; once a request line arrived it is cancelled, so a
-    connection handed to a WebSocket does not keep its HTTP channel for ``read_timeout``."""
+@pytest.fixture
+async def server():
+    """A server (not listening) with its inbox started, on the memory layer."""
     layer = get_layer("memory://")
-    server = HttpServer(layer)
-    try:
-        protocol = HttpFactory(server).buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
-        protocol.makeConnection(StringTransport())
-        channel = protocol._channel
-        assert channel.start_check.active()
-        protocol.dataReceived(b"GET /slow HTTP/1.1\r\n")
-        assert not channel.start_check.active()
-        protocol.connectionLost(None)
-    finally:
-        await layer.close()
+    served = HttpServer(layer)
+    await served.inbox.start()
+    yield served
+    await served.inbox.close()
+    await layer.close()
+
+
+def http_connection(server: HttpServer, port: int = 40000) -> tuple[HttpConnection, StringTransport]:
+    """A connection of ``server`` on a StringTransport, handed the server's services."""
+    services = HttpServices(
+        settings=server.settings,
+        layer=server.layer,
+        inbox=server.inbox,
+        deadlines=server.deadlines,
+        in_flight=server.in_flight,
+        connections=server.connections,
+        sockets=SocketFactory(server),
+    )
+    connection = HttpFactory(services).buildProtocol(IPv4Address("TCP", "127.0.0.1", port))
+    transport = StringTransport()
+    connection.makeConnection(transport)
+    return connection, transport
+
+
+async def test_a_request_line_disarms_the_connection_start_check(server):
+    """A connection that begins no request in ``read_timeout`` is dropped; once a request
+    began that check is cancelled (the request's own read timeout takes over)."""
+    connection, _ = http_connection(server)
+    check = connection.idle_timer
+    assert check.active()
+    connection.dataReceived(b"GET /sl")
+    assert not check.active() and connection.read_timer.active()
+    connection.connectionLost(None)
+    assert not connection.read_timer and not server.connections
+
+
+async def test_pipelined_requests_are_answered_one_at_a_time_in_order(server):
+    """The second request of one write goes to a worker only once the first is answered."""
+    connection, transport = http_connection(server)
+    connection.dataReceived(b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nHEAD /2 HTTP/1.1\r\nHost: a\r\n\r\n")
+    first = (await server.layer.receive(["http.request"]))[1]
+    assert first["path"] == "/1"
+    assert server.in_flight == {connection} and len(connection.line) == 2
+    connection.on_reply({"status": 200, "content": b"one", "more_content": True})
+    connection.on_reply({"content": b"", "more_content": False})
+    second = (await server.layer.receive(["http.request"]))[1]
+    assert (second["path"], second["method"]) == ("/2", "HEAD")
+    connection.on_reply({"status": 200, "headers": [[b"content-length", b"3"]], "content": b"two"})
+    assert transport.value() == (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\none\r\n0\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n"
+    )
+    assert not server.in_flight and not connection.line and connection.idle_timer.active()
+    assert not transport.disconnecting
+
+
+async def test_expect_100_continue_is_answered_before_the_body(server):
+    connection, transport = http_connection(server)
+    connection.dataReceived(
+        b"POST /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"
+    )
+    assert transport.value() == b"HTTP/1.1 100 Continue\r\n\r\n"
+    connection.dataReceived(b"hi")
+    assert (await server.layer.receive(["http.request"]))[1]["body"] == b"hi"
+    connection.connectionLost(None)
+
+
+async def test_a_refused_pipelined_request_waits_for_the_answer_before_it(server):
+    """A limit broken by the second request is answered after the first, then the connection closes."""
+    server.settings.max_body_size = 10
+    connection, transport = http_connection(server)
+    connection.dataReceived(
+        b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nPOST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n"
+    )
+    await server.layer.receive(["http.request"])
+    assert transport.value() == b"" and not transport.disconnecting
+    connection.on_reply({"status": 204})
+    answer = transport.value()
+    assert answer.startswith(b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 413 "), answer
+    assert transport.disconnecting
 
 
 async def test_socket_options_live_on_the_factory_protocol_class():
