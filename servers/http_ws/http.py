@@ -385,7 +385,9 @@ class HttpConnection(Protocol):
         if isinstance(part, translate.ResponseStart):
             self.start_response(exchange, part.status, part.headers, part.content, part.more)
         else:
-            self.write_body(exchange, part.content, part.more)
+            data = self.body_bytes(exchange, part.content, part.more)
+            if data:
+                self.transport.write(data)
         if part.more:
             self.arm_reply_timer()
         else:
@@ -406,21 +408,19 @@ class HttpConnection(Protocol):
         )
         exchange.response_started = True
         exchange.status = status
-        self.transport.write(data)
-        self.write_body(exchange, content, more)
+        self.transport.write(data + self.body_bytes(exchange, content, more))
 
-    def write_body(self, exchange: Exchange, content: bytes, more: bool) -> None:
+    @staticmethod
+    def body_bytes(exchange: Exchange, content: bytes, more: bool) -> bytes:
+        """A part of the response body as it goes on the wire (chunked or not, or nothing)."""
         if not exchange.has_body:
-            return
+            return b""
         exchange.sent += len(content)
         if not exchange.chunked:
-            if content:
-                self.transport.write(content)
-        elif more:
-            if content:
-                self.transport.write(wire.chunk(content))
-        else:
-            self.transport.write(wire.chunk(content) + wire.LAST_CHUNK if content else wire.LAST_CHUNK)
+            return content
+        if more:
+            return wire.chunk(content) if content else b""
+        return wire.chunk(content) + wire.LAST_CHUNK if content else wire.LAST_CHUNK
 
     def unavailable(
         self, why: str, detail: str = "", cause: str = "layer", exchange: Exchange | None = None
