@@ -466,7 +466,7 @@ class HttpConnection(Protocol):
         body = refusal.reason.encode() + b"\n"
         transport.write(
             b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
-            % (refusal.status, wire._reason(refusal.status), len(body), body)
+            % (refusal.status, wire.reason_phrase(refusal.status), len(body), body)
         )
         if self.paused:
             transport.resumeProducing()

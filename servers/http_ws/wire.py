@@ -213,7 +213,7 @@ def response_head(
     closes after this response says so.
     """
     has_body = not head and status not in NO_BODY and status >= 200
-    lines = [b"HTTP/%s %d %s\r\n" % (version.encode(), status, _reason(status))]
+    lines = [b"HTTP/%s %d %s\r\n" % (version.encode(), status, reason_phrase(status))]
     length = False
     for name, value in headers:
         if not length and name.lower() == b"content-length":
@@ -236,7 +236,8 @@ def chunk(data: bytes) -> bytes:
 _REASONS: dict[int, bytes] = {}
 
 
-def _reason(status: int) -> bytes:
+def reason_phrase(status: int) -> bytes:
+    """The reason phrase of ``status`` (``Unknown Status`` for codes without one)."""
     reason = _REASONS.get(status)
     if reason is None:
         try:
