@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
+from .cancelling import cancel_and_wait, raise_if_cancelled
 from .errors import InvalidChannelName, InvalidMessage, LayerError, MessageTooLarge
 from .names import validate_channel
 
@@ -413,6 +414,7 @@ class Leases:
     async def _renew(self) -> None:
         interval = self.store.settings.visibility_timeout / 3
         while self.held:
+            raise_if_cancelled()
             await asyncio.sleep(interval)
             try:
                 lost = await self.store.touch(list(self.held.values()))
@@ -428,10 +430,11 @@ class Leases:
                     delivery.key,
                 )
 
-    async def close(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+    async def close(self, timeout: float = 5.0) -> None:
+        """Stop renewing, within ``timeout`` seconds (a renewal still on its way then is
+        abandoned, and logged)."""
+        if self.task is not None and await cancel_and_wait([self.task], timeout):
+            log.warning("abandoned a lease renewal still running %.1f s after the stop", timeout)
         self.held.clear()
 
 
@@ -464,10 +467,11 @@ class Janitor:
             self.run(), name=f"switchroom-janitor-{self.channel}"
         )
 
-    async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop watching, within ``timeout`` seconds (a look still on its way then is
+        abandoned, and logged)."""
+        if self.task is not None and await cancel_and_wait([self.task], timeout):
+            log.warning("abandoned watching %s: still running %.1f s after the stop", self.channel, timeout)
 
     async def run(self) -> None:
         while True:
@@ -475,6 +479,7 @@ class Janitor:
                 await self.sweep()
             except LayerError as exc:
                 log.warning("watching %s failed: %s", self.channel, exc)
+            raise_if_cancelled()
             await asyncio.sleep(self.interval)
 
     async def sweep(self) -> None:

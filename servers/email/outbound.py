@@ -14,11 +14,14 @@ import logging
 import os
 import smtplib
 import ssl
+import threading
 import time
+from collections.abc import Callable
 from email.message import Message
 from typing import Any
 
 from switchroom.layers import BaseLayer, Delivery, LayerError, Leases, MessageTooLarge
+from switchroom.layers.cancelling import cancel_and_wait, raise_if_cancelled
 from switchroom.layers.durable import fit_report
 from switchroom.shared import metrics
 from switchroom.shared.mail import dsn
@@ -32,6 +35,8 @@ log = logging.getLogger("switchroom.email")
 CHANNEL = EMAIL_SEND
 DEAD_LETTERS = EMAIL_SEND_FAILED
 MAX_BACKOFF = 60.0
+# Seconds a stop waits for cancelled deliveries and reads to end before abandoning them.
+CANCEL_WAIT = 2.0
 
 
 class PermanentFailure(Exception):
@@ -93,6 +98,35 @@ def deliver(settings: Settings, payload: Message | bytes, sender: str, rcpts: li
     return _refusals(refused)
 
 
+async def in_daemon_thread(call: Callable[..., Any], *args: Any) -> Any:
+    """``call(*args)`` in a daemon thread of its own: a delivery stuck on a relay that does
+    not answer holds neither the event loop nor, once abandoned, the process's exit (a
+    default executor's threads are joined at exit)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run() -> None:
+        try:
+            outcome: tuple[Any, BaseException | None] = (call(*args), None)
+        except BaseException as exc:
+            outcome = (None, exc)
+        try:
+            loop.call_soon_threadsafe(settle, *outcome)
+        except RuntimeError:
+            pass  # The loop closed: the stop abandoned this delivery and said so.
+
+    threading.Thread(target=run, name="switchroom-email-delivery", daemon=True).start()
+    return await future
+
+
 def _refusals(refused: dict[str, tuple[int, bytes]]) -> dict[str, str]:
     return {rcpt: f"{code} {_text(text)}" for rcpt, (code, text) in refused.items()}
 
@@ -122,19 +156,26 @@ class Outbox:
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop taking mail; deliveries mid-transaction get ``grace`` seconds, those waiting
-        to retry stop at once; every unfinished entry is given back with its retry state."""
+        to retry stop at once; every unfinished entry is given back with its retry state.
+        A delivery that has not ended ``CANCEL_WAIT`` seconds after its cancellation (a relay
+        that does not answer) is abandoned, and logged: its entry returns to ``email.send``
+        after the visibility timeout."""
         if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+            await cancel_and_wait([self.task], CANCEL_WAIT)
         for task in self.waiting:
             task.cancel()
         if self.running:
             await asyncio.wait(set(self.running), timeout=grace)
-        if self.running:
-            for task in self.running:
-                task.cancel()
-            await asyncio.wait(set(self.running))
-        await self.leases.close()
+        abandoned = await cancel_and_wait(set(self.running), CANCEL_WAIT)
+        if abandoned:
+            log.warning(
+                "abandoned %d outbound emails still being delivered %.1f s after the stop: "
+                "they stay on %s and are sent again after the visibility timeout",
+                len(abandoned),
+                grace + CANCEL_WAIT,
+                CHANNEL,
+            )
+        await self.leases.close(CANCEL_WAIT)
         unfinished, self.unfinished = self.unfinished, []
         if unfinished:
             log.info("%d outbound emails not delivered yet stay queued on %s", len(unfinished), CHANNEL)
@@ -149,6 +190,7 @@ class Outbox:
 
     async def run(self) -> None:
         while True:
+            raise_if_cancelled()
             await self.slots.acquire()
             try:
                 deliveries = await self.store.read([CHANNEL], 1, timeout=5)
@@ -183,6 +225,7 @@ class Outbox:
                 return
             except LayerError as exc:
                 log.warning("could not acknowledge an outbound email (%s)", exc)
+                raise_if_cancelled()
                 await asyncio.sleep(1 + attempt)
         log.error("an outbound email %s may be delivered again: it could not be acknowledged", delivery.key)
 
@@ -212,7 +255,7 @@ class Outbox:
         while True:
             attempts += 1
             try:
-                refused = await asyncio.to_thread(deliver, self.settings, payload, sender, pending)
+                refused = await in_daemon_thread(deliver, self.settings, payload, sender, pending)
             except PermanentFailure as exc:
                 metrics.EMAIL_OUTBOUND.labels("bounced").inc()
                 error = f"permanent failure: {exc}"
@@ -276,6 +319,7 @@ class Outbox:
         assert task is not None
         self.waiting.add(task)  # type: ignore[arg-type]
         try:
+            raise_if_cancelled()
             await asyncio.sleep(seconds)
         finally:
             self.waiting.discard(task)  # type: ignore[arg-type]
