@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from switchroom.layers import ChannelFull, InvalidChannelName, Janitor, MessageTooLarge
+from switchroom.layers import ChannelFull, InvalidChannelName, Janitor, MessageTooLarge, get_layer
+from switchroom.layers.cancelling import cancel_and_wait
 
 DURABLE = {"durable_channels": "dur.*", "visibility_timeout": 0.6}
 
@@ -228,3 +229,54 @@ async def test_check_says_what_would_not_survive_a_restart(make_layer, backend):
         ]
     else:
         assert problems and all("appendonly" in p for p in problems)
+
+
+async def test_the_janitor_stops_when_its_work_swallowed_the_cancellation():
+    # redis-py can finish a command that was cancelled as its reply came in, losing the
+    # cancellation; an ``expire`` that does the same stands for it here.
+    layer = get_layer("memory://", **DURABLE)
+    started = asyncio.Event()
+
+    async def expire(deliveries):
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            pass
+
+    janitor = Janitor(layer.durable, "dur.swallow", 0.0, expire, interval=30)
+    await layer.durable.add("dur.swallow", {"n": 1})
+    janitor.start()
+    await started.wait()
+    janitor.task.cancel()
+    done, _ = await asyncio.wait([janitor.task], timeout=5)
+    assert done, "the janitor went on after its cancellation"
+    await layer.close()
+
+
+async def test_cancel_and_wait_repeats_a_swallowed_cancellation_and_names_what_is_left():
+    swallowed = asyncio.Event()
+
+    async def swallows_once():
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            swallowed.set()
+        await asyncio.sleep(30)
+
+    released = asyncio.Event()
+
+    async def ignores_cancellation():
+        while not released.is_set():
+            try:
+                await released.wait()
+            except asyncio.CancelledError:
+                pass
+
+    once = asyncio.ensure_future(swallows_once())
+    stubborn = asyncio.ensure_future(ignores_cancellation())
+    await asyncio.sleep(0)
+    assert await cancel_and_wait([once, stubborn], 0.5) == {stubborn}
+    assert swallowed.is_set() and once.cancelled()
+    released.set()
+    await stubborn
