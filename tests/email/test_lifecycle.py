@@ -13,6 +13,7 @@ import pytest
 
 from switchroom.layers import get_layer
 from switchroom.servers.email import EmailServer, Settings
+from switchroom.shared.redisproc import RedisProcess
 
 from .harness import ROOT, EmailProcess, receive_email, self_signed
 
@@ -174,3 +175,56 @@ async def test_the_server_runs_embedded_on_the_callers_loop():
     finally:
         await server.stop()
         await layer.close()
+
+
+async def test_sigterm_with_redis_gone_ends_within_the_grace_and_loses_no_accepted_mail():
+    # A relay that takes the connection and never answers holds a delivery in progress.
+    relay = socket.create_server(("127.0.0.1", 0))
+    relay.settimeout(20)
+    redis = RedisProcess(persistent=True).start()
+    proc = EmailProcess(
+        redis.url,
+        "--domain",
+        "example.com",
+        "--relay-host",
+        "127.0.0.1",
+        "--relay-port",
+        str(relay.getsockname()[1]),
+        "--relay-timeout",
+        "120",
+        "--shutdown-grace",
+        "1",
+    )
+    layer = get_layer(proc.layer_url)
+    busy = smtplib.SMTP("127.0.0.1", proc.port, timeout=20)
+    try:
+        with smtplib.SMTP("127.0.0.1", proc.port, timeout=20) as client:
+            client.sendmail("ann@sender.example", ["room@example.com"], MESSAGE)
+        await layer.send("email.send", {"to": ["bob@remote.example"], "subject": "stuck", "text": "x"})
+        stuck, _ = relay.accept()
+        busy.ehlo()
+        busy.mail("ann@sender.example")
+        busy.rcpt("room@example.com")
+        assert busy.docmd("DATA")[0] == 354
+        busy.send(MESSAGE[:20])
+        redis.stop(kill=True)
+        proc.proc.send_signal(signal.SIGTERM)
+        # Well before the relay's timeout: the stuck delivery is abandoned, not waited for.
+        assert proc.proc.wait(15) == 0
+        # The message never finished gets 421, never 250.
+        assert busy.getreply()[0] == 421
+        assert "could not give back 1 outbound emails" in proc.log_text()
+        redis.start()
+        await layer.close()
+        # The accepted message and the undelivered one are still queued.
+        layer = get_layer(proc.layer_url)
+        message = await receive_email(layer)
+        assert message is not None and message["subject"] == "in flight"
+        assert (await layer.durable.depth("email.send")).entries == 1
+        stuck.close()
+    finally:
+        busy.close()
+        relay.close()
+        await layer.close()
+        proc.stop()
+        redis.stop()
