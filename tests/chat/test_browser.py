@@ -97,7 +97,8 @@ def test_two_pages_talk(up):
             expect(alice.locator("#log li").last).to_contain_text(
                 "(by email to carol@mail.example) welcome, carol", timeout=10_000
             )
-            up.wait_for("outbound mail from room@chat.localhost to carol@mail.example: 'Re: greetings'")
+            mailed = "outbound mail from room@chat.localhost to carol@mail.example: 'Re: greetings'"
+            up.wait_for_log(mailed, 30)
             slack_event(up.standin_port, "hello from slack")
             expect(alice.locator("#log li").last).to_contain_text("U0DAVE: hello from slack", timeout=15_000)
             assert any(

@@ -60,11 +60,11 @@ async def test_up_with_processes_on_its_own_redis():
     up = UpProcess("--processes", "--workers", "2", "--http-servers", "2")
     try:
         redis_pid = int(
-            re.search(r"started redis-server on port \d+ \(pid (\d+), append-only", up.text()).group(1)
+            re.search(r"started redis-server on port \d+ \(pid (\d+), append-only", up.log_text()).group(1)
         )
         lines = await room_round_trip(up.url, 16)
         assert lines == [{"via": "web", "from": "ann", "text": "hello room"}] * 16
-        output = up.text()
+        output = up.log_text()
         # Sockets landed on both HTTP server processes, so the broadcast crossed processes.
         assert "http1 " in output and "http2 " in output
         assert re.search(r"http1 +\|.*WebSocket /room open", output)

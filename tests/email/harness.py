@@ -35,8 +35,8 @@ class EmailProcess(SwitchroomProcess):
     ) -> None:
         self.layer_url = layer_url or f"{redis_url}?prefix=em{uuid.uuid4().hex[:10]}{layer_query}"
         self.port = free_port()
-        super().__init__(["email", "--port", str(self.port), "--layer", self.layer_url, *args], env)
-        self.wait_for_log("listening for SMTP")
+        command = ["email", "--port", str(self.port), "--layer", self.layer_url, *args]
+        super().__init__(command, env, ready="listening for SMTP")
 
 
 async def receive_email(layer, timeout: float = 10) -> dict | None:

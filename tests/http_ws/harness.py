@@ -1,6 +1,5 @@
 """Runs ``switchroom http`` as a real subprocess for the end-to-end tests."""
 
-import signal
 import uuid
 
 from switchroom.shared.redisproc import free_port
@@ -23,8 +22,7 @@ class ServerProcess(SwitchroomProcess):
         self.layer_url = f"{redis_url}{'&' if '?' in redis_url else '?'}prefix={prefix}"
         self.port = free_port()
         where = ["--unix-socket", unix_socket] if unix_socket else ["--port", str(self.port)]
-        super().__init__(["http", *where, "--layer", self.layer_url, *args])
-        self.wait_for_log("listening on")
+        super().__init__(["http", *where, "--layer", self.layer_url, *args], ready="listening on")
 
     @property
     def url(self) -> str:
@@ -33,7 +31,3 @@ class ServerProcess(SwitchroomProcess):
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
-
-    def terminate(self) -> None:
-        """Send SIGTERM (the graceful stop)."""
-        self.proc.send_signal(signal.SIGTERM)

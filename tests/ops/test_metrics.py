@@ -43,8 +43,9 @@ class Served(SwitchroomProcess):
 
     def __init__(self, command: list[str], url: str, ready_line: str, env: dict[str, str] | None = None):
         self.metrics_port = free_port()
-        super().__init__([*command, "--layer", url, "--metrics-port", str(self.metrics_port)], env)
-        self.wait_for_log(ready_line)
+        super().__init__(
+            [*command, "--layer", url, "--metrics-port", str(self.metrics_port)], env, ready=ready_line
+        )
 
     def scrape(self) -> Scraped:
         return Scraped(self.metrics_port)

@@ -29,7 +29,7 @@ def accepts(port: int) -> bool:
 def test_parts_start_in_order_and_a_failed_part_is_named():
     up = UpProcess("--processes", "--log-format", "json")
     try:
-        entries = [json.loads(line) for line in up.text().splitlines()]
+        entries = [json.loads(line) for line in up.log_text().splitlines()]
         first = {}
         for index, entry in enumerate(entries):
             key = (entry.get("part") or entry["role"], entry["message"].split(" ")[0])
@@ -51,7 +51,7 @@ def test_parts_start_in_order_and_a_failed_part_is_named():
         assert up.proc.wait(30) == 1
     finally:
         up.stop()
-    lines = [json.loads(line) for line in up.text().splitlines()]
+    lines = [json.loads(line) for line in up.log_text().splitlines()]
     assert all("part" in e or e.get("role") == "up" for e in lines)
     assert any(e["message"] == "stopping: worker1 was killed by SIGKILL" for e in lines)
 
@@ -60,7 +60,7 @@ def test_hints_only_for_the_routes_the_app_has():
     metrics = free_port()
     up = UpProcess("--metrics-port", str(metrics), app="tests.ops.apps:http_only")
     try:
-        output = up.text()
+        output = up.log_text()
         assert httpx.get(f"http://127.0.0.1:{metrics}/readyz").status_code == 200
         assert "email:" not in output and "slack:" not in output and "room@" not in output
         assert not accepts(up.email_port) and not accepts(up.standin_port)
@@ -72,7 +72,7 @@ def test_hints_only_for_the_routes_the_app_has():
 def test_an_email_route_gets_its_own_hint_and_domain():
     up = UpProcess(app="tests.ops.apps:mail_desk")
     try:
-        output = up.text()
+        output = up.log_text()
         assert f"email: mail to help@acme.test on 127.0.0.1:{up.email_port} reaches the app" in output
         assert "slack:" not in output and not accepts(up.standin_port)
         with smtplib.SMTP("127.0.0.1", up.email_port) as client:
@@ -84,7 +84,7 @@ def test_an_email_route_gets_its_own_hint_and_domain():
 def test_the_chat_app_gets_its_email_and_slack_hints():
     up = UpProcess()
     try:
-        output = up.text()
+        output = up.log_text()
         assert f"email: mail to room@chat.localhost on 127.0.0.1:{up.email_port} reaches the app" in output
         assert f"http://127.0.0.1:{up.standin_port}/_standin/event" in output and '"C0CHATROOM"' in output
         assert output.index("slack:") < output.index("open http://")

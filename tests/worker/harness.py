@@ -1,76 +1,30 @@
 """Runs real ``switchroom worker`` processes and plays the interface server on the layer."""
 
-import os
-import signal
-import subprocess
-import sys
-import threading
 import uuid
-from pathlib import Path
 
 from switchroom.layers import get_layer
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..processes import ROOT, SwitchroomProcess
+
+__all__ = ["ROOT", "WorkerProcess", "http", "mailbox", "read_response", "ws_message"]
 
 
-class WorkerProcess:
-    """A ``switchroom worker`` subprocess on its own key prefix; collects its log lines."""
+class WorkerProcess(SwitchroomProcess):
+    """A ``switchroom worker`` subprocess on its own key prefix, ready once it reads."""
+
+    name = "worker"
 
     def __init__(self, redis_url: str, target: str, *args: str, env: dict[str, str] | None = None) -> None:
         """``redis_url`` with a ``prefix`` joins that deployment; without, gets a fresh prefix."""
         fresh = f"{'&' if '?' in redis_url else '?'}prefix=wt{uuid.uuid4().hex[:10]}"
         self.url = redis_url if "prefix=" in redis_url else redis_url + fresh
-        command = [
-            sys.executable,
-            "-m",
-            "switchroom.cli",
-            "worker",
-            target,
-            "--layer",
-            self.url,
-            *args,
-        ]
-        full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-        self.proc = subprocess.Popen(
-            command, cwd=ROOT, env=full_env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+        super().__init__(
+            ["worker", target, "--layer", self.url, *args], env, ready="worker reading", timeout=30
         )
-        self.lines: list[str] = []
-        self.ready = threading.Event()
-        self.changed = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-        if not self.ready.wait(30):
-            self.stop()
-            raise RuntimeError("worker did not start:\n" + "".join(self.lines))
-
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            with self.changed:
-                self.lines.append(line)
-                self.changed.notify_all()
-            if "worker reading" in line:
-                self.ready.set()
-
-    def wait_for_log(self, text: str, timeout: float = 10) -> bool:
-        """Whether a log line containing ``text`` appears within ``timeout`` seconds."""
-        with self.changed:
-            return self.changed.wait_for(lambda: any(text in line for line in self.lines), timeout)
 
     def layer(self):
         """A layer on the same Redis and prefix as the worker."""
         return get_layer(self.url)
-
-    def terminate(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
 
 
 async def http(layer, path, method="GET", body=b"", headers=(), query=b"", body_channel=None, timeout=10):

@@ -87,7 +87,7 @@ async def test_a_stopping_worker_gives_back_what_it_did_not_finish(redis_server)
         started = await wait_for(layer, "test.started")
         assert started["pid"] == slow.proc.pid
         assert slow.stop() == 0
-        assert any("giving back 1 durable entries" in line for line in slow.lines)
+        assert "giving back 1 durable entries" in slow.log_text()
         began = time.monotonic()
         other = WorkerProcess(url, APP)
         handled = await wait_for(layer, "test.handled")
