@@ -5,14 +5,15 @@ whose loop already owns the layer) or a private loop on a daemon thread.
 """
 
 import asyncio
+import functools
 import threading
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
 from .base import BaseLayer, Message
 from .errors import LayerError
-from .presence import Metas
 from .stats import GroupReach
+from .tracking import Presence
 
 T = TypeVar("T")
 
@@ -83,37 +84,26 @@ class SyncLayer:
             self._thread = None
 
 
+def _blocking(method: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
+    """``Presence.<method>`` as a blocking call through the facade's loop, with the
+    method's signature and docstring."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def call(self: "SyncPresence", *args: Any, **kwargs: Any) -> T:
+        return self._sync._run(getattr(self._sync.layer.presence, name)(*args, **kwargs))
+
+    return call
+
+
 class SyncPresence:
     """``layer.presence`` as blocking calls (``docs/presence.md``), through a ``SyncLayer``."""
 
     def __init__(self, sync: SyncLayer) -> None:
         self._sync = sync
 
-    def track(
-        self,
-        group: str,
-        address: str,
-        key: str,
-        meta: dict[str, Any] | None = None,
-        *,
-        diffs: str | None = None,
-        ttl: float | None = None,
-    ) -> None:
-        """Make ``address`` present in ``group`` under ``key``; see ``Presence.track``."""
-        self._sync._run(self._sync.layer.presence.track(group, address, key, meta, diffs=diffs, ttl=ttl))
-
-    def untrack(self, group: str, address: str) -> None:
-        """Remove ``address`` from ``group``."""
-        self._sync._run(self._sync.layer.presence.untrack(group, address))
-
-    def list(self, group: str) -> Metas:
-        """The members of ``group``: each key with its metas."""
-        return self._sync._run(self._sync.layer.presence.list(group))
-
-    def watch(self, group: str, address: str, form: str = "message") -> None:
-        """Send ``group``'s list to ``address`` now and its diffs from now on."""
-        self._sync._run(self._sync.layer.presence.watch(group, address, form))
-
-    def unwatch(self, group: str, address: str) -> None:
-        """Stop sending ``group``'s diffs to ``address``."""
-        self._sync._run(self._sync.layer.presence.unwatch(group, address))
+    track = _blocking(Presence.track)
+    untrack = _blocking(Presence.untrack)
+    list = _blocking(Presence.list)
+    watch = _blocking(Presence.watch)
+    unwatch = _blocking(Presence.unwatch)
