@@ -56,13 +56,19 @@ def build(message: Any, settings: Settings) -> tuple[Message | bytes, str, list[
     return compose(message, settings.sender)
 
 
+def relay_context() -> ssl.SSLContext:
+    """The TLS context for the relay: the system's CAs, or ``SWITCHROOM_RELAY_CAFILE``'s."""
+    context = ssl.create_default_context()
+    if os.environ.get("SWITCHROOM_RELAY_CAFILE"):
+        context.load_verify_locations(os.environ["SWITCHROOM_RELAY_CAFILE"])
+    return context
+
+
 def deliver(settings: Settings, payload: Message | bytes, sender: str, rcpts: list[str]) -> dict[str, str]:
     """One blocking delivery attempt. Returns the recipients the relay refused for now
     (4xx) with its answer; raises PermanentFailure on a 5xx for the whole message or for
     every recipient, and smtplib/OS errors for temporary failures."""
-    context = ssl.create_default_context()
-    if os.environ.get("SWITCHROOM_RELAY_CAFILE"):
-        context.load_verify_locations(os.environ["SWITCHROOM_RELAY_CAFILE"])
+    context = relay_context() if settings.relay_tls or settings.relay_starttls else None
     client_class = smtplib.SMTP_SSL if settings.relay_tls else smtplib.SMTP
     kwargs: dict[str, Any] = {
         "timeout": settings.relay_timeout,
