@@ -11,6 +11,7 @@ import multiprocessing
 import re
 import subprocess
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from bench.measure import raise_nofile, summary_ms
@@ -166,6 +167,29 @@ def python_http_load(port: int, connections: int, seconds: float) -> dict[str, f
     }
 
 
+class Schedule:
+    """A fixed schedule of ``rate * seconds`` events, event ``n`` due at ``start + n / rate``:
+    iterating waits until each is due (never for an earlier one to be answered, so a slow
+    server shows as latency, not as a lower offered rate) and yields ``(n, due)``;
+    ``max_lag`` is how late the load process itself was (it fell behind when large)."""
+
+    def __init__(self, rate: float, seconds: float) -> None:
+        self.rate = rate
+        self.total = round(rate * seconds)
+        self.start = 0.0
+        self.max_lag = 0.0
+
+    async def __aiter__(self) -> AsyncIterator[tuple[int, float]]:
+        self.start = time.perf_counter()
+        for n in range(self.total):
+            at = self.start + n / self.rate
+            delay = at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self.max_lag = max(self.max_lag, time.perf_counter() - at)
+            yield n, at
+
+
 def http_rate_load(port: int, connections: int, rate: float, seconds: float, out: Any) -> None:
     """In its own process: GET /hello at ``rate``/s on a fixed schedule for ``seconds``, over
     ``connections`` keep-alive connections.
@@ -208,28 +232,22 @@ def http_rate_load(port: int, connections: int, rate: float, seconds: float, out
         counts = {"errors": 0, "non_2xx": 0}
         due: asyncio.Queue = asyncio.Queue()
         workers = [asyncio.ensure_future(connection(due, latencies, counts)) for _ in range(connections)]
-        total = round(rate * seconds)
-        max_lag = 0.0
-        start = time.perf_counter()
-        for n in range(total):
-            at = start + n / rate
-            delay = at - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            max_lag = max(max_lag, time.perf_counter() - at)
+        schedule = Schedule(rate, seconds)
+        async for _, at in schedule:
             due.put_nowait(at)
         for _ in workers:
             due.put_nowait(None)
         _, pending = await asyncio.wait(workers, timeout=seconds + 10)
         for worker in pending:
             worker.cancel()
-        elapsed = time.perf_counter() - start
+        elapsed = time.perf_counter() - schedule.start
+        total = schedule.total
         return {
             "offered": total,
             "requests": len(latencies),
             "unanswered": total - len(latencies) - counts["errors"],
             "seconds": elapsed,
-            "max_lag_ms": max_lag * 1000,
+            "max_lag_ms": schedule.max_lag * 1000,
             **counts,
             "latencies": latencies,
         }
@@ -359,23 +377,17 @@ def echo_rate_load(
                 reasons.append(close_reason(exc))
 
         readers = [asyncio.ensure_future(drain(ws)) for ws in clients]
-        total = round(rate * seconds)
-        max_lag = 0.0
-        start = time.perf_counter()
-        for n in range(total):
-            at = start + n / rate
-            delay = at - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            max_lag = max(max_lag, time.perf_counter() - at)
+        schedule = Schedule(rate, seconds)
+        async for n, at in schedule:
             try:
                 await clients[n % sockets].send(f"{n} {at!r}")
             except Exception:
                 counts["send_failed"] += 1
+        total, max_lag = schedule.total, schedule.max_lag
         settle = time.perf_counter()
         while len(latencies) < total - counts["send_failed"] and time.perf_counter() - settle < 10:
             await asyncio.sleep(0.05)
-        elapsed = time.perf_counter() - start
+        elapsed = time.perf_counter() - schedule.start
         for task in readers:
             task.cancel()
         await asyncio.gather(*readers, return_exceptions=True)

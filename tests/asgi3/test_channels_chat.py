@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import smtplib
-import subprocess
 import sys
 from email.message import EmailMessage
 
@@ -21,7 +20,7 @@ from switchroom.shared.redisproc import free_port
 
 from ..chat.test_browser import CHROMIUM_ARGS, chromium_path
 from ..email.harness import EmailProcess, RelaySink
-from ..processes import ROOT, SwitchroomProcess
+from ..processes import ROOT, Process, SwitchroomProcess
 from .harness import Deployment
 
 pytestmark = pytest.mark.slow
@@ -61,22 +60,11 @@ async def test_sockets_on_two_servers_share_a_room(chat):
 
 async def test_a_daphne_process_on_the_same_redis_joins_the_room(chat):
     port = free_port()
-    daphne = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), TARGET],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "CHAT_LAYER": chat.layer_url},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), TARGET]
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), "CHAT_LAYER": chat.layer_url}
+    daphne = Process(command, name="daphne", env=environ, port=port)
     try:
-        for _ in range(200):
-            try:
-                on_daphne = await websockets.connect(f"ws://127.0.0.1:{port}/ws/chat/mixed/")
-                break
-            except OSError:
-                await asyncio.sleep(0.1)
-        else:
-            pytest.fail("daphne did not start")
+        on_daphne = await websockets.connect(f"ws://127.0.0.1:{port}/ws/chat/mixed/")
         async with on_daphne, websockets.connect(chat.ws(0, "/ws/chat/mixed/")) as on_switchroom:
             await on_switchroom.send(json.dumps({"message": "from switchroom"}))
             assert (await recv_json(on_daphne))["message"] == "from switchroom"
@@ -84,8 +72,7 @@ async def test_a_daphne_process_on_the_same_redis_joins_the_room(chat):
             assert (await recv_json(on_switchroom))["message"] == "from switchroom"
             assert (await recv_json(on_switchroom))["message"] == "from daphne"
     finally:
-        daphne.terminate()
-        daphne.wait(10)
+        daphne.stop()
 
 
 async def test_email_reaches_the_room_and_is_answered(chat, redis_server):

@@ -3,10 +3,6 @@ TLS handshake (a TLS proxy in front of a real redis-server); untrusted certifica
 missing client certificates refused at once; and no password in any process's output."""
 
 import asyncio
-import os
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +16,7 @@ import redis
 from switchroom.layers import LayerUnavailable, get_layer
 from switchroom.shared.redisproc import RedisProcess, free_port
 
+from ..processes import SwitchroomProcess
 from ..tlsproxy import KEY_PASSWORD, Certificates, TlsProxy, make_certificates, server_context
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,55 +146,22 @@ def test_tls_options_are_checked_when_the_layer_is_built(certs: Certificates) ->
         get_layer("rediss://127.0.0.1:6379/0?ssl_cert_reqs=sometimes")
     with pytest.raises(ValueError, match="ssl_keyfile needs ssl_certfile"):
         get_layer(f"rediss://127.0.0.1:6379/0?ssl_keyfile={quote(str(certs.client_key))}")
-    server = Switchroom("http", "--port", "0", "--layer", "redis://:pw@127.0.0.1:6379/0?ssl_ca_certs=ca.pem")
+    server = SwitchroomProcess(
+        ["http", "--port", "0", "--layer", "redis://:pw@127.0.0.1:6379/0?ssl_ca_certs=ca.pem"]
+    )
     assert server.proc.wait(20) == 2
-    assert "cannot start: bad --layer: TLS options (ssl_ca_certs) need a rediss:// URL" in server.stop()
+    assert "cannot start: bad --layer: TLS options (ssl_ca_certs) need a rediss:// URL" in stopped(server)
 
 
-class Switchroom:
-    """A ``switchroom`` subcommand as a real process; stdout and stderr kept in files."""
-
-    def __init__(self, *args: str) -> None:
-        self.out = tempfile.NamedTemporaryFile("w+", suffix=".out", delete=False)
-        self.err = tempfile.NamedTemporaryFile("w+", suffix=".err", delete=False)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "switchroom.cli", *args],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=self.out,
-            stderr=self.err,
-        )
-
-    def output(self) -> str:
-        return Path(self.out.name).read_text() + Path(self.err.name).read_text()
-
-    def wait_for(self, text: str, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output():
-            assert self.proc.poll() is None, f"exited:\n{self.output()}"
-            assert time.monotonic() < deadline, f"no {text!r} in:\n{self.output()}"
-            time.sleep(0.05)
-
-    def stop(self) -> str:
-        """SIGTERM (SIGKILL if it hangs); everything it wrote."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        text = self.output()
-        for file in (self.out, self.err):
-            file.close()
-            os.unlink(file.name)
-        return text
+def stopped(process: SwitchroomProcess) -> str:
+    """Stop ``process``; everything it wrote."""
+    process.stop()
+    return process.stopped_log
 
 
-def http_server(layer_url: str, port: int) -> Switchroom:
-    server = Switchroom("http", "--port", str(port), "--layer", layer_url, "--log-level", "debug")
-    server.wait_for("listening on")
-    return server
+def http_server(layer_url: str, port: int) -> SwitchroomProcess:
+    command = ["http", "--port", str(port), "--layer", layer_url, "--log-level", "debug"]
+    return SwitchroomProcess(command, ready="listening on")
 
 
 async def get_until_ok(url: str, timeout: float = 20) -> httpx.Response:
@@ -218,12 +182,12 @@ async def test_switchroom_http_and_a_worker_serve_a_request_over_tls(
     before = tls_redis.handshakes
     port = free_port()
     server = http_server(url, port)
-    worker = Switchroom("worker", "tests.worker.apps:app", "--layer", url)
+    worker = SwitchroomProcess(["worker", "tests.worker.apps:app", "--layer", url])
     try:
         response = await get_until_ok(f"http://127.0.0.1:{port}/items/7")
         assert response.json() == {"id": 7, "type": "int"}
     finally:
-        logs = server.stop() + worker.stop()
+        logs = stopped(server) + stopped(worker)
     assert tls_redis.handshakes - before >= 2, logs
     assert "Traceback" not in logs, logs
 
@@ -254,9 +218,11 @@ async def test_no_password_appears_in_any_output(scheme: str, certs: Certificate
         good_port, wrong_port = free_port(), free_port()
         processes = [
             http_server(url(password), good_port),
-            Switchroom("http", "--port", str(wrong_port), "--layer", url(wrong), "--layer-wait", "1"),
+            SwitchroomProcess(
+                ["http", "--port", str(wrong_port), "--layer", url(wrong), "--layer-wait", "1"]
+            ),
         ]
-        processes.append(Switchroom("worker", "tests.worker.apps:app", "--layer", url(password)))
+        processes.append(SwitchroomProcess(["worker", "tests.worker.apps:app", "--layer", url(password)]))
         bodies = []
         try:
             assert processes[1].proc.wait(30) == 2
@@ -267,7 +233,7 @@ async def test_no_password_appears_in_any_output(scheme: str, certs: Certificate
                 assert down.status_code == 503
                 bodies.append(down.text)
         finally:
-            outputs = [process.stop() for process in processes]
+            outputs = [stopped(process) for process in processes]
             if proxy is not None:
                 proxy.close()
     server_log, wrong_log, worker_log = outputs

@@ -4,11 +4,8 @@ processes on a real Redis that the tests kill and restart. Figures go to
 
 import asyncio
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 import httpx
@@ -17,6 +14,7 @@ import pytest
 from switchroom.layers import ChannelFull, get_layer
 
 from ..http_ws.harness import ROOT, ServerProcess
+from ..worker.harness import WorkerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -30,34 +28,8 @@ def record(name: str, figures: dict) -> None:
     FIGURES.write_text(json.dumps(data, indent=2))
 
 
-def start_worker(layer_url: str, *args: str) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "switchroom.cli",
-            "worker",
-            "tests.worker.apps:app",
-            "--layer",
-            layer_url,
-            *args,
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return proc
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+def start_worker(layer_url: str, *args: str) -> WorkerProcess:
+    return WorkerProcess(layer_url, "tests.worker.apps:app", *args)
 
 
 async def wait_until_served(url: str, timeout: float = 20) -> None:
@@ -130,7 +102,7 @@ async def test_redis_killed_and_restarted_under_load(redis_process):
             },
         )
     finally:
-        stop(worker)
+        worker.stop()
         server.stop()
 
 
@@ -146,7 +118,7 @@ async def test_worker_killed_mid_request(redis_server):
             slow = asyncio.ensure_future(client.get("/slow/30"))
             await asyncio.sleep(0.5)
             doomed.send_signal(signal.SIGKILL)
-            doomed.wait(5)
+            doomed.proc.wait(5)
             survivor = start_worker(server.layer_url)
             await wait_until_served(server.url + "/items/2")
             started = time.monotonic()
@@ -164,8 +136,9 @@ async def test_worker_killed_mid_request(redis_server):
             },
         )
     finally:
+        doomed.stop()
         if survivor is not None:
-            stop(survivor)
+            survivor.stop()
         assert server.stop() == 0
     assert "stopped; 0 reply channels left routed" in server.stopped_log
 
