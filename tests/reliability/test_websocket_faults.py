@@ -12,7 +12,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from ..http_ws.harness import ServerProcess
-from .test_http_faults import record, start_worker, stop
+from .test_http_faults import record, start_worker
 
 pytestmark = pytest.mark.slow
 
@@ -85,5 +85,5 @@ async def test_sockets_close_with_1011_while_redis_is_down_and_work_again_after(
             },
         )
     finally:
-        stop(worker)
+        worker.stop()
         server.stop()
