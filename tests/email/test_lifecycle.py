@@ -181,7 +181,8 @@ async def test_sigterm_with_redis_gone_ends_within_the_grace_and_loses_no_accept
     # A relay that takes the connection and never answers holds a delivery in progress.
     relay = socket.create_server(("127.0.0.1", 0))
     relay.settimeout(20)
-    redis = RedisProcess(persistent=True).start()
+    # Every write on disk before its reply: a kill -9 of Redis itself then loses nothing.
+    redis = RedisProcess(persistent=True, extra_args=("--appendfsync", "always")).start()
     proc = EmailProcess(
         redis.url,
         "--domain",
