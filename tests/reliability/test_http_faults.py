@@ -74,7 +74,7 @@ async def test_redis_killed_and_restarted_under_load(redis_process):
             redis_process.start()
             back_at = time.monotonic()
             await asyncio.gather(*clients)
-        assert server.proc.poll() is None and worker.poll() is None, "a process died with Redis"
+        assert server.proc.poll() is None and worker.proc.poll() is None, "a process died with Redis"
         during = [o for o in outcomes if killed_at + 0.5 < o[0] and o[0] + o[2] < restarting_at]
         after = [o for o in outcomes if o[0] > back_at]
         first_ok_after = min((o[0] + o[2] for o in after if o[1] == 200), default=None)

@@ -58,7 +58,7 @@ async def test_sockets_close_with_1011_while_redis_is_down_and_work_again_after(
         longest = time.monotonic() - started
         assert codes == [1011] * SOCKETS, codes
         assert longest < CLOSE_BOUND, f"closing {SOCKETS} sockets took {longest:.2f} s"
-        assert server.proc.poll() is None and worker.poll() is None
+        assert server.proc.poll() is None and worker.proc.poll() is None
 
         redis_process.start()
         back_at = time.monotonic()
