@@ -20,7 +20,7 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from .http import HttpConnection
-    from .websocket import LayerSocket
+    from .websocket import LayerSocket, SocketServices
 
 log = logging.getLogger("switchroom.http")
 
@@ -65,13 +65,19 @@ class HttpServer:
         except ValueError as exc:
             raise ValueError(f"--worker-silence: {exc}") from None
 
+    def socket_services(self) -> "SocketServices":
+        """What this server hands each WebSocket of its own."""
+        from .websocket import SocketServices
+
+        return SocketServices(self.settings, self.layer, self.inbox, self.sockets, self.watch)
+
     async def start(self) -> None:
         """Listen where the settings say and start reading replies."""
         reactor = install_reactor()
         from .http import HttpFactory, HttpServices
         from .websocket import SocketFactory
 
-        self.ws_factory = SocketFactory(self)
+        self.ws_factory = SocketFactory(self.socket_services())
         self.http_factory = HttpFactory(
             HttpServices(
                 settings=self.settings,

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import time
 import types
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -28,7 +29,9 @@ from . import translate, twisted_compat
 from .http import abort_later
 
 if TYPE_CHECKING:
-    from .server import HttpServer
+    from switchroom.layers import BaseLayer, Inbox, ProcessWatch
+
+    from .settings import Settings
 
 log = logging.getLogger("switchroom.http")
 access_log = logging.getLogger("switchroom.http.access")
@@ -55,6 +58,19 @@ HANDSHAKE_ONLY = (
     "http_request_params",
     "_wskey",
 )
+
+
+@dataclass
+class SocketServices:
+    """What a socket needs from its server: the settings, the layer and the process inbox its
+    frames come through, the registry of open sockets (which the server's fan-out, metrics
+    and shutdown read) and the watch on the worker processes that took sockets."""
+
+    settings: "Settings"
+    layer: "BaseLayer"
+    inbox: "Inbox"
+    sockets: dict[str, "LayerSocket"]
+    watch: "ProcessWatch"
 
 
 class LayerSocket(WebSocketServerProtocol):
@@ -93,8 +109,8 @@ class LayerSocket(WebSocketServerProtocol):
 
     def onConnect(self, request: Any) -> Deferred:
         """Send ``websocket.connect``; the handshake completes when the worker answers."""
-        server = self.factory.server
-        settings = server.settings
+        services = self.factory.services
+        settings = services.settings
         origin = translate.header(self.info.get("headers", []), b"origin")
         if not translate.origin_allowed(origin and origin.decode("latin-1"), settings.allowed_origins):
             access_log.info(
@@ -103,7 +119,7 @@ class LayerSocket(WebSocketServerProtocol):
             metrics.WS_HANDSHAKES.labels("refused").inc()
             raise ConnectionDeny(403, "origin not allowed")
         self.offered = list(request.protocols)
-        self.reply_channel = server.inbox.address(WEBSOCKET_SEND, self.on_reply)
+        self.reply_channel = services.inbox.address(WEBSOCKET_SEND, self.on_reply)
         try:
             message = translate.connect_message(
                 reply_channel=self.reply_channel,
@@ -122,7 +138,7 @@ class LayerSocket(WebSocketServerProtocol):
         self.path_text = message["path"]
         # Keep only what logging needs: the headers live on in the message, not in each socket.
         self.info = {"client": self.info.get("client")}
-        server.sockets[self.reply_channel] = self
+        services.sockets[self.reply_channel] = self
         self.connect_started = time.monotonic()
         self.handshake = Deferred()
         self.queue(WEBSOCKET_CONNECT, message)
@@ -202,7 +218,7 @@ class LayerSocket(WebSocketServerProtocol):
         """Send in order: one sender per socket drains its outbox in batches, which the
         layer joins with those of other sockets and requests."""
         self.outbox.append((channel, message))
-        if len(self.outbox) > self.factory.server.layer.capacity_for(channel):
+        if len(self.outbox) > self.factory.services.layer.capacity_for(channel):
             self.outbox.clear()
             self.give_up(CLOSE_TRY_AGAIN_LATER, "the workers are not keeping up", "busy")
             return
@@ -210,7 +226,7 @@ class LayerSocket(WebSocketServerProtocol):
             self.sender = asyncio.get_running_loop().create_task(self.send_outbox())
 
     async def send_outbox(self) -> None:
-        layer = self.factory.server.layer
+        layer = self.factory.services.layer
         try:
             while self.outbox:
                 batch, self.outbox = self.outbox, []
@@ -285,7 +301,7 @@ class LayerSocket(WebSocketServerProtocol):
             return
         if reply.worker is not None:
             self.worker = reply.worker
-            self.worker_process = self.factory.server.watch.watch(reply.worker)
+            self.worker_process = self.factory.services.watch.watch(reply.worker)
         subprotocol = translate.choose_subprotocol(self.offered, reply.subprotocol)
         handshake, self.handshake = self.handshake, None
         self.cancel_timer()
@@ -329,7 +345,7 @@ class LayerSocket(WebSocketServerProtocol):
         if not self.write_paused:
             return True
         self.backlog += size
-        if self.backlog <= self.factory.server.settings.max_send_buffer:
+        if self.backlog <= self.factory.services.settings.max_send_buffer:
             return True
         log.warning(
             "WebSocket %s: the client stopped reading; dropped with %d bytes queued",
@@ -403,7 +419,7 @@ class LayerSocket(WebSocketServerProtocol):
 
     async def tell_late_worker(self, worker: str, message: dict[str, Any]) -> None:
         try:
-            await self.factory.server.layer.send(worker, message)
+            await self.factory.services.layer.send(worker, message)
         except LayerError as exc:
             log.info("could not tell %s that WebSocket %s left: %s", worker, self.path_text, exc)
 
@@ -413,7 +429,7 @@ class LayerSocket(WebSocketServerProtocol):
         if self.reply_channel is None or self.late_timer is not None:
             return
         if self.left_waiting:
-            timeout = self.factory.server.settings.connect_timeout
+            timeout = self.factory.services.settings.connect_timeout
             self.late_timer = asyncio.get_running_loop().call_later(timeout, self.forget_now)
             return
         self.forget_now()
@@ -424,18 +440,18 @@ class LayerSocket(WebSocketServerProtocol):
         self.late_timer = None
         self.left_waiting = False
         if self.reply_channel is not None:
-            self.factory.server.inbox.forget(self.reply_channel)
+            self.factory.services.inbox.forget(self.reply_channel)
 
     def leave(self) -> None:
         """No longer one of the server's sockets (it closed, or its handshake failed)."""
         if self.reply_channel is not None:
-            self.factory.server.sockets.pop(self.reply_channel, None)
+            self.factory.services.sockets.pop(self.reply_channel, None)
         self.unwatch()
 
     def unwatch(self) -> None:
         process, self.worker_process = self.worker_process, None
         if process is not None:
-            self.factory.server.watch.unwatch(process)
+            self.factory.services.watch.unwatch(process)
 
     def dropConnection(self, abort: bool = False) -> None:
         """Once the close handshake is done, close gracefully so our close frame gets out.
@@ -478,10 +494,10 @@ class SocketFactory(WebSocketServerFactory):
 
     protocol = LayerSocket
 
-    def __init__(self, server: "HttpServer") -> None:
+    def __init__(self, services: SocketServices) -> None:
         super().__init__()
-        self.server = server
-        settings = server.settings
+        self.services = services
+        settings = services.settings
         self.setProtocolOptions(
             maxFramePayloadSize=settings.max_frame_size,
             maxMessagePayloadSize=settings.max_ws_message_size,

@@ -19,6 +19,7 @@ SYSTEM_TABLES = ("http", "echo", "broadcast", "memory", "layer")
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # builds every compared system's virtualenv on a fresh machine
 def test_quick_mode_runs_every_system(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     done = subprocess.run(
@@ -28,7 +29,7 @@ def test_quick_mode_runs_every_system(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=1800,
+        timeout=840,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads(out.read_text())

@@ -34,7 +34,7 @@ def http_connection(server: HttpServer, port: int = 40000) -> tuple[HttpConnecti
         deadlines=server.deadlines,
         in_flight=server.in_flight,
         connections=server.connections,
-        sockets=SocketFactory(server),
+        sockets=SocketFactory(server.socket_services()),
     )
     connection = HttpFactory(services).buildProtocol(IPv4Address("TCP", "127.0.0.1", port))
     transport = StringTransport()
@@ -106,7 +106,7 @@ async def test_socket_options_live_on_the_factory_protocol_class():
     layer = get_layer("memory://")
     settings = Settings(max_frame_size=12345)
     try:
-        factory = SocketFactory(HttpServer(layer, settings))
+        factory = SocketFactory(HttpServer(layer, settings).socket_services())
         sock = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40001))
         sock.makeConnection(StringTransport())
         assert isinstance(sock, LayerSocket)
@@ -120,7 +120,7 @@ async def test_socket_options_live_on_the_factory_protocol_class():
 async def test_an_open_socket_lets_go_of_its_handshake():
     layer = get_layer("memory://")
     try:
-        factory = SocketFactory(HttpServer(layer))
+        factory = SocketFactory(HttpServer(layer).socket_services())
         sock = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40002))
         transport = StringTransport()
         sock.makeConnection(transport)
