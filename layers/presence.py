@@ -192,16 +192,21 @@ def members(found: list[Row], dead: set[str], now_ms: int) -> tuple[Metas, int]:
     """One item per key (sorted) with the metas of its present entries (sorted by ref), and
     how many entries are gone (their process dead, or their deadline passed)."""
     out: Metas = {}
+    get = out.get
     gone = 0
     for process, deadline, key, meta in found:
-        if process in dead or 0 < deadline <= now_ms:
+        if (dead and process in dead) or 0 < deadline <= now_ms:
             gone += 1
             continue
-        out.setdefault(key, []).append(meta)
+        metas = get(key)
+        if metas is None:
+            out[key] = [meta]
+        else:
+            metas.append(meta)
     for metas in out.values():
         if len(metas) > 1:
             metas.sort(key=lambda m: m["ref"])
-    return dict(sorted(out.items())), gone
+    return {key: out[key] for key in sorted(out)}, gone
 
 
 # -- messages ------------------------------------------------------------------------------
