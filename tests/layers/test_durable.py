@@ -244,7 +244,9 @@ async def test_the_janitor_stops_when_its_work_swallowed_the_cancellation():
         except asyncio.CancelledError:
             pass
 
-    janitor = Janitor(layer.durable, "dur.swallow", 0.0, expire, interval=30)
+    # A short interval: an entry is old only once its millisecond has passed, so the first
+    # look may find nothing to expire.
+    janitor = Janitor(layer.durable, "dur.swallow", 0.0, expire, interval=0.01)
     await layer.durable.add("dur.swallow", {"n": 1})
     janitor.start()
     await started.wait()
