@@ -88,6 +88,12 @@ class RequestReader:
         self.events: list[Event] = []
         self.done = False
         self.refused: Refused | None = None
+        self._last = False
+        self._in_head = False
+        self._reset()
+
+    def _reset(self) -> None:
+        """Start a request's counts and collected parts afresh."""
         self._target: list[bytes] = []
         self._target_size = 0
         self._headers: Headers = []
@@ -96,9 +102,7 @@ class RequestReader:
         self._declared = 0
         self._closing = False
         self._begun = False
-        self._in_head = False
         self._head_bytes = 0
-        self._last = False
 
     def feed(self, data: bytes) -> list[Event]:
         """The events ``data`` completes (empty once the reader is done)."""
@@ -136,16 +140,8 @@ class RequestReader:
     def on_message_begin(self) -> None:
         if self._last:
             raise _Stop("data after the last request")
-        self._target = []
-        self._target_size = 0
-        self._headers = []
-        self._header_bytes = 0
-        self._body_size = 0
-        self._declared = 0
-        self._closing = False
-        self._begun = False
+        self._reset()
         self._in_head = True
-        self._head_bytes = 0
 
     def _begin(self) -> None:
         if not self._begun:
