@@ -19,8 +19,8 @@ from .deadlines import Deadlines
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from .http import HttpConnection
-    from .websocket import LayerSocket, SocketServices
+    from .http import HttpConnection, HttpServices
+    from .websocket import LayerSocket, SocketFactory, SocketServices
 
 log = logging.getLogger("switchroom.http")
 
@@ -71,24 +71,29 @@ class HttpServer:
 
         return SocketServices(self.settings, self.layer, self.inbox, self.sockets, self.watch)
 
+    def http_services(self, sockets: "SocketFactory") -> "HttpServices":
+        """What this server hands each HTTP connection; ``sockets`` builds the WebSockets
+        that upgraded connections are handed to."""
+        from .http import HttpServices
+
+        return HttpServices(
+            settings=self.settings,
+            layer=self.layer,
+            inbox=self.inbox,
+            deadlines=self.deadlines,
+            in_flight=self.in_flight,
+            connections=self.connections,
+            sockets=sockets,
+        )
+
     async def start(self) -> None:
         """Listen where the settings say and start reading replies."""
         reactor = install_reactor()
-        from .http import HttpFactory, HttpServices
+        from .http import HttpFactory
         from .websocket import SocketFactory
 
         self.ws_factory = SocketFactory(self.socket_services())
-        self.http_factory = HttpFactory(
-            HttpServices(
-                settings=self.settings,
-                layer=self.layer,
-                inbox=self.inbox,
-                deadlines=self.deadlines,
-                in_flight=self.in_flight,
-                connections=self.connections,
-                sockets=self.ws_factory,
-            )
-        )
+        self.http_factory = HttpFactory(self.http_services(self.ws_factory))
         self.inbox.fanout = self.fan_out
         await self.inbox.start()
         s = self.settings

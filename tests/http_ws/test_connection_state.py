@@ -8,7 +8,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
 from switchroom.layers import get_layer
-from switchroom.servers.http_ws.http import HttpConnection, HttpFactory, HttpServices
+from switchroom.servers.http_ws.http import HttpConnection, HttpFactory
 from switchroom.servers.http_ws.server import HttpServer
 from switchroom.servers.http_ws.settings import Settings
 from switchroom.servers.http_ws.websocket import LayerSocket, SocketFactory
@@ -27,15 +27,7 @@ async def server():
 
 def http_connection(server: HttpServer, port: int = 40000) -> tuple[HttpConnection, StringTransport]:
     """A connection of ``server`` on a StringTransport, handed the server's services."""
-    services = HttpServices(
-        settings=server.settings,
-        layer=server.layer,
-        inbox=server.inbox,
-        deadlines=server.deadlines,
-        in_flight=server.in_flight,
-        connections=server.connections,
-        sockets=SocketFactory(server.socket_services()),
-    )
+    services = server.http_services(SocketFactory(server.socket_services()))
     connection = HttpFactory(services).buildProtocol(IPv4Address("TCP", "127.0.0.1", port))
     transport = StringTransport()
     connection.makeConnection(transport)
