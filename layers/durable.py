@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
+from switchroom.shared.messages import EMAIL_RECEIVE, EMAIL_SEND, SLACK_EVENT
+
 from .cancelling import cancel_and_wait, raise_if_cancelled
 from .errors import InvalidChannelName, InvalidMessage, LayerError, MessageTooLarge
 from .names import validate_channel
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
 Message = dict[str, Any]
 
 # Channels that are always durable; the ``durable_channels`` option adds more.
-DURABLE_CHANNELS = ("email.receive", "email.send", "slack.event")
+DURABLE_CHANNELS = (EMAIL_RECEIVE, EMAIL_SEND, SLACK_EVENT)
 DEFAULT_CAPACITY = 10_000
 DEFAULT_MAX_MESSAGE_SIZE = 32 * 1024 * 1024
 DEFAULT_VISIBILITY_TIMEOUT = 30.0

@@ -1,5 +1,6 @@
 """Channel names and message kinds are constants of ``shared.messages``, one per spec, and
-the code of the servers, the worker and the front door names them by those constants."""
+the code of the servers, the worker, the layer and the front door names them by those
+constants."""
 
 import ast
 from pathlib import Path
@@ -60,4 +61,4 @@ def literal_channel_names(folders: tuple[str, ...]) -> list[str]:
 
 
 def test_the_code_names_channels_by_constants():
-    assert literal_channel_names(("worker", "servers", "switchroom", "shared")) == []
+    assert literal_channel_names(("worker", "servers", "switchroom", "shared", "layers")) == []
