@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from switchroom.layers import BaseLayer, streams
 
-from . import replies
+from .context import http_response
 
 log = logging.getLogger("switchroom.worker")
 
@@ -72,9 +72,7 @@ class ResponseWriter:
             raise RuntimeError("http.response.body after the response finished")
         more = bool(event.get("more_body", False))
         self.finished = not more
-        pieces = replies.http_response(
-            self.start.get("status", 200), event.get("body", b""), [], self.chunk_size
-        )
+        pieces = http_response(self.start.get("status", 200), event.get("body", b""), [], self.chunk_size)
         pieces[-1]["more_content"] = more
         if not self.sent_head:
             self.sent_head = True

@@ -1,4 +1,5 @@
-"""The object every consumer gets beside its message: one context class per protocol.
+"""The object every consumer gets beside its message, one context class per protocol, and
+the messages its helpers send back.
 
 ``Context`` holds what any consumer may use (the layer, groups, presence lookups, sending
 a new email or Slack post); ``HttpContext``, ``WebSocketContext``, ``EmailContext`` and
@@ -6,16 +7,23 @@ a new email or Slack post); ``HttpContext``, ``WebSocketContext``, ``EmailContex
 another protocol (``ctx.accept()`` in an HTTP consumer) raises ``AttributeError`` at the
 call, naming the context it belongs to. ``SyncContext`` offers any of them as blocking
 calls to consumers running on worker threads.
+
+The answers themselves are built by pure functions at the end of this module: HTTP
+responses (split into chunks that fit the layer), WebSocket frames, email replies and
+Slack posts (bounces are ``switchroom.shared.mail.dsn``'s). The dispatcher and the ASGI
+bridge use them for the answers they give, and a Channels consumer can too.
 """
 
 import asyncio
+import json
 import logging
+from email.utils import parseaddr
 from typing import Any
 
 from switchroom.layers import BaseLayer, Delivery, GroupReach, SyncLayer
+from switchroom.layers.streams import pieces
 from switchroom.shared.messages import EMAIL_SEND, SLACK_SEND, WEBSOCKET_SEND, validate
 
-from . import replies
 from .presence import BlockingPresence, BlockingSocketPresence, PresenceHelpers, SocketPresence
 
 log = logging.getLogger("switchroom.worker")
@@ -85,7 +93,7 @@ class Context:
         if (message is None) == (not framed):
             raise TypeError("group_send takes a message dict or frame keywords (text=, bytes=, close=)")
         if message is None:
-            frame = replies.websocket_frame(text, bytes, close=close, reason=reason)
+            frame = websocket_frame(text, bytes, close=close, reason=reason)
             message = validate(WEBSOCKET_SEND, frame)
         return await self.layer.group_send(group, message)
 
@@ -116,13 +124,13 @@ class HttpContext(Context):
         content_type: str | None = None,
     ) -> None:
         """Answer an HTTP request; ``body`` may be bytes, str or JSON-able data."""
-        data, ctype = replies.encode_body(body, content_type)
+        data, ctype = encode_body(body, content_type)
         pairs = _header_pairs(headers)
         if not any(k == b"content-type" for k, _ in pairs):
             pairs.append((b"content-type", ctype.encode("latin-1")))
         if not any(k == b"content-length" for k, _ in pairs):
             pairs.append((b"content-length", str(len(data)).encode()))
-        await self.send_response(replies.http_response(status, data, pairs, self.layer.chunk_size))
+        await self.send_response(http_response(status, data, pairs, self.layer.chunk_size))
 
     async def send_response(self, messages: list[dict[str, Any]]) -> None:
         """Send prepared ``http.response`` / ``http.response.chunk`` messages in order."""
@@ -142,21 +150,21 @@ class WebSocketContext(Context):
 
     async def accept(self, subprotocol: str | None = None) -> None:
         """Accept a WebSocket handshake."""
-        await self._frame(replies.websocket_frame(accept=True, subprotocol=subprotocol))
+        await self._frame(websocket_frame(accept=True, subprotocol=subprotocol))
 
     async def reject(self) -> None:
         """Refuse a WebSocket handshake (the client gets HTTP 403)."""
-        await self._frame(replies.websocket_frame(accept=False))
+        await self._frame(websocket_frame(accept=False))
 
     async def send(self, text: str | None = None, bytes: bytes | None = None) -> None:
         """Send a WebSocket frame (this also accepts a pending handshake)."""
         if (text is None) == (bytes is None):
             raise ValueError("send exactly one of text= and bytes=")
-        await self._frame(replies.websocket_frame(text=text, data=bytes))
+        await self._frame(websocket_frame(text=text, data=bytes))
 
     async def close(self, code: int = 1000, reason: str | None = None) -> None:
         """Close the WebSocket with ``code``."""
-        await self._frame(replies.websocket_frame(close=code, reason=reason))
+        await self._frame(websocket_frame(close=code, reason=reason))
 
     async def _frame(self, frame: dict[str, Any]) -> None:
         self.response_started = True
@@ -176,7 +184,7 @@ class EmailContext(Context):
 
     async def reply_email(self, text: str | None = None, html: str | None = None, **fields: Any) -> None:
         """Answer the email being handled, threaded with In-Reply-To and References."""
-        message = replies.email_reply(self.message, text=text, html=html, **fields)
+        message = email_reply(self.message, text=text, html=html, **fields)
         await self.layer.send(EMAIL_SEND, validate(EMAIL_SEND, message))
 
 
@@ -188,7 +196,7 @@ class SlackContext(Context):
         ``method=`` calls another Web API method with the fields as its arguments. It goes
         on ``slack.send``, which any Slack server takes: the one that received the event
         may have stopped since (events are durable)."""
-        message = replies.slack_post(self.message, text, thread, **fields)
+        message = slack_post(self.message, text, thread, **fields)
         await self.layer.send(SLACK_SEND, validate(SLACK_SEND, message))
 
     async def answer_slack(self, **ack: Any) -> None:
@@ -250,3 +258,98 @@ class SyncContext:
 
         blocking.__doc__ = method.__doc__
         return blocking
+
+
+# -- the reply messages, as plain data ------------------------------------------------------
+
+
+def encode_body(body: Any, content_type: str | None) -> tuple[bytes, str]:
+    """Bytes and content type for a body given as bytes, str or JSON-able data."""
+    if isinstance(body, bytes | bytearray | memoryview):
+        return bytes(body), content_type or "application/octet-stream"
+    if isinstance(body, str):
+        return body.encode("utf-8"), content_type or "text/plain; charset=utf-8"
+    return json.dumps(body).encode("utf-8"), content_type or "application/json"
+
+
+def http_response(
+    status: int,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]] | list[list[bytes]],
+    chunk_size: int,
+) -> list[dict[str, Any]]:
+    """One ``http.response`` and as many ``http.response.chunk`` messages as the body needs,
+    each with at most ``chunk_size`` (the layer's ``chunk_size``) body bytes."""
+    parts = pieces(body, chunk_size)
+    first = {
+        "status": status,
+        "headers": [[bytes(k), bytes(v)] for k, v in headers],
+        "content": parts[0],
+        "more_content": len(parts) > 1,
+    }
+    rest = [{"content": p, "more_content": i < len(parts) - 2} for i, p in enumerate(parts[1:])]
+    return [first, *rest]
+
+
+def plain_response(status: int, text: str, chunk_size: int) -> list[dict[str, Any]]:
+    """A short text/plain response, e.g. 404 or 500."""
+    body = text.encode("utf-8")
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    return http_response(status, body, headers, chunk_size)
+
+
+def websocket_frame(
+    text: str | None = None,
+    data: bytes | None = None,
+    accept: bool | None = None,
+    close: bool | int | None = None,
+    subprotocol: str | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """A ``websocket.send`` message with only the fields that are set."""
+    fields = {
+        "text": text,
+        "bytes": data,
+        "accept": accept,
+        "close": close,
+        "subprotocol": subprotocol,
+        "reason": reason,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _address(value: str | None) -> str:
+    return parseaddr(value or "")[1]
+
+
+def email_reply(original: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """An ``email.send`` answering ``original``: to its Reply-To/From, threaded by Message-ID."""
+    to = [a for a in (_address(x) for x in original.get("reply_to") or []) if a]
+    if not to:
+        to = [a for a in (_address(original.get("from")), original.get("mail_from")) if a][:1]
+    if not to:
+        raise ValueError("the email has no sender address to reply to")
+    subject = original.get("subject") or ""
+    if not subject.lower().startswith("re:"):
+        subject = f"Re: {subject}".strip()
+    message_id = original.get("message_id")
+    references = [*_references(original), message_id] if message_id else _references(original)
+    message = {"to": to, "subject": subject, "in_reply_to": message_id, "references": references}
+    message.update(fields)
+    return message
+
+
+def _references(original: dict[str, Any]) -> list[str]:
+    for name, value in original.get("headers") or []:
+        if name.lower() == "references":
+            return value.split()
+    return []
+
+
+def slack_post(event: dict[str, Any], text: str | None, thread: bool, **fields: Any) -> dict[str, Any]:
+    """A ``slack.send`` answering ``event`` in its channel (in its thread if ``thread``)."""
+    message = {"channel": event.get("channel"), "team": event.get("team"), "text": text}
+    if thread:
+        message["thread_ts"] = event.get("thread_ts") or event.get("ts")
+    message.update(fields)
+    return message

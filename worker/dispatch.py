@@ -32,9 +32,18 @@ from switchroom.shared.messages import (
     validate,
 )
 
-from . import asgi, replies, routing
+from . import asgi, routing
 from .app import App
-from .context import Context, EmailContext, HttpContext, SlackContext, SyncContext, WebSocketContext
+from .context import (
+    Context,
+    EmailContext,
+    HttpContext,
+    SlackContext,
+    SyncContext,
+    WebSocketContext,
+    plain_response,
+    websocket_frame,
+)
 from .sockets import Sockets
 
 log = logging.getLogger("switchroom.worker")
@@ -150,7 +159,7 @@ class Dispatcher:
         status = 405 if found.method_not_allowed else 404
         log.info("%s %s %s: no route", status, message["method"], message["path"])
         text = "Method Not Allowed" if status == 405 else "Not Found"
-        await ctx.send_response(replies.plain_response(status, text, self.layer.chunk_size))
+        await ctx.send_response(plain_response(status, text, self.layer.chunk_size))
 
     async def _asgi(self, message: dict[str, Any], ctx: HttpContext) -> None:
         disconnected = asyncio.Event()
@@ -247,9 +256,7 @@ class Dispatcher:
             return
         try:
             if isinstance(ctx, HttpContext) and channel == HTTP_REQUEST:
-                await ctx.send_response(
-                    replies.plain_response(500, "Internal Server Error", self.layer.chunk_size)
-                )
+                await ctx.send_response(plain_response(500, "Internal Server Error", self.layer.chunk_size))
             elif isinstance(ctx, WebSocketContext) and channel in (WEBSOCKET_CONNECT, WEBSOCKET_RECEIVE):
                 await ctx.close(1011)
         except LayerError as exc:
@@ -261,10 +268,10 @@ class Dispatcher:
             return
         try:
             if channel == HTTP_REQUEST:
-                for part in replies.plain_response(400, "Bad Request", self.layer.chunk_size):
+                for part in plain_response(400, "Bad Request", self.layer.chunk_size):
                     await self.layer.send(reply, part)
             elif channel in (WEBSOCKET_CONNECT, WEBSOCKET_RECEIVE, WEBSOCKET_DISCONNECT):
-                await self.layer.send(reply, replies.websocket_frame(close=1011))
+                await self.layer.send(reply, websocket_frame(close=1011))
         except LayerError as exc:
             log.warning("could not answer a malformed message on %s: %s", reply, exc)
 

@@ -6,7 +6,7 @@ import json
 from channels.consumer import AsyncConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from switchroom.worker.replies import email_reply
+from switchroom.worker.context import email_reply
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
