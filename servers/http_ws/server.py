@@ -14,7 +14,7 @@ from twisted.internet.error import CannotListenError
 from switchroom.layers import BaseLayer, Message, ProcessWatch
 from switchroom.shared import metrics
 
-from . import translate, transport, twisted_compat
+from . import translate, twisted_compat
 from .deadlines import Deadlines
 from .settings import Settings
 
@@ -102,11 +102,13 @@ class HttpServer:
                 if _is_unix(s.fd):
                     self.ports.append(reactor.adoptStreamPort(s.fd, socket.AF_UNIX, self.tcp_factory()))
                 else:
-                    self.ports.append(transport.adopt_tcp(reactor, s.fd, socket.AF_INET, self.tcp_factory()))
+                    self.ports.append(
+                        twisted_compat.adopt_tcp(reactor, s.fd, socket.AF_INET, self.tcp_factory())
+                    )
             elif s.unix_socket:
                 self.ports.append(reactor.listenUNIX(s.unix_socket, self.http_factory))
             else:
-                port = transport.listen_tcp(reactor, s.port, self.tcp_factory(), 2048, s.bind)
+                port = twisted_compat.listen_tcp(reactor, s.port, self.tcp_factory(), 2048, s.bind)
                 self.ports.append(port)
         except CannotListenError as exc:
             await self.inbox.close()

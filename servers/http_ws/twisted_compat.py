@@ -1,13 +1,22 @@
 """The parts of Twisted's and Autobahn's private API the HTTP/WebSocket server relies on,
-in one place.
+in one place, and the TCP transport built on them.
 
 Twisted has no public way to give an accepted connection to another protocol (its ticket
 3204), to ask which asyncio loop its reactor runs on, or to end a connection from outside
-the reactor's write callback; ``transport.py`` also reads the TCP transport's pending
+the reactor's write callback; the transport also reads the TCP connection's pending
 buffers and builds a port from a listening descriptor. Autobahn says whether a socket
 compresses only through an attribute. Each is named here for the versions ``SUPPORTED``
 and ``AUTOBAHN_SUPPORTED`` say (and setup.cfg admits); ``tests/test_compat.py`` checks them
 against the installed releases, so an upgrade that moves one fails there, not on a socket.
+
+The transport (``Server``, with ``Port``, ``listen_tcp`` and ``adopt_tcp`` that make its
+listening sockets) sends what one loop turn wrote at the end of that turn. Twisted's own
+asks the loop to watch its socket for writability whenever something is written, and
+stops watching once the buffer is empty: for a small HTTP response that is two
+``epoll_ctl`` calls and one more wake-up of the loop. This one instead sends at the end of
+the current loop turn (so a response's headers and body still go out in one ``send``), and
+watches the socket, the usual way, only when the kernel did not take everything. What a
+request means is decided elsewhere (``http.py``); this only decides when its bytes leave.
 """
 
 import asyncio
@@ -20,7 +29,7 @@ from twisted.protocols.policies import ProtocolWrapper
 SUPPORTED = ((23, 10), (27,))
 # Autobahn releases whose private API matches: >= 23.6, < 27.
 AUTOBAHN_SUPPORTED = ((23, 6), (27,))
-# Attributes of an accepted TCP connection (``tcp.Server``) that ``transport.py`` reads.
+# Attributes of an accepted TCP connection (``tcp.Server``) that ``Server`` below reads.
 TRANSPORT_ATTRIBUTES = ("_aborting", "_tempDataBuffer", "dataBuffer", "protocol")
 # Attributes of an Autobahn protocol read by ``websocket.py``.
 SOCKET_ATTRIBUTES = ("_perMessageCompress", "send_queue")
@@ -68,3 +77,63 @@ def port_from_descriptor(
 def compresses(sock: Any) -> bool:
     """Whether an Autobahn socket negotiated per-message compression."""
     return sock._perMessageCompress is not None
+
+
+# -- the TCP transport -----------------------------------------------------------------------
+
+
+class Server(tcp.Server):
+    """An accepted TCP connection whose writes are flushed at the end of the loop turn."""
+
+    _flush_pending = False
+    _watching = False
+
+    def startWriting(self) -> None:
+        """Flush at the end of this loop turn, unless the socket is already watched."""
+        if self._flush_pending or self._watching:
+            return
+        self._flush_pending = True
+        asyncio.get_running_loop().call_soon(self._flush)
+
+    def stopWriting(self) -> None:
+        self._watching = False
+        tcp.Server.stopWriting(self)
+
+    def _flush(self) -> None:
+        """Send the buffer; what the kernel did not take waits for the socket to be writable.
+
+        Failures end the connection as they would from the reactor's own write callback."""
+        self._flush_pending = False
+        if not self.connected or is_aborting(self):
+            return
+        if self.fileno() == -1:
+            return
+        try:
+            why: Any = self.doWrite()
+        except Exception as exc:
+            why = exc
+        if why:
+            drop(self, why)
+        elif has_pending_writes(self):
+            self._watching = True
+            tcp.Server.startWriting(self)
+
+
+class Port(tcp.Port):
+    """A listening TCP port whose connections use ``Server``."""
+
+    transport = Server
+
+
+def listen_tcp(reactor: Any, port: int, factory: Any, backlog: int, interface: str) -> Port:
+    """What ``reactor.listenTCP`` does, with ``Port``."""
+    listening = Port(port, factory, backlog, interface, reactor)
+    listening.startListening()
+    return listening
+
+
+def adopt_tcp(reactor: Any, fd: int, family: int, factory: Any) -> Port:
+    """What ``reactor.adoptStreamPort`` does for a listening TCP socket, with ``Port``."""
+    listening = port_from_descriptor(Port, reactor, fd, family, factory)
+    listening.startListening()
+    return listening

@@ -8,7 +8,7 @@ import socket
 
 from twisted.internet.protocol import Protocol
 
-from switchroom.servers.http_ws.transport import Server
+from switchroom.servers.http_ws.twisted_compat import Server
 
 
 class Reactor:
