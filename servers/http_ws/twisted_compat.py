@@ -8,6 +8,8 @@ buffers and builds a port from a listening descriptor. Autobahn says whether a s
 compresses only through an attribute. Each is named here for the versions ``SUPPORTED``
 and ``AUTOBAHN_SUPPORTED`` say (and setup.cfg admits); ``tests/test_compat.py`` checks them
 against the installed releases, so an upgrade that moves one fails there, not on a socket.
+Autobahn's per-connection attributes that an open socket need not keep (the handshake's,
+and those an idle socket holds at their usual value) are listed here for the same reason.
 
 The transport (``Server``, with ``Port``, ``listen_tcp`` and ``adopt_tcp`` that make its
 listening sockets) sends what one loop turn wrote at the end of that turn. Twisted's own
@@ -22,6 +24,7 @@ request means is decided elsewhere (``http.py``); this only decides when its byt
 import asyncio
 from typing import Any
 
+from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet import tcp
 from twisted.protocols.policies import ProtocolWrapper
 
@@ -33,6 +36,58 @@ AUTOBAHN_SUPPORTED = ((23, 6), (27,))
 TRANSPORT_ATTRIBUTES = ("_aborting", "_tempDataBuffer", "dataBuffer", "protocol")
 # Attributes of an Autobahn protocol read by ``websocket.py``.
 SOCKET_ATTRIBUTES = ("_perMessageCompress", "send_queue")
+# What Autobahn keeps of the opening handshake for the life of a connection; only the
+# handshake reads it, so an open socket lets it go (sets it to None).
+HANDSHAKE_ATTRIBUTES = (
+    "http_request_data",
+    "http_response_data",
+    "http_status_line",
+    "http_headers",
+    "http_request_params",
+    "http_request_uri",
+    "http_request_path",
+    "http_request_host",
+    "websocket_origin",
+    "websocket_protocols",
+    "websocket_extensions",
+    "_wskey",
+)
+# What an open, idle Autobahn server socket holds in attributes it sets on every connection
+# (in ``_connectionMade`` and the handshake), before anything reads them. As class attributes
+# of the protocol class they let an open socket keep these out of its own ``__dict__``.
+OPEN_SOCKET_DEFAULTS: dict[str, Any] = {
+    "state": WebSocketProtocol.STATE_OPEN,
+    "send_state": WebSocketProtocol.SEND_STATE_GROUND,
+    "data": b"",
+    "triggered": False,
+    "inside_message": False,
+    "wasMaxFramePayloadSizeExceeded": False,
+    "wasMaxMessagePayloadSizeExceeded": False,
+    "closedByMe": False,
+    "failedByMe": False,
+    "droppedByMe": False,
+    "wasClean": False,
+    "wasNotCleanReason": None,
+    "wasServerConnectionDropTimeout": False,
+    "wasOpenHandshakeTimeout": False,
+    "wasCloseHandshakeTimeout": False,
+    "wasServingFlashSocketPolicyFile": False,
+    "localCloseCode": None,
+    "localCloseReason": None,
+    "remoteCloseCode": None,
+    "remoteCloseReason": None,
+    "openHandshakeTimeoutCall": None,
+    "closeHandshakeTimeoutCall": None,
+    "autoPingTimeoutCall": None,
+    "autoPingPending": None,
+    "autoPingPendingSent": None,
+    "trackedTimings": None,
+    "current_frame": None,
+    "_perMessageCompress": None,
+    "websocket_version": 13,
+    "websocket_protocol_in_use": None,
+    **dict.fromkeys(HANDSHAKE_ATTRIBUTES),
+}
 
 
 def take_over(transport: Any, protocol: Any) -> None:
@@ -72,6 +127,23 @@ def port_from_descriptor(
 ) -> tcp.Port:
     """A ``port_class`` on an already listening socket (what ``adoptStreamPort`` builds)."""
     return port_class._fromListeningDescriptor(reactor, fd, family, factory)
+
+
+class SendQueue(list):
+    """Autobahn's send queue (``append``, ``popleft``, ``len``) on a list: an empty deque
+    allocates a block of 64 slots (~600 bytes), an empty list nothing. It holds only what
+    Autobahn queues for chopped or synchronous sends, so ``popleft`` stays short."""
+
+    __slots__ = ()
+
+    def popleft(self) -> Any:
+        return self.pop(0)
+
+
+def light_send_queue(sock: Any) -> None:
+    """Give an Autobahn socket whose send queue is empty a ``SendQueue`` instead."""
+    if not sock.send_queue:
+        sock.send_queue = SendQueue()
 
 
 def compresses(sock: Any) -> bool:

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import time
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -48,16 +49,10 @@ HANDSHAKE_OUTCOMES = {
     "stopping": "stopping",
     "worker_gone": "failed",
 }
-# What Autobahn keeps of the opening handshake for the life of a connection; only the
-# handshake reads it, so an open socket lets it go.
-HANDSHAKE_ONLY = (
-    "http_request_data",
-    "http_response_data",
-    "http_status_line",
-    "http_headers",
-    "http_request_params",
-    "_wskey",
-)
+# Values ``shed_defaults`` compares by equality (others by identity with the class's).
+SCALARS = (type(None), bool, int, float, str, bytes)
+# Before the handoff fills it in: the raw target, headers, client, server and scheme.
+NO_INFO: Mapping[str, Any] = types.MappingProxyType({})
 
 
 @dataclass
@@ -74,36 +69,41 @@ class SocketServices:
 
 
 class LayerSocket(WebSocketServerProtocol):
-    """One WebSocket connection bridged to the layer."""
+    """One WebSocket connection bridged to the layer.
+
+    Immutable defaults are class attributes, so a connection's ``__dict__`` holds only what
+    differs from them; once open, ``shed_defaults`` rebuilds it without the rest (see there).
+    """
 
     factory: "SocketFactory"
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.info: dict[str, Any] = {}
-        self.reply_channel: str | None = None
-        # After an accept that names a worker address, the socket's later messages go there.
-        self.worker: str | None = None
-        self.worker_process: str | None = None
-        self.denial: translate.SocketReply | None = None
-        # The client left while the handshake waited: an accept may still come (see late_reply).
-        self.left_waiting = False
-        self.close_code = CLOSE_ABNORMAL
-        self.late_timer: asyncio.TimerHandle | None = None
-        self.path_text = ""
-        self.order = 0
-        self.handshake: Deferred | None = None
-        self.offered: list[str] = []
-        self.after_open: list[translate.SocketReply] = []
-        self.outbox: list[tuple[str, dict[str, Any]]] = []
-        self.sender: asyncio.Task[None] | None = None
-        self.timer: asyncio.TimerHandle | None = None
-        self.opened_at = 0.0
-        self.connect_started = 0.0
-        self.socket_open = False
-        self.closed = False
-        self.write_paused = False
-        self.backlog = 0
+    reply_channel: str | None = None
+    # After an accept that names a worker address, the socket's later messages go there.
+    worker: str | None = None
+    worker_process: str | None = None
+    denial: translate.SocketReply | None = None
+    # The client left while the handshake waited: an accept may still come (see late_reply).
+    left_waiting = False
+    close_code = CLOSE_ABNORMAL
+    late_timer: asyncio.TimerHandle | None = None
+    path_text = ""
+    # How the access log names the client ("host:port", or "unix").
+    client_name = "unix"
+    order = 0
+    handshake: Deferred | None = None
+    # The subprotocols the client offered, and frames that came with the accept (handshake only).
+    offered: tuple[str, ...] = ()
+    after_open: list[translate.SocketReply] | tuple[()] = ()
+    outbox: list[tuple[str, dict[str, Any]]] | tuple[()] = ()
+    sender: asyncio.Task[None] | None = None
+    timer: asyncio.TimerHandle | None = None
+    opened_at = 0.0
+    connect_started = 0.0
+    socket_open = False
+    closed = False
+    write_paused = False
+    backlog = 0
+    info: Mapping[str, Any] = NO_INFO
 
     # -- handshake -------------------------------------------------------------------
 
@@ -111,6 +111,9 @@ class LayerSocket(WebSocketServerProtocol):
         """Send ``websocket.connect``; the handshake completes when the worker answers."""
         services = self.factory.services
         settings = services.settings
+        client = self.info.get("client")
+        if client:
+            self.client_name = f"{client[0]}:{client[1]}"
         origin = translate.header(self.info.get("headers", []), b"origin")
         if not translate.origin_allowed(origin and origin.decode("latin-1"), settings.allowed_origins):
             access_log.info(
@@ -118,7 +121,7 @@ class LayerSocket(WebSocketServerProtocol):
             )
             metrics.WS_HANDSHAKES.labels("refused").inc()
             raise ConnectionDeny(403, "origin not allowed")
-        self.offered = list(request.protocols)
+        self.offered = tuple(request.protocols)
         self.reply_channel = services.inbox.address(WEBSOCKET_SEND, self.on_reply)
         try:
             message = translate.connect_message(
@@ -128,7 +131,7 @@ class LayerSocket(WebSocketServerProtocol):
                 scheme=self.info.get("scheme", "ws"),
                 client=self.info.get("client"),
                 server=self.info.get("server"),
-                subprotocols=self.offered,
+                subprotocols=list(self.offered),
                 root_path=settings.root_path,
             )
         except translate.BadRequest as exc:
@@ -136,8 +139,9 @@ class LayerSocket(WebSocketServerProtocol):
             metrics.WS_HANDSHAKES.labels("refused").inc()
             raise ConnectionDeny(exc.status, exc.reason) from None
         self.path_text = message["path"]
-        # Keep only what logging needs: the headers live on in the message, not in each socket.
-        self.info = {"client": self.info.get("client")}
+        # The headers live on in the message, not in each socket.
+        self.info = NO_INFO
+        self.after_open = []
         services.sockets[self.reply_channel] = self
         self.connect_started = time.monotonic()
         self.handshake = Deferred()
@@ -165,14 +169,23 @@ class LayerSocket(WebSocketServerProtocol):
         self.transport.registerProducer(self, True)
         self.socket_open = True
         self.opened_at = time.monotonic()
-        for name in HANDSHAKE_ONLY:
-            setattr(self, name, None)
         metrics.WS_HANDSHAKES.labels("accepted").inc()
         metrics.WS_CONNECT_DURATION.observe(self.opened_at - self.connect_started)
         access_log.info("%s WebSocket %s open", self.client_text(), self.path_text)
-        pending, self.after_open = self.after_open, []
+        pending, self.after_open = self.after_open, ()
+        self.let_go_of_handshake()
         for reply in pending:
             self.carry_out(reply)
+
+    def let_go_of_handshake(self) -> None:
+        """Drop what only the handshake needed, and keep in the socket's own ``__dict__``
+        only what differs from its class's defaults (see ``shed_defaults``)."""
+        for name in twisted_compat.HANDSHAKE_ATTRIBUTES:
+            setattr(self, name, None)
+        self.offered = ()
+        self.connect_started = 0.0
+        twisted_compat.light_send_queue(self)
+        shed_defaults(self)
 
     # -- client to worker ------------------------------------------------------------
 
@@ -217,9 +230,12 @@ class LayerSocket(WebSocketServerProtocol):
     def queue(self, channel: str, message: dict[str, Any]) -> None:
         """Send in order: one sender per socket drains its outbox in batches, which the
         layer joins with those of other sockets and requests."""
-        self.outbox.append((channel, message))
-        if len(self.outbox) > self.factory.services.layer.capacity_for(channel):
-            self.outbox.clear()
+        outbox = self.outbox
+        if not outbox:
+            outbox = self.outbox = []
+        outbox.append((channel, message))
+        if len(outbox) > self.factory.services.layer.capacity_for(channel):
+            self.outbox = ()
             self.give_up(CLOSE_TRY_AGAIN_LATER, "the workers are not keeping up", "busy")
             return
         if self.sender is None:
@@ -229,7 +245,7 @@ class LayerSocket(WebSocketServerProtocol):
         layer = self.factory.services.layer
         try:
             while self.outbox:
-                batch, self.outbox = self.outbox, []
+                batch, self.outbox = self.outbox, ()
                 try:
                     results = await layer.send_many(batch)
                 except LayerError as exc:
@@ -244,7 +260,7 @@ class LayerSocket(WebSocketServerProtocol):
                 self.forget()
 
     def send_failed(self, channel: str, error: LayerError) -> None:
-        self.outbox.clear()
+        self.outbox = ()
         if self.closed or channel == WEBSOCKET_DISCONNECT:
             log.info("could not send websocket.disconnect for %s: %s", self.path_text, error)
             return
@@ -477,8 +493,25 @@ class LayerSocket(WebSocketServerProtocol):
             self.forget()
 
     def client_text(self) -> str:
-        client = self.info.get("client")
-        return f"{client[0]}:{client[1]}" if client else "unix"
+        return self.client_name
+
+
+def shed_defaults(sock: LayerSocket) -> None:
+    """Rebuild a socket's ``__dict__`` without the attributes that equal its class's.
+
+    Autobahn sets some 80 attributes on every connection; past 30, CPython gives an instance
+    a dict of its own (1.6 KB at that size). Most hold the same value on every open socket,
+    which the class carries (``OPEN_SOCKET_DEFAULTS``): they read the same from there, and
+    one set again later goes back into the instance's dict.
+    """
+    cls = type(sock)
+    kept = {}
+    for name, value in vars(sock).items():
+        default = getattr(cls, name, kept)
+        if default is value or (type(value) in SCALARS and type(default) is type(value) and default == value):
+            continue
+        kept[name] = value
+    sock.__dict__ = kept
 
 
 def _header_dict(pairs: list[tuple[bytes, bytes]]) -> dict[str, list[str]]:
@@ -510,9 +543,11 @@ class SocketFactory(WebSocketServerFactory):
         )
         # The options as class attributes of this factory's own protocol class: Autobahn copies
         # an option into each connection only when the protocol does not have it already.
-        # (Function-valued options stay plain functions, not methods.)
+        # (Function-valued options stay plain functions, not methods.) With them, what an open
+        # socket shares with every other (see ``shed_defaults``).
         options = {name: getattr(self, name) for name in LayerSocket.CONFIG_ATTRS}
         for name, value in options.items():
             if isinstance(value, types.FunctionType):
                 options[name] = staticmethod(value)
+        options.update(twisted_compat.OPEN_SOCKET_DEFAULTS, factory=self)
         self.protocol = type("LayerSocket", (LayerSocket,), options)
