@@ -83,6 +83,8 @@ OPEN_SOCKET_DEFAULTS: dict[str, Any] = {
     "autoPingPendingSent": None,
     "trackedTimings": None,
     "current_frame": None,
+    "current_frame_masker": None,
+    "control_frame_data": None,
     "_perMessageCompress": None,
     "websocket_version": 13,
     "websocket_protocol_in_use": None,
@@ -144,6 +146,13 @@ def light_send_queue(sock: Any) -> None:
     """Give an Autobahn socket whose send queue is empty a ``SendQueue`` instead."""
     if not sock.send_queue:
         sock.send_queue = SendQueue()
+
+
+def forget_last_frame(sock: Any) -> None:
+    """Let go of the unmasker of an Autobahn socket's last frame when no frame is being read
+    (Autobahn makes a new one for each frame's header)."""
+    if sock.current_frame is None:
+        sock.current_frame_masker = None
 
 
 def compresses(sock: Any) -> bool:

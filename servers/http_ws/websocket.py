@@ -186,6 +186,20 @@ class LayerSocket(WebSocketServerProtocol):
         self.connect_started = 0.0
         twisted_compat.light_send_queue(self)
         shed_defaults(self)
+        shed_defaults(self.transport)
+
+    def onAutoPong(
+        self, ping_sent: int, ping_seq: int, pong_received: int, pong_rtt: int, payload: bytes
+    ) -> None:
+        """A keepalive round trip put Autobahn's ping and frame state back into the socket's
+        dict: once the pong's frame is done, shed it again, so an idle socket stays small."""
+        asyncio.get_running_loop().call_soon(self.settle)
+
+    def settle(self) -> None:
+        if self.state == self.STATE_OPEN:
+            twisted_compat.forget_last_frame(self)
+            shed_defaults(self)
+            shed_defaults(self.transport)
 
     # -- client to worker ------------------------------------------------------------
 
@@ -496,22 +510,26 @@ class LayerSocket(WebSocketServerProtocol):
         return self.client_name
 
 
-def shed_defaults(sock: LayerSocket) -> None:
-    """Rebuild a socket's ``__dict__`` without the attributes that equal its class's.
+def shed_defaults(obj: object) -> None:
+    """Rebuild an object's ``__dict__`` without the attributes that equal its class's.
 
     Autobahn sets some 80 attributes on every connection; past 30, CPython gives an instance
     a dict of its own (1.6 KB at that size). Most hold the same value on every open socket,
     which the class carries (``OPEN_SOCKET_DEFAULTS``): they read the same from there, and
-    one set again later goes back into the instance's dict.
+    one set again later goes back into the instance's dict. Twisted's transport likewise
+    keeps class defaults (an empty buffer, flags) in its own dict. Dicts never shrink, hence
+    the rebuild.
     """
-    cls = type(sock)
-    kept = {}
-    for name, value in vars(sock).items():
+    if not hasattr(obj, "__dict__"):
+        return
+    cls = type(obj)
+    kept: dict[str, Any] = {}
+    for name, value in vars(obj).items():
         default = getattr(cls, name, kept)
         if default is value or (type(value) in SCALARS and type(default) is type(value) and default == value):
             continue
         kept[name] = value
-    sock.__dict__ = kept
+    obj.__dict__ = kept
 
 
 def _header_dict(pairs: list[tuple[bytes, bytes]]) -> dict[str, list[str]]:
