@@ -3,15 +3,21 @@ what a connection keeps once it no longer needs it (Autobahn's per-connection co
 the factory's options, the handshake of an open socket). Driven through Twisted's
 StringTransport on the memory layer, no sockets."""
 
+import asyncio
+
 import pytest
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 
 from switchroom.layers import get_layer
+from switchroom.servers.http_ws import twisted_compat
 from switchroom.servers.http_ws.http import HttpConnection, HttpFactory
 from switchroom.servers.http_ws.server import HttpServer
 from switchroom.servers.http_ws.settings import Settings
 from switchroom.servers.http_ws.websocket import LayerSocket, SocketFactory
+from switchroom.shared.messages import WEBSOCKET_CONNECT, WEBSOCKET_DISCONNECT, WEBSOCKET_RECEIVE
 
 
 @pytest.fixture
@@ -124,3 +130,62 @@ async def test_an_open_socket_lets_go_of_its_handshake():
         assert sock.http_request_data is None and sock.http_headers is None
     finally:
         await layer.close()
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """A masked frame as a client sends it (payloads under 126 bytes)."""
+    mask = b"\x01\x02\x03\x04"
+    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked
+
+
+async def open_socket(server: HttpServer) -> tuple[LayerSocket, StringTransport]:
+    """A WebSocket handed over from an HTTP connection and accepted by the worker."""
+    connection, transport = http_connection(server, 40003)
+    transport.registerProducer(connection, True)  # as the server's TCP transport has it
+    connection.dataReceived(
+        b"GET /idle HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    connect = (await server.layer.receive([WEBSOCKET_CONNECT]))[1]
+    sock = server.sockets[connect["reply_channel"]]
+    sock.on_reply({"accept": True})
+    assert transport.value().startswith(b"HTTP/1.1 101 ")
+    transport.clear()
+    return sock, transport
+
+
+async def test_an_idle_socket_keeps_only_what_differs_from_its_class(server):
+    """An open socket's own dict holds what is its own (a few dozen attributes of Autobahn's
+    and ours sit at their class default), also after a keepalive round trip; and the socket
+    still works: frames both ways, the close handshake."""
+    sock, transport = await open_socket(server)
+    own = vars(sock)
+    assert not [name for name in twisted_compat.OPEN_SOCKET_DEFAULTS if name in own]
+    assert len(own) <= 21, sorted(own)  # the size of dict CPython builds for 21 keys or fewer
+    assert isinstance(sock.send_queue, twisted_compat.SendQueue)
+    peer = transport.getPeer()
+    assert sock.state == sock.STATE_OPEN and sock.info == {}
+    assert sock.client_text() == f"{peer.host}:{peer.port}"
+
+    sock._sendAutoPing()
+    ping = transport.value()
+    assert ping[0] == 0x89 and len(vars(sock)) > 21
+    transport.clear()
+    sock.dataReceived(client_frame(0xA, ping[2:]))
+    await asyncio.sleep(0)
+    assert sock.autoPingPending is None and sock.current_frame_masker is None
+    assert len(vars(sock)) <= 21, sorted(vars(sock))
+
+    sock.dataReceived(client_frame(0x1, b"hi"))
+    received = (await server.layer.receive([WEBSOCKET_RECEIVE]))[1]
+    assert received["text"] == "hi"
+    sock.on_reply({"text": "yo"})
+    assert transport.value() == b"\x81\x02yo"
+    transport.clear()
+
+    sock.dataReceived(client_frame(0x8, b"\x03\xe8"))
+    assert transport.value().startswith(b"\x88\x02\x03\xe8")
+    sock.connectionLost(Failure(ConnectionDone()))
+    disconnect = (await server.layer.receive([WEBSOCKET_DISCONNECT]))[1]
+    assert disconnect["code"] == 1000
