@@ -3,11 +3,14 @@ the installed versions, and those versions are the ones the modules and setup.cf
 
 import asyncio
 import configparser
+import inspect
+import re
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 from aiosmtpd.smtp import SMTP
+from autobahn.websocket import protocol as autobahn_protocol
 from packaging.requirements import Requirement
 from slack_sdk.rtm_v2 import RTMClient
 
@@ -91,6 +94,14 @@ async def test_twisted_and_autobahn_have_what_the_http_server_uses():
     for name in twisted_compat.SOCKET_ATTRIBUTES:
         assert hasattr(sock, name), name
     assert not twisted_compat.compresses(sock)
+    # Each attribute an open socket may leave to its class is one Autobahn still sets.
+    source = inspect.getsource(autobahn_protocol)
+    for name in twisted_compat.OPEN_SOCKET_DEFAULTS:
+        assert re.search(rf"self\.{name}\s*[=:,]", source), name
+    assert callable(getattr(sock, "onAutoPong", None))
+    sock.current_frame, sock.current_frame_masker = None, object()
+    twisted_compat.forget_last_frame(sock)
+    assert sock.current_frame_masker is None
     taker = _Protocol()
     twisted_compat.take_over(connection, taker)
     assert connection.protocol is taker
