@@ -108,6 +108,9 @@ async def test_twisted_and_autobahn_have_what_the_http_server_uses():
     wrapper = ProtocolWrapper(WrappingFactory(None), _Protocol())
     twisted_compat.take_over(wrapper, taker)
     assert wrapper.wrappedProtocol is taker
+    wrapper.makeConnection(connection)
+    assert twisted_compat.tcp_connection(wrapper) is connection
+    assert twisted_compat.tcp_connection(StringTransport()) is None
 
 
 class _Socket:

@@ -148,6 +148,14 @@ def light_send_queue(sock: Any) -> None:
         sock.send_queue = SendQueue()
 
 
+def tcp_connection(transport: Any) -> tcp.Connection | None:
+    """The TCP (or Unix) connection under a transport, through any ``ProtocolWrapper`` (TLS,
+    the per-address limit); None for anything else."""
+    while isinstance(transport, ProtocolWrapper):
+        transport = transport.transport
+    return transport if isinstance(transport, tcp.Connection) else None
+
+
 def forget_last_frame(sock: Any) -> None:
     """Let go of the unmasker of an Autobahn socket's last frame when no frame is being read
     (Autobahn makes a new one for each frame's header)."""

@@ -186,7 +186,7 @@ class LayerSocket(WebSocketServerProtocol):
         self.connect_started = 0.0
         twisted_compat.light_send_queue(self)
         shed_defaults(self)
-        shed_defaults(self.transport)
+        shed_defaults(twisted_compat.tcp_connection(self.transport))
 
     def onAutoPong(
         self, ping_sent: int, ping_seq: int, pong_received: int, pong_rtt: int, payload: bytes
@@ -199,7 +199,7 @@ class LayerSocket(WebSocketServerProtocol):
         if self.state == self.STATE_OPEN:
             twisted_compat.forget_last_frame(self)
             shed_defaults(self)
-            shed_defaults(self.transport)
+            shed_defaults(twisted_compat.tcp_connection(self.transport))
 
     # -- client to worker ------------------------------------------------------------
 
@@ -510,17 +510,18 @@ class LayerSocket(WebSocketServerProtocol):
         return self.client_name
 
 
-def shed_defaults(obj: object) -> None:
+def shed_defaults(obj: object | None) -> None:
     """Rebuild an object's ``__dict__`` without the attributes that equal its class's.
 
     Autobahn sets some 80 attributes on every connection; past 30, CPython gives an instance
     a dict of its own (1.6 KB at that size). Most hold the same value on every open socket,
     which the class carries (``OPEN_SOCKET_DEFAULTS``): they read the same from there, and
-    one set again later goes back into the instance's dict. Twisted's transport likewise
-    keeps class defaults (an empty buffer, flags) in its own dict. Dicts never shrink, hence
-    the rebuild.
+    one set again later goes back into the instance's dict. Twisted's TCP connection likewise
+    keeps class defaults (an empty buffer, flags) in its own dict; its code deletes only
+    attributes of its own (the socket, the protocol). Dicts never shrink, hence the rebuild.
+    Nothing for None.
     """
-    if not hasattr(obj, "__dict__"):
+    if obj is None:
         return
     cls = type(obj)
     kept: dict[str, Any] = {}
