@@ -51,6 +51,7 @@ HANDSHAKE_OUTCOMES = {
 }
 # Values ``shed_defaults`` compares by equality (others by identity with the class's).
 SCALARS = (type(None), bool, int, float, str, bytes)
+_ABSENT = object()
 # Before the handoff fills it in: the raw target, headers, client, server and scheme.
 NO_INFO: Mapping[str, Any] = types.MappingProxyType({})
 
@@ -513,20 +514,20 @@ class LayerSocket(WebSocketServerProtocol):
 def shed_defaults(obj: object | None) -> None:
     """Rebuild an object's ``__dict__`` without the attributes that equal its class's.
 
-    Autobahn sets some 80 attributes on every connection; past 30, CPython gives an instance
-    a dict of its own (1.6 KB at that size). Most hold the same value on every open socket,
-    which the class carries (``OPEN_SOCKET_DEFAULTS``): they read the same from there, and
-    one set again later goes back into the instance's dict. Twisted's TCP connection likewise
-    keeps class defaults (an empty buffer, flags) in its own dict; its code deletes only
-    attributes of its own (the socket, the protocol). Dicts never shrink, hence the rebuild.
-    Nothing for None.
+    Autobahn sets some 80 attributes on every connection, more names than CPython shares one
+    key table for, so each socket has a full dict of its own (1.6 KB). Most hold the same
+    value on every open socket, which the class carries (``OPEN_SOCKET_DEFAULTS``): they
+    read the same from there, and one set again later goes back into the instance's dict.
+    Twisted's TCP connection likewise keeps class defaults (an empty buffer, flags) in its
+    own dict; its code deletes only attributes of its own (the socket, the protocol). Dicts
+    never shrink, hence the rebuild. Nothing for None.
     """
     if obj is None:
         return
     cls = type(obj)
     kept: dict[str, Any] = {}
     for name, value in vars(obj).items():
-        default = getattr(cls, name, kept)
+        default = getattr(cls, name, _ABSENT)
         if default is value or (type(value) in SCALARS and type(default) is type(value) and default == value):
             continue
         kept[name] = value
