@@ -52,7 +52,7 @@ class Entry:
 
     def pack(self) -> bytes:
         """The stored value: a msgpack array ``[process, deadline ms, key, public meta]``, so
-        a whole group decodes in one call (``rows``) and scripts read the process."""
+        scripts read the process and a whole group decodes in one call (``members``)."""
         return msgpack.packb([self.process, self.deadline_ms, self.key, self.public_meta()])
 
     @classmethod
@@ -67,14 +67,15 @@ class Entry:
         return {**self.meta, "ref": ref(self.address)}
 
 
-# A stored value decoded: [process, deadline ms, key, public meta].
-Row = list[Any]
+def items(values: list[bytes]) -> list[Any]:
+    """Many stored values decoded in one call, as one flat list: ``[process, deadline ms,
+    key, public meta]`` of each value in turn.
 
-
-def rows(values: list[bytes]) -> list[Row]:
-    """Decode many stored values at once (one msgpack array made of them)."""
-    count = len(values)
-    return msgpack.unpackb(b"\xdd" + count.to_bytes(4, "big") + b"".join(values), raw=False)
+    A stored value is a 4-item array header (one byte, ``0x94``) and its items; without
+    the headers, the values are one array of ``4 * len(values)`` items, which decodes with
+    no list per entry (the metas are the only containers made)."""
+    body = b"".join([value[1:] for value in values])
+    return msgpack.unpackb(b"\xdd" + (4 * len(values)).to_bytes(4, "big") + body, raw=False)
 
 
 def ref(address: str) -> str:
@@ -188,13 +189,15 @@ def diff(events: list[bytes]) -> Diff:
     return out
 
 
-def members(found: list[Row], dead: set[str], now_ms: int) -> tuple[Metas, int]:
-    """One item per key (sorted) with the metas of its present entries (sorted by ref), and
-    how many entries are gone (their process dead, or their deadline passed)."""
+def members(values: list[bytes], dead: set[str], now_ms: int) -> tuple[Metas, int]:
+    """From a group's stored values: one item per key (sorted) with the metas of its present
+    entries (sorted by ref), and how many entries are gone (their process dead, or their
+    deadline passed)."""
     out: Metas = {}
     get = out.get
     gone = 0
-    for process, deadline, key, meta in found:
+    flat = iter(items(values))
+    for process, deadline, key, meta in zip(flat, flat, flat, flat, strict=True):
         if (dead and process in dead) or 0 < deadline <= now_ms:
             gone += 1
             continue

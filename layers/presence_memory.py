@@ -3,7 +3,8 @@
 import time
 from typing import TYPE_CHECKING
 
-from .presence import Entry, FlushSlot, Row, join_event, leave_event, rows
+from .names import process_of
+from .presence import Entry, FlushSlot, join_event, leave_event
 from .tracking import PresenceStore
 
 if TYPE_CHECKING:
@@ -49,12 +50,16 @@ class MemoryPresence(PresenceStore):
             state.events.append(join_event(address, value))
         return state.slot.claim(time.monotonic())
 
-    async def rows(self, group: str) -> list[Row]:
+    async def stored(self, group: str) -> tuple[list[str], list[bytes]]:
         state = self._groups.get(group)
-        return rows(list(state.entries.values())) if state is not None else []
+        if state is None:
+            return [], []
+        return await self.processes(group), list(state.entries.values())
 
     async def processes(self, group: str) -> list[str]:
-        return sorted({row[0] for row in await self.rows(group) if row[0]})
+        state = self._groups.get(group)
+        addresses = state.entries if state is not None else ()
+        return sorted({process_of(address) for address in addresses if "!" in address})
 
     async def dead(self, processes: list[str]) -> set[str]:
         return {p for p in processes if self.layer._dead(p)}

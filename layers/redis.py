@@ -253,7 +253,6 @@ class _Shard:
         self.presence_write = self.client.register_script(presence_redis.WRITE)
         self.presence_sweep = self.client.register_script(presence_redis.SWEEP)
         self.presence_take = self.client.register_script(presence_redis.TAKE)
-        self.presence_rows = self.client.register_script(presence_redis.ROWS)
         self._dropping: asyncio.Task[None] | None = None
 
     @asynccontextmanager

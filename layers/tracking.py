@@ -24,7 +24,6 @@ from .presence import (
     WATCH_GROUPS,
     Entry,
     Metas,
-    Row,
     check_group,
     diff,
     diff_message,
@@ -52,8 +51,9 @@ class PresenceStore(ABC):
         """Store ``entry`` for ``address`` (replacing any), or remove it (``None``)."""
 
     @abstractmethod
-    async def rows(self, group: str) -> list[Row]:
-        """Every stored entry of ``group``, present or not, decoded (``presence.rows``)."""
+    async def stored(self, group: str) -> tuple[list[str], list[bytes]]:
+        """The processes that have entries in ``group`` and every stored entry (present or
+        not, as ``Entry.pack`` made it), read together."""
 
     @abstractmethod
     async def processes(self, group: str) -> list[str]:
@@ -134,9 +134,9 @@ class Presence:
         Entries of dead processes and past their ``ttl`` are left out and removed."""
         check_group(group)
         self._use(group)
-        found = await self.store.rows(group)
-        dead = await self.store.dead(sorted({row[0] for row in found if row[0]}))
-        listed, gone = members(found, dead, int(time.time() * 1000))
+        processes, values = await self.store.stored(group)
+        dead = await self.store.dead(processes)
+        listed, gone = members(values, dead, int(time.time() * 1000))
         if gone:
             await self.sweep(group, dead)
         return listed

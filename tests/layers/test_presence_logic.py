@@ -13,7 +13,6 @@ from switchroom.layers.presence import (
     members,
     new_entry,
     ref,
-    rows,
 )
 
 
@@ -58,7 +57,7 @@ def test_members_are_one_item_per_key_without_the_gone_entries():
     a1, a2 = entry("ws.p1!1", "alice", tab=1), entry("ws.p2!2", "alice", tab=2)
     bob, gone = entry("ws.p1!3", "bob"), entry("ws.p3!4", "dan")
     timed = new_entry("room", "seen.c", "carol", {}, 4096, 1000.0, ttl=1)
-    found = rows([e.pack() for e in (bob, a2, timed, a1, gone)])
+    found = [e.pack() for e in (bob, a2, timed, a1, gone)]
     listed, left = members(found, dead={"p3"}, now_ms=1_001_000)
     assert left == 2
     assert listed == {
