@@ -1,6 +1,8 @@
 """The pure part of presence: entries, the diff of a batch of events, member lists and the
 flush slot, without any layer."""
 
+import gc
+
 import pytest
 
 from switchroom.layers import InvalidMessage
@@ -14,6 +16,7 @@ from switchroom.layers.presence import (
     new_entry,
     ref,
 )
+from switchroom.layers.tracking import collector_held
 
 
 def entry(address: str, key: str, **meta) -> Entry:
@@ -66,6 +69,34 @@ def test_members_are_one_item_per_key_without_the_gone_entries():
     }
     assert list(listed) == ["alice", "bob"]
     assert members(found, dead=set(), now_ms=0)[1] == 0
+
+
+def test_members_decode_any_stored_entry_in_one_call():
+    meta = {"name": "Zoë " + "x" * 300, "tabs": [1, [2.5, None]], "at": {"x": 2**40, "ok": True}}
+    long_process = "ws." + "p" * 40 + "!1"  # a process name past msgpack's short strings
+    rich = new_entry("room", long_process, "ünïcode key", meta, 4096, 1000.0, ttl=10**9)
+    plain = entry("ws.p!2", "bob")
+    listed, left = members([rich.pack(), plain.pack()], dead=set(), now_ms=1_001_000)
+    assert left == 0
+    assert listed == {"bob": [plain.public_meta()], "ünïcode key": [rich.public_meta()]}
+    assert members([], dead=set(), now_ms=0) == ({}, 0)
+
+
+def test_the_collector_is_held_while_a_list_is_built_and_restored_after():
+    assert gc.isenabled()
+    with collector_held():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(KeyError), collector_held():
+        raise KeyError("the build failed")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_held():
+            pass
+        assert not gc.isenabled(), "a collector disabled by the app stays disabled"
+    finally:
+        gc.enable()
 
 
 def test_the_flush_slot_keeps_flushes_an_interval_apart():
