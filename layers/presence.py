@@ -192,24 +192,32 @@ def diff(events: list[bytes]) -> Diff:
 def members(values: list[bytes], dead: set[str], now_ms: int) -> tuple[Metas, int]:
     """From a group's stored values: one item per key (sorted) with the metas of its present
     entries (sorted by ref), and how many entries are gone (their process dead, or their
-    deadline passed)."""
+    deadline passed).
+
+    The entries are visited in key order (their positions sorted by key), so each key's
+    metas are adjacent and the result is made sorted in one pass, with no lookup per entry
+    and no second dict."""
+    flat = items(values)
+    processes, deadlines, keys, metas = flat[0::4], flat[1::4], flat[2::4], flat[3::4]
+    checked = bool(dead) or any(deadlines)
     out: Metas = {}
-    get = out.get
     gone = 0
-    flat = iter(items(values))
-    for process, deadline, key, meta in zip(flat, flat, flat, flat, strict=True):
-        if (dead and process in dead) or 0 < deadline <= now_ms:
+    last: str | None = None
+    group: list[dict[str, Any]] = []
+    for i in sorted(range(len(keys)), key=keys.__getitem__):
+        if checked and ((dead and processes[i] in dead) or 0 < deadlines[i] <= now_ms):
             gone += 1
             continue
-        metas = get(key)
-        if metas is None:
-            out[key] = [meta]
+        key = keys[i]
+        if key == last:
+            group.append(metas[i])
         else:
-            metas.append(meta)
-    for metas in out.values():
-        if len(metas) > 1:
-            metas.sort(key=lambda m: m["ref"])
-    return {key: out[key] for key in sorted(out)}, gone
+            out[key] = group = [metas[i]]
+            last = key
+    for group in out.values():
+        if len(group) > 1:
+            group.sort(key=lambda m: m["ref"])
+    return out, gone
 
 
 # -- messages ------------------------------------------------------------------------------

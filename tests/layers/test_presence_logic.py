@@ -58,11 +58,11 @@ def test_a_changed_meta_leaves_and_joins_and_a_renewed_ttl_shows_nothing():
 
 def test_members_are_one_item_per_key_without_the_gone_entries():
     a1, a2 = entry("ws.p1!1", "alice", tab=1), entry("ws.p2!2", "alice", tab=2)
-    bob, gone = entry("ws.p1!3", "bob"), entry("ws.p3!4", "dan")
+    bob, gone, gone_tab = entry("ws.p1!3", "bob"), entry("ws.p3!4", "dan"), entry("ws.p3!5", "alice")
     timed = new_entry("room", "seen.c", "carol", {}, 4096, 1000.0, ttl=1)
-    found = [e.pack() for e in (bob, a2, timed, a1, gone)]
+    found = [e.pack() for e in (bob, a2, gone_tab, timed, a1, gone)]
     listed, left = members(found, dead={"p3"}, now_ms=1_001_000)
-    assert left == 2
+    assert left == 3
     assert listed == {
         "alice": sorted([a1.public_meta(), a2.public_meta()], key=lambda m: m["ref"]),
         "bob": [bob.public_meta()],
