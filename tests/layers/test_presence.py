@@ -101,13 +101,14 @@ async def test_a_key_with_two_addresses_is_one_member_with_two_metas(make_layer,
 
 async def test_a_list_gives_back_any_json_metadata_and_drops_the_dead(make_layer, backend):
     layer = make_layer()
-    live, doomed = await started_inbox(layer, "pres-rich"), await started_inbox(layer, "pres-doomed")
-    tab = live.address("ws")
+    for process in ("pres-rich", "pres-doomed"):
+        await layer._announce(process, alive=True)
+    tab = "ws.pres-rich!tab"
     meta = {"name": "Zoë " + "x" * 300, "tabs": [1, [2.5, None]], "at": {"x": 2**40, "ok": True}}
     await layer.presence.track("rich", tab, "zoë", meta)
     await layer.presence.track("rich", "email.sender-9", "zoë", {"via": "email"}, ttl=600)
-    await layer.presence.track("rich", doomed.address("ws"), "dan", {"via": "web"})
-    await doomed.close()
+    await layer.presence.track("rich", "ws.pres-doomed!tab", "dan", {"via": "web"})
+    await layer._announce("pres-doomed", alive=False)
     listed = await peer_of(make_layer, backend, layer).presence.list("rich")
     metas = [{**meta, "ref": ref(tab)}, {"via": "email", "ref": ref("email.sender-9")}]
     assert listed == {"zoë": sorted(metas, key=lambda m: m["ref"])}
