@@ -3,6 +3,7 @@
 In process, on the memory layer."""
 
 import asyncio
+import gc
 import os
 import re
 import signal
@@ -12,7 +13,7 @@ import pytest
 
 from switchroom.layers import get_layer
 from switchroom.shared.config import Common
-from switchroom.shared.serving import Ending, Server, serve
+from switchroom.shared.serving import Ending, Server, serve, settle_gc
 from switchroom.shared.startup import StartupError
 from switchroom.worker import App, Worker
 
@@ -113,3 +114,19 @@ def test_only_stop_event_installs_signal_handlers():
         if installing.search(path.read_text())
     ]
     assert found == ["shared/serving.py"]
+
+
+def test_settle_gc_freezes_what_start_up_built_unless_turned_off():
+    """Start-up's objects leave the collector's reach; SWITCHROOM_GC_FREEZE=0 keeps them in it."""
+    gc.unfreeze()
+    try:
+        assert settle_gc({"SWITCHROOM_GC_FREEZE": "0"}) is False
+        assert gc.get_freeze_count() == 0
+        kept = [object() for _ in range(3)], {"start-up": "state"}
+        assert settle_gc({}) is True
+        assert gc.get_freeze_count() > 0
+        assert kept
+        with pytest.raises(StartupError, match="SWITCHROOM_GC_FREEZE"):
+            settle_gc({"SWITCHROOM_GC_FREEZE": "maybe"})
+    finally:
+        gc.unfreeze()
