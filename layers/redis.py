@@ -500,24 +500,21 @@ class RedisLayer(BaseLayer):
                 keys[:] = keys[r:] + keys[:r]
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        refill = False
         while True:
             raise_if_cancelled()
             arrival = loop.create_future()
             self._arrival_waiters.append(arrival)
             try:
-                out = self._take_stash(queues, max_messages)
-                if refill and out and len(out) < max_messages:
-                    out += await self._pop_all(by_shard, max_messages - len(out))
-                if not out:
-                    out = await self._pop_all(by_shard, max_messages)
+                # What a blocked read brought is returned at once, without a second round
+                # trip for what arrived behind it: the caller's next receive takes that.
+                out = self._take_stash(queues, max_messages) or await self._pop_all(by_shard, max_messages)
                 if out:
                     return out
                 remaining = None if deadline is None else deadline - loop.time()
                 if remaining is not None and remaining <= 0:
                     return []
                 block = self.block_timeout if remaining is None else min(remaining, self.block_timeout)
-                refill = await self._block(by_shard, max(block, 0.01), arrival)
+                await self._block(by_shard, max(block, 0.01), arrival)
             finally:
                 if not arrival.done():
                     arrival.cancel()
@@ -548,9 +545,9 @@ class RedisLayer(BaseLayer):
 
     async def _block(
         self, by_shard: dict[int, list[bytes]], block: float, arrival: asyncio.Future[None]
-    ) -> bool:
+    ) -> None:
         """Wait until a blocked read on these queues returns, something else is held for
-        this process, or ``block`` seconds pass. True if a blocked read brought messages.
+        this process, or ``block`` seconds pass.
 
         Every blocked read puts what it pops in the stash, so a read that outlives its
         caller loses nothing; callers waiting on the same queues share one blocked read.
@@ -565,10 +562,7 @@ class RedisLayer(BaseLayer):
                 self._blocked[ident] = task
                 task.add_done_callback(functools.partial(self._blocked_done, ident))
             tasks.append(task)
-        done, _ = await asyncio.wait([*tasks, arrival], timeout=block, return_when=asyncio.FIRST_COMPLETED)
-        return any(
-            t is not arrival and not t.cancelled() and t.exception() is None and t.result() for t in done
-        )
+        await asyncio.wait([*tasks, arrival], timeout=block, return_when=asyncio.FIRST_COMPLETED)
 
     async def _blpop(self, shard_id: int, keys: list[bytes], block: float) -> list[tuple[str, Message]]:
         shard = self._shard(shard_id)
