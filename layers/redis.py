@@ -261,7 +261,11 @@ class _Shard:
         seconds, then LayerUnavailable) and translate its errors (``quiet``: a failure is the
         caller's to report, not the start of an outage)."""
         try:
-            await asyncio.wait_for(self.slots.acquire(), self.wait)
+            if self.slots.locked():
+                await asyncio.wait_for(self.slots.acquire(), self.wait)
+            else:
+                # A free slot is taken at once: no timer and no task for wait_for.
+                await self.slots.acquire()
         except TimeoutError:
             raise LayerUnavailable(
                 f"no free connection to redis at {self.label} within {self.wait:.0f} s "
