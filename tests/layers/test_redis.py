@@ -285,3 +285,33 @@ async def test_a_batch_costs_one_push_per_queue(redis_server):
         counters.close()
         await layer.flush()
         await layer.close()
+
+
+async def test_a_receive_returns_what_its_blocked_read_brought_without_asking_again(redis_server):
+    """A receive that waited in BLPOP returns what that read brought at once, without a
+    second call for what arrived behind it; the next receive takes that (Redis's own
+    command counters: the only script call in between is the sender's)."""
+    import redis as sync_redis
+
+    reader = get_layer([redis_server.url], prefix="blocked")
+    sender = get_layer([redis_server.url], prefix="blocked")
+    counters = sync_redis.Redis(port=redis_server.port)
+
+    def scripts() -> int:
+        return int(counters.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+    try:
+        await sender.send("blocked.other", {"warm": True})
+        receiving = asyncio.ensure_future(reader.receive_many(["blocked.q"], 100, timeout=10))
+        while not any(c.get("cmd") == "blpop" for c in counters.client_list()):
+            await asyncio.sleep(0.01)
+        before = scripts()
+        assert await sender.send_many([("blocked.q", {"n": 0}), ("blocked.q", {"n": 1})]) == [None, None]
+        assert [m["n"] for _, m in await receiving] == [0]
+        assert scripts() - before == 1
+        assert [m["n"] for _, m in await reader.receive_many(["blocked.q"], 100, timeout=1)] == [1]
+    finally:
+        counters.close()
+        await sender.flush()
+        await reader.close()
+        await sender.close()
