@@ -313,6 +313,21 @@ def parse_socket_reply(message: Any) -> SocketReply:
     return reply
 
 
+def plain_frame(message: Any) -> tuple[bytes, bool] | None:
+    """The payload and whether it is binary of a ``websocket.send`` that carries only
+    ``text`` or only ``bytes`` (an echo, a push); None for any other message, which
+    ``parse_socket_reply`` reads (and rejects if malformed)."""
+    if type(message) is not dict or len(message) != 1:
+        return None
+    text = message.get("text")
+    if type(text) is str:
+        return text.encode("utf-8"), False
+    data = message.get("bytes")
+    if type(data) is bytes:
+        return data, True
+    return None
+
+
 def status_line(status: int) -> bytes:
     """``HTTP/1.1 <status> <phrase>`` for a response written by hand (a WebSocket denial)."""
     try:

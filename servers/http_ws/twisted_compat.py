@@ -35,7 +35,7 @@ AUTOBAHN_SUPPORTED = ((23, 6), (27,))
 # Attributes of an accepted TCP connection (``tcp.Server``) that ``Server`` below reads.
 TRANSPORT_ATTRIBUTES = ("_aborting", "_tempDataBuffer", "dataBuffer", "protocol")
 # Attributes of an Autobahn protocol read by ``websocket.py``.
-SOCKET_ATTRIBUTES = ("_perMessageCompress", "send_queue")
+SOCKET_ATTRIBUTES = ("_perMessageCompress", "send_queue", "_dataReceived", "failedByMe", "autoFragmentSize")
 # What Autobahn keeps of the opening handshake for the life of a connection; only the
 # handshake reads it, so an open socket lets it go (sets it to None).
 HANDSHAKE_ATTRIBUTES = (

@@ -204,6 +204,19 @@ class LayerSocket(WebSocketServerProtocol):
 
     # -- client to worker ------------------------------------------------------------
 
+    def dataReceived(self, data: bytes) -> None:
+        """Bytes from the client, straight to Autobahn's frame parser: its own ``dataReceived``
+        formats the arguments of a debug line on every read, logged or not."""
+        self._dataReceived(data)
+
+    def onMessageEnd(self) -> None:
+        """A whole message arrived (UTF-8 and size checked frame by frame): to ``onMessage``.
+        Autobahn's own also fires a "message" event for observers (a future and callbacks
+        per message); a LayerSocket has none."""
+        if not self.failedByMe:
+            self.onMessage(b"".join(self.message_data), self.message_is_binary)
+        self.message_data = None
+
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         """Forward one client message as ``websocket.receive``, keeping the socket's order."""
         if self.reply_channel is None:
@@ -306,6 +319,12 @@ class LayerSocket(WebSocketServerProtocol):
         if self.left_waiting:
             self.late_reply(message)
             return
+        if self.socket_open:
+            frame = translate.plain_frame(message)
+            if frame is not None:
+                if self.state == self.STATE_OPEN:
+                    self.send_frame(*frame)
+                return
         try:
             reply = translate.parse_socket_reply(message)
             if self.handshake is not None:
@@ -346,13 +365,30 @@ class LayerSocket(WebSocketServerProtocol):
         if self.state != self.STATE_OPEN:
             return
         payload = reply.text.encode("utf-8") if reply.text is not None else reply.data
-        if payload is not None:
-            if not self.room_for(len(payload)):
-                return
-            metrics.WS_FRAMES.sent += 1
-            self.sendMessage(payload, isBinary=reply.text is None)
+        if payload is not None and not self.send_frame(payload, reply.text is None):
+            return
         if reply.close is not None:
             self.close_with(reply.close, reply.reason or "")
+
+    def send_frame(self, payload: bytes, is_binary: bool) -> bool:
+        """Send one data message to an open socket; False if the client stopped reading and
+        the socket was dropped instead. A plain one (unfragmented, uncompressed, within the
+        size limit, nothing queued before it) goes straight to the transport as one frame,
+        as Autobahn would encode it; anything else through Autobahn's ``sendMessage``."""
+        size = len(payload)
+        if not self.room_for(size):
+            return False
+        metrics.WS_FRAMES.sent += 1
+        if (
+            self.send_queue
+            or twisted_compat.compresses(self)
+            or 0 < self.autoFragmentSize < size
+            or 0 < self.maxMessagePayloadSize < size
+        ):
+            self.sendMessage(payload, isBinary=is_binary)
+        else:
+            self.transport.write(frame_head(size, is_binary) + payload)
+        return True
 
     def takes_shared_frames(self) -> bool:
         """True once the socket is open and has nothing of its own waiting to go first."""
@@ -532,6 +568,17 @@ def shed_defaults(obj: object | None) -> None:
             continue
         kept[name] = value
     obj.__dict__ = kept
+
+
+def frame_head(size: int, is_binary: bool) -> bytes:
+    """The head of an unmasked, final, uncompressed server data frame of ``size`` bytes
+    (RFC 6455 5.2): FIN and the opcode, then the length in 7, 7+16 or 7+64 bits."""
+    first = 0x82 if is_binary else 0x81
+    if size < 126:
+        return bytes((first, size))
+    if size < 0x10000:
+        return bytes((first, 126)) + size.to_bytes(2, "big")
+    return bytes((first, 127)) + size.to_bytes(8, "big")
 
 
 def _header_dict(pairs: list[tuple[bytes, bytes]]) -> dict[str, list[str]]:
