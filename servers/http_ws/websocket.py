@@ -18,6 +18,7 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import Deferred
 
 from switchroom.layers import ChannelFull, LayerError, ReceiverGone
+from switchroom.layers.batching import Results
 from switchroom.shared import metrics
 from switchroom.shared.messages import (
     WEBSOCKET_CONNECT,
@@ -96,7 +97,8 @@ class LayerSocket(WebSocketServerProtocol):
     offered: tuple[str, ...] = ()
     after_open: list[translate.SocketReply] | tuple[()] = ()
     outbox: list[tuple[str, dict[str, Any]]] | tuple[()] = ()
-    sender: asyncio.Task[None] | None = None
+    # A batch of this socket's is with ``Outboxes`` (sent, or waiting to be).
+    sending = False
     timer: asyncio.TimerHandle | None = None
     opened_at = 0.0
     connect_started = 0.0
@@ -256,8 +258,8 @@ class LayerSocket(WebSocketServerProtocol):
             )
 
     def queue(self, channel: str, message: dict[str, Any]) -> None:
-        """Send in order: one sender per socket drains its outbox in batches, which the
-        layer joins with those of other sockets and requests."""
+        """Send in order: the server's ``Outboxes`` takes each socket's waiting messages as
+        one batch, the next only once the last one's results are in."""
         outbox = self.outbox
         if not outbox:
             outbox = self.outbox = []
@@ -266,26 +268,25 @@ class LayerSocket(WebSocketServerProtocol):
             self.outbox = ()
             self.give_up(CLOSE_TRY_AGAIN_LATER, "the workers are not keeping up", "busy")
             return
-        if self.sender is None:
-            self.sender = asyncio.get_running_loop().create_task(self.send_outbox())
+        if not self.sending:
+            self.sending = True
+            self.factory.outboxes.wake(self)
 
-    async def send_outbox(self) -> None:
-        layer = self.factory.services.layer
-        try:
-            while self.outbox:
-                batch, self.outbox = self.outbox, ()
-                try:
-                    results = await layer.send_many(batch)
-                except LayerError as exc:
-                    results = [exc] * len(batch)
-                for (channel, _), error in zip(batch, results, strict=True):
-                    if error is not None:
-                        self.send_failed(channel, error)
-                        return
-        finally:
-            self.sender = None
-            if self.closed:
-                self.forget()
+    def sent(self, batch: list[tuple[str, dict[str, Any]]], results: "Results") -> bool:
+        """The layer's results for a batch of this socket's; True if more is waiting to go."""
+        for (channel, _), error in zip(batch, results, strict=True):
+            if error is not None:
+                self.send_failed(channel, error)
+                break
+        if self.outbox:
+            return True
+        self.stop_sending()
+        return False
+
+    def stop_sending(self) -> None:
+        self.sending = False
+        if self.closed:
+            self.forget()
 
     def send_failed(self, channel: str, error: LayerError) -> None:
         self.outbox = ()
@@ -540,7 +541,7 @@ class LayerSocket(WebSocketServerProtocol):
         self.closed = True
         self.cancel_timer()
         self.leave()
-        if self.sender is None:
+        if not self.sending:
             self.forget()
 
     def client_text(self) -> str:
@@ -589,6 +590,54 @@ def _header_dict(pairs: list[tuple[bytes, bytes]]) -> dict[str, list[str]]:
     return headers
 
 
+class Outboxes:
+    """Sends the outboxes of a server's sockets to the layer: one task for them all rather
+    than one per socket. Each round takes every waiting socket's messages (in order) into
+    one ``send_many``; a socket's next batch goes in a later round, after its results."""
+
+    def __init__(self, layer: "BaseLayer") -> None:
+        self.layer = layer
+        self.waiting: list[LayerSocket] = []
+        self.task: asyncio.Task[None] | None = None
+
+    def wake(self, sock: LayerSocket) -> None:
+        """``sock`` has messages to send (and no batch with us already)."""
+        self.waiting.append(sock)
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self.run())
+
+    async def run(self) -> None:
+        taken: list[tuple[LayerSocket, list[tuple[str, dict[str, Any]]]]] = []
+        try:
+            while self.waiting:
+                socks, self.waiting = self.waiting, []
+                taken = []
+                items: list[tuple[str, dict[str, Any]]] = []
+                for sock in socks:
+                    batch, sock.outbox = sock.outbox, ()
+                    taken.append((sock, batch))
+                    items += batch
+                try:
+                    results = await self.layer.send_many(items)
+                except LayerError as exc:
+                    results = [exc] * len(items)
+                start = 0
+                for sock, batch in taken:
+                    end = start + len(batch)
+                    if sock.sent(batch, results[start:end]):
+                        self.waiting.append(sock)
+                    start = end
+                taken = []
+        finally:
+            self.task = None
+            # Not a layer error (the loop is stopping, or a bug): no socket waits for ever.
+            for sock, _ in taken:
+                sock.stop_sending()
+            waiting, self.waiting = self.waiting, []
+            for sock in waiting:
+                sock.stop_sending()
+
+
 class SocketFactory(WebSocketServerFactory):
     """Builds ``LayerSocket``s with the server's limits and keepalive settings."""
 
@@ -597,6 +646,7 @@ class SocketFactory(WebSocketServerFactory):
     def __init__(self, services: SocketServices) -> None:
         super().__init__()
         self.services = services
+        self.outboxes = Outboxes(services.layer)
         settings = services.settings
         self.setProtocolOptions(
             maxFramePayloadSize=settings.max_frame_size,
