@@ -250,3 +250,39 @@ def test_origin_allowed(origin, allowed, ok):
 def test_a_broadcast_frame_is_data_and_nothing_else(message, plain):
     """Only such frames are encoded once and written to many sockets alike."""
     assert translate.parse_socket_reply(message).is_plain_frame() is plain
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"text": "hi"},
+        {"text": "café ☕"},
+        {"bytes": b"\x00\xff"},
+        {"bytes": b""},
+        {"text": ""},
+    ],
+)
+def test_a_plain_frame_is_what_the_full_reading_sends(message):
+    """The short way for data-only replies gives the payload the full reading would send."""
+    reply = translate.parse_socket_reply(message)
+    expected = reply.text.encode("utf-8") if reply.text is not None else reply.data
+    assert translate.plain_frame(message) == (expected, reply.text is None)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"text": "bye", "close": True},
+        {"text": "hi", "accept": True},
+        {"text": None},
+        {"text": 5},
+        {"bytes": bytearray(b"x")},
+        {"text": "a", "bytes": b"b"},
+        {"accept": True},
+        ["text", "hi"],
+        "nope",
+    ],
+)
+def test_anything_else_takes_the_full_reading(message):
+    """Replies with more to do than one frame, and malformed ones, are not plain frames."""
+    assert translate.plain_frame(message) is None
