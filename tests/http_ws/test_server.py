@@ -247,6 +247,18 @@ async def test_websocket_echo_text_and_bytes(server, responder):
     assert gone["order"] == 4
 
 
+async def test_a_burst_of_client_frames_reaches_the_worker_whole_and_in_order(server, responder):
+    """Frames that arrive while earlier ones are still on their way to the layer go in a
+    later batch: every one gets there, in the client's order."""
+    async with connect(server.ws_url + "/ws/echo") as ws:
+        for i in range(90):
+            await ws.send(f"m{i}")
+            if i % 3 == 2:
+                await asyncio.sleep(0.001)
+        echoes = [await asyncio.wait_for(ws.recv(), 30) for _ in range(90)]
+    assert echoes == [f"{i + 1}:m{i}" for i in range(90)]
+
+
 async def test_websocket_reject_gets_403(server, responder):
     with pytest.raises(InvalidStatus) as caught:
         async with connect(server.ws_url + "/ws/reject"):
