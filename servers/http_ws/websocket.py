@@ -284,6 +284,7 @@ class LayerSocket(WebSocketServerProtocol):
         return False
 
     def stop_sending(self) -> None:
+        """Nothing of this socket's is with ``Outboxes`` any more; a closed socket is forgotten."""
         self.sending = False
         if self.closed:
             self.forget()
