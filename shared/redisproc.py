@@ -6,6 +6,7 @@ folder, fsynced every second, kept across ``restart``), and is stopped by the PI
 started with.
 """
 
+import contextlib
 import os
 import shutil
 import socket
@@ -33,6 +34,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports on 127.0.0.1 that are free right now (all held bound at
+    once while chosen, so two calls in a row cannot return the same port)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
 
 
 class RedisProcess:

@@ -35,7 +35,7 @@ from switchroom.shared.health import Health
 from switchroom.shared.logs import setup_logging
 from switchroom.shared.messages import HTTP_REQUEST, WEBSOCKET_CONNECT
 from switchroom.shared.options import add_options, from_env, option, to_argv
-from switchroom.shared.redisproc import free_port
+from switchroom.shared.redisproc import free_port, free_ports
 from switchroom.shared.serving import (
     Server,
     open_health,
@@ -277,7 +277,7 @@ def metrics_ports(args: argparse.Namespace, count: int) -> list[int]:
     readiness checks use them either way)."""
     if args.metrics_port:
         return [args.metrics_port + i for i in range(count)]
-    return [free_port() for _ in range(count)]
+    return free_ports(count)
 
 
 # -- everything in one process -------------------------------------------------------------

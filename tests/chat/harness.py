@@ -2,7 +2,7 @@
 
 import signal
 
-from switchroom.shared.redisproc import free_port
+from switchroom.shared.redisproc import free_ports
 
 from ..processes import ROOT, SwitchroomProcess
 
@@ -18,9 +18,7 @@ class UpProcess(SwitchroomProcess):
     stop_timeout = 30.0
 
     def __init__(self, *args: str, app: str = "examples.chat.app:app", env: dict[str, str] | None = None):
-        self.port = free_port()
-        self.email_port = free_port()
-        self.standin_port = free_port()
+        self.port, self.email_port, self.standin_port = free_ports(3)
         command = [
             "up",
             app,

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from switchroom.layers import LayerUnavailable, get_layer
-from switchroom.shared.redisproc import RedisProcess, free_port
+from switchroom.shared.redisproc import RedisProcess, free_port, free_ports
 
 from ..processes import SwitchroomProcess
 from ..tlsproxy import KEY_PASSWORD, Certificates, TlsProxy, make_certificates, server_context
@@ -215,7 +215,7 @@ async def test_no_password_appears_in_any_output(scheme: str, certs: Certificate
             def url(secret: str) -> str:
                 return f"redis://:{quote(secret, safe='')}@127.0.0.1:{plain.port}/0"
 
-        good_port, wrong_port = free_port(), free_port()
+        good_port, wrong_port = free_ports(2)
         processes = [
             http_server(url(password), good_port),
             SwitchroomProcess(

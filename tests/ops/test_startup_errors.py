@@ -46,7 +46,9 @@ UP_PORTS = ["--email-port", "0", "--slack", "off"]
 
 
 def up_ports() -> list[str]:
-    return ["--http-port", str(free_port()), "--metrics-port", str(free_port())]
+    """A free HTTP port; metrics ports chosen by `up` (with --processes a given
+    --metrics-port P means P, P+1, ... for the parts, which nothing here keeps free)."""
+    return ["--http-port", str(free_port()), "--metrics-port", "0"]
 
 
 def test_up_with_a_bad_app_path():
@@ -84,7 +86,7 @@ def test_up_refuses_a_port_another_deployment_serves(processes):
     with listener(reuse_port=True) as first:
         port = first.getsockname()[1]
         result = run_switchroom(
-            ["up", APP, *processes, "--http-port", str(port), "--metrics-port", str(free_port()), *UP_PORTS]
+            ["up", APP, *processes, "--http-port", str(port), "--metrics-port", "0", *UP_PORTS]
         )
     one_line(result, "cannot start", f"127.0.0.1:{port} (--http-port) is taken", "choose another --http-port")
 

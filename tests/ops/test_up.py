@@ -12,7 +12,7 @@ import socket
 import httpx
 import pytest
 
-from switchroom.shared.redisproc import free_port
+from switchroom.shared.redisproc import free_port, free_ports
 from switchroom.up import example_address
 
 from ..chat.harness import UpProcess
@@ -94,10 +94,11 @@ def test_the_chat_app_gets_its_email_and_slack_hints():
 
 def test_a_part_that_cannot_start_is_named():
     """The email server refuses its settings (a message size its layer cannot carry)."""
+    http_port, email_port = free_ports(2)
     result = run_switchroom(
         [
-            "up", "tests.ops.apps:mail_desk", "--processes", "--http-port", str(free_port()),
-            "--email-port", str(free_port()), "--metrics-port", "0",
+            "up", "tests.ops.apps:mail_desk", "--processes", "--http-port", str(http_port),
+            "--email-port", str(email_port), "--metrics-port", "0",
         ],
         env={"SWITCHROOM_EMAIL_MAX_MESSAGE_SIZE": str(10**10)},
     )  # fmt: skip
