@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.goals import goals
 from bench.report import Column as C
 from bench.report import cell, median_of, table, usable
 
@@ -308,6 +309,7 @@ REGIONS: dict[str, Callable[[Results], str]] = {
     "tls": tls,
     "email_cpu": email_cpu,
     "presence": presence,
+    "goals": goals,
 }
 INLINE = {"tls", "email_cpu"}  # regions inside a table cell or a sentence: no source line, no line breaks
 
