@@ -1,39 +1,58 @@
-"""ASGI 3 apps in ``switchroom worker``, measured in one run on one private Redis:
+"""ASGI 3 apps in ``switchroom worker``, measured side by side in one run:
 
-- **echo**: WebSocket echo through an ASGI 3 app beside the native ``App``'s echo, one
-  ``switchroom http`` and one worker each: the price of an app instance per socket and of
-  socket affinity. ``app`` below is a bare ASGI echo (no framework, so the figure is the
-  bridge's), ``starlette_app`` a Starlette ``WebSocketEndpoint`` echo; the native side is
-  ``bench.apps:app``.
-- **broadcast**: the Channels 4 chat project (``examples.channels4.chatsite``), one socket
-  sending into a room of N, served by Switchroom (one server, one worker, Switchroom's
-  Channels backend) and by Daphne 4 with channels_redis.
+- ``asgi3_echo``: WebSocket echo through an ASGI 3 app beside the native ``App``'s echo,
+  one ``switchroom http`` and one worker each, on one private Redis: the price of an app
+  instance per socket and of socket affinity. ``app`` below is a bare ASGI echo (no
+  framework, so the figure is the bridge's), ``starlette_app`` a Starlette
+  ``WebSocketEndpoint`` echo; the native side is ``bench.apps:app``. Each run measures the
+  three in turn (the order rotating from run to run), so their ratios come from one run.
+- ``asgi3_chat``: the Channels 4 chat project (``examples.channels4.chatsite``), one socket
+  sending lines into a room, served by Switchroom (one server and one worker, Switchroom's
+  Channels backend) and by Channels 4 (one Daphne 4 process with channels_redis 4, from the
+  ``channels4`` system's virtualenv).
+
+Both are registered with the suite, so ``python -m bench --record`` keeps their figures
+(3 runs each) and docs/worker.md shows them; this module's own command runs them once:
 
     python -m bench.asgi3 --quick
-    python -m bench.asgi3 --sockets 50 --seconds 10 --room 200 --messages 100
+    python -m bench.asgi3 --sockets 50 --seconds 10 --room 200 --messages 100 --runs 3
 """
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
-import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from bench.loads import SPAWN, close_reason, echo_load, join, run_process, wait_for
-from bench.measure import cpu_seconds
+from bench.measure import tree_cpu_seconds
+from bench.registry import Options, register
+from bench.report import table
+from bench.systems import Launcher
+from bench.venvs import ensure_venv
 from switchroom.shared.redisproc import RedisProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TARGETS = {
-    "native App": "bench.apps:app",
+NATIVE = "native App"
+ECHO_APPS = {
+    NATIVE: "bench.apps:app",
     "ASGI 3 (bare)": "bench.asgi3:app",
     "ASGI 3 (Starlette)": "bench.asgi3:starlette_app",
 }
+# As many sockets as the suite's own echo workload, so the native rows compare.
+ECHO_SOCKETS = 50
+# The chat's room size and lines sent into it: quick mode, and full runs.
+CHAT_QUICK = (50, 50)
+CHAT_FULL = (200, 100)
+CHAT = "examples.channels4.chatsite.asgi:application"
+CHAT_SYSTEMS = ("switchroom", "channels4")
+READY_TIMEOUT = 60.0
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -69,33 +88,99 @@ def _starlette() -> Any:
 starlette_app = _starlette()
 
 
-def _switchroom(args: list[str], log: Any, env: dict[str, str] | None = None) -> subprocess.Popen:
-    return _process([sys.executable, "-m", "switchroom.cli", *args, "--log-level", "warning"], log, env)
-
-
-def _wait_port(port: int, timeout: float = 30) -> None:
-    import socket
+def wait_socket(port: int, path: str, launcher: Launcher, timeout: float = READY_TIMEOUT) -> None:
+    """Wait until a WebSocket on ``path`` is accepted: the server and the app behind it are up."""
+    from websockets.sync.client import connect
 
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
+    while True:
+        launcher.check()
+        try:
+            with connect(f"ws://127.0.0.1:{port}{path}", open_timeout=5):
                 return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on port {port}")
+        except Exception as exc:  # refused, answered 503, or not listening yet
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no WebSocket accepted on {port}{path} in {timeout} s: {exc}") from exc
+        time.sleep(0.2)
 
 
-CHAT = "examples.channels4.chatsite.asgi:application"
-CHAT_SYSTEMS = ("Switchroom + its Channels backend", "Daphne 4 + channels_redis")
+def _switchroom(launcher: Launcher, python: str, kind: str, args: list[str]) -> None:
+    launcher.spawn(kind, [python, "-m", "switchroom.cli", *args, "--log-level", "warning"])
 
 
-def broadcast_load(port: int, sockets: int, messages: int, out: Any) -> None:
-    """In its own process: ``sockets`` chat sockets in one room; the first sends
-    ``messages`` lines; counts what each socket receives and when the last line arrived."""
+def _server(launcher: Launcher, python: str, port: int, layer: str) -> None:
+    args = ["http", "--port", str(port), "--layer", layer, "--no-access-log"]
+    _switchroom(launcher, python, "server", args)
+
+
+@contextlib.contextmanager
+def _launcher(env: dict[str, str] | None = None) -> Iterator[Launcher]:
+    launcher = Launcher({**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, ROOT)
+    try:
+        yield launcher
+    finally:
+        launcher.stop()
+
+
+# ---------------------------------------------------------------------------- echo
+
+
+def _echo_once(port: int, pids: list[int], sockets: int, seconds: float) -> dict[str, Any]:
+    """One closed-loop echo load: messages per second, latency, server + worker CPU per message."""
+    ready, go, done = SPAWN.Event(), SPAWN.Event(), SPAWN.Event()
+    out = SPAWN.Queue()
+    loader = run_process(echo_load, port, sockets, seconds, ready, go, done, out)
+    try:
+        wait_for(ready, loader, 60, "the sockets were open")
+        cpu_before = sum(tree_cpu_seconds(pid) for pid in pids)
+        go.set()
+        result = out.get(timeout=seconds + 60)
+        cpu = sum(tree_cpu_seconds(pid) for pid in pids) - cpu_before
+    finally:
+        done.set()
+        join(loader)
+    result["cpu_ms_per_message"] = 1000 * cpu / max(1, result["messages"])
+    return result
+
+
+def echo_runs(python: str, sockets: int, seconds: float, runs: int) -> list[dict[str, Any]]:
+    """``runs`` rounds of echo through each of ``ECHO_APPS`` (each behind its own server and
+    worker, all started once); every round's figures by app, with its ratio to the native
+    echo of that round."""
+    with RedisProcess() as redis, _launcher() as launcher:
+        ports: dict[str, int] = {}
+        pids: dict[str, list[int]] = {}
+        for n, (name, target) in enumerate(ECHO_APPS.items()):
+            url = f"{redis.url}?prefix=asgi3-echo-{n}"
+            ports[name] = free_port()
+            _server(launcher, python, ports[name], url)
+            _switchroom(launcher, python, "worker", ["worker", target, "--layer", url])
+            pids[name] = [proc.pid for _, proc in launcher.started[-2:]]
+        for port in ports.values():
+            wait_socket(port, "/echo", launcher)
+        rounds = []
+        names = list(ECHO_APPS)
+        for index in range(runs):
+            order = names[index % len(names) :] + names[: index % len(names)]
+            figures = {name: _echo_once(ports[name], pids[name], sockets, seconds) for name in order}
+            launcher.check()
+            native = figures[NATIVE]["mps"]
+            for result in figures.values():
+                result["ratio_to_native"] = result["mps"] / native if native else None
+            rounds.append({name: figures[name] for name in names})
+    return rounds
+
+
+# ---------------------------------------------------------------------------- chat
+
+
+def chat_load(port: int, room: str, sockets: int, messages: int, out: Any) -> None:
+    """In its own process: ``sockets`` chat sockets in one room; the first sends ``messages``
+    lines; counts what each socket receives and when the last line arrived."""
     from websockets.asyncio.client import connect
 
     async def main() -> None:
-        clients = [await connect(f"ws://127.0.0.1:{port}/ws/chat/bench/") for _ in range(sockets)]
+        clients = [await connect(f"ws://127.0.0.1:{port}/ws/chat/{room}/") for _ in range(sockets)]
         counts = [0] * sockets
         last = [0.0]
         reasons: list[str] = []
@@ -115,12 +200,15 @@ def broadcast_load(port: int, sockets: int, messages: int, out: Any) -> None:
             await clients[0].send(json.dumps({"message": str(n)}))
         await asyncio.gather(*readers)
         delivered = sum(counts)
-        elapsed = max(last[0] - start, 1e-9)
         out.put(
             {
+                "sockets": sockets,
+                "lines": messages,
                 "delivered": delivered,
                 "expected": sockets * messages,
-                "deliveries_per_s": delivered / elapsed,
+                "lost": sockets * messages - delivered,
+                "deliveries_per_s": delivered / max(last[0] - start, 1e-9),
+                "sockets_failed": len(reasons),
                 "ended": sorted(set(reasons)),
             }
         )
@@ -129,135 +217,102 @@ def broadcast_load(port: int, sockets: int, messages: int, out: Any) -> None:
     asyncio.run(main())
 
 
-def broadcast(redis_url: str, system: str, sockets: int, messages: int) -> dict[str, Any]:
-    """The chat project's broadcast on ``system``: deliveries per second and CPU per delivery."""
-    url = f"{redis_url}?prefix=asgi3-chat"
-    port = free_port()
-    log = open(os.devnull, "w")
-    env = {"CHAT_LAYER": url}
-    if system == CHAT_SYSTEMS[0]:
-        procs = [
-            _switchroom(["http", "--port", str(port), "--layer", url, "--no-access-log"], log),
-            _switchroom(["worker", CHAT, "--layer", url], log, env),
-        ]
-    else:
-        env["CHAT_BACKEND"] = "channels_redis"
-        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), CHAT]
-        procs = [_process(command, log, env)]
+def _chat_once(port: int, pids: list[int], room: str, sockets: int, messages: int) -> dict[str, Any]:
+    out = SPAWN.Queue()
+    cpu_before = sum(tree_cpu_seconds(pid) for pid in pids)
+    loader = run_process(chat_load, port, room, sockets, messages, out)
     try:
-        _wait_port(port)
-        time.sleep(1.0)
-        out = SPAWN.Queue()
-        cpu_before = sum(cpu_seconds(p.pid) for p in procs)
-        loader = run_process(broadcast_load, port, sockets, messages, out)
-        result = out.get(timeout=120)
-        result["cpu_ms_per_delivery"] = (
-            1000 * (sum(cpu_seconds(p.pid) for p in procs) - cpu_before) / max(1, result["delivered"])
-        )
-        join(loader)
-        return result
+        result = out.get(timeout=120 + messages)
     finally:
-        _stop(procs)
-        log.close()
-
-
-def _process(command: list[str], log: Any, env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for proc in reversed(procs):
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def measure(redis_url: str, name: str, target: str, sockets: int, seconds: float) -> dict[str, Any]:
-    """One echo run against ``target``: messages per second, latency, CPU per message."""
-    url = f"{redis_url}?prefix=asgi3-{abs(hash(name)) % 10**8}"
-    port = free_port()
-    log = open(os.devnull, "w")
-    server = _switchroom(["http", "--port", str(port), "--layer", url, "--no-access-log"], log)
-    worker = _switchroom(["worker", target, "--layer", url], log)
-    try:
-        _wait_port(port)
-        time.sleep(1.0)
-        ready, go, done = SPAWN.Event(), SPAWN.Event(), SPAWN.Event()
-        out = SPAWN.Queue()
-        loader = run_process(echo_load, port, sockets, seconds, ready, go, done, out)
-        wait_for(ready, loader, 60, "the sockets were open")
-        cpu_before = cpu_seconds(server.pid) + cpu_seconds(worker.pid)
-        go.set()
-        result = out.get(timeout=seconds + 60)
-        cpu = cpu_seconds(server.pid) + cpu_seconds(worker.pid) - cpu_before
-        done.set()
         join(loader)
-        result["cpu_ms_per_message"] = 1000 * cpu / max(1, result["messages"])
-        return result
-    finally:
-        _stop([server, worker])
-        log.close()
+    cpu = sum(tree_cpu_seconds(pid) for pid in pids) - cpu_before
+    result["cpu_ms_per_delivery"] = 1000 * cpu / max(1, result["delivered"])
+    return result
+
+
+def chat_runs(system: str, python: str, sockets: int, messages: int, runs: int) -> list[dict[str, Any]]:
+    """The chat project on ``system`` (``switchroom``: one server and one worker with Switchroom's
+    Channels backend; ``channels4``: one Daphne process with channels_redis), both run by
+    ``python``; ``runs`` broadcasts, each in a fresh room."""
+    if system not in CHAT_SYSTEMS:
+        raise ValueError(f"the chat runs on {' and '.join(CHAT_SYSTEMS)}, not {system!r}")
+    with RedisProcess() as redis:
+        url = f"{redis.url}?prefix=asgi3-chat"
+        env = {"CHAT_LAYER": url}
+        if system == "channels4":
+            env["CHAT_BACKEND"] = "channels_redis"
+        with _launcher(env) as launcher:
+            port = free_port()
+            if system == "switchroom":
+                _server(launcher, python, port, url)
+                _switchroom(launcher, python, "worker", ["worker", CHAT, "--layer", url])
+            else:
+                daphne = [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0", CHAT]
+                launcher.spawn("server", daphne)
+            wait_socket(port, "/ws/chat/ready/", launcher)
+            pids = list(launcher.pids().values())
+            results = []
+            for index in range(runs):
+                results.append(_chat_once(port, pids, f"bench{index}", sockets, messages))
+                launcher.check()
+            return results
+
+
+# ---------------------------------------------------------------------------- the suite
+
+WHY_NOT = "measures ASGI 3 apps in `switchroom worker`"
+
+
+@register("asgi3_echo", systems=("switchroom",), why_not=WHY_NOT)
+def asgi3_echo(system: Any, options: Options) -> dict[str, Any]:
+    """WebSocket echo through a bare ASGI 3 app and a Starlette endpoint beside the native
+    ``App``'s, ``runs`` rounds."""
+    runs = echo_runs(system.python, ECHO_SOCKETS, options.seconds, options.runs)
+    return {"sockets": ECHO_SOCKETS, "apps": list(ECHO_APPS), "runs": runs}
+
+
+@register("asgi3_chat", systems=CHAT_SYSTEMS, why_not="the Channels 4 chat runs on Switchroom and Channels 4")
+def asgi3_chat(system: Any, options: Options) -> dict[str, Any]:
+    """The Channels 4 chat's broadcast on Switchroom or on Daphne 4 + channels_redis."""
+    sockets, lines = CHAT_QUICK if options.quick else CHAT_FULL
+    runs = chat_runs(system.name, system.python, sockets, lines, options.runs)
+    return {"sockets": sockets, "lines": lines, "runs": runs}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.asgi3", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sockets", type=int, default=50, help="echo: sockets")
+    parser.add_argument("--sockets", type=int, default=ECHO_SOCKETS, help="echo: sockets")
     parser.add_argument("--seconds", type=float, default=10.0, help="echo: seconds per app")
-    parser.add_argument("--room", type=int, default=200, help="broadcast: sockets in the room")
-    parser.add_argument("--messages", type=int, default=100, help="broadcast: lines sent into it")
-    parser.add_argument("--only", choices=["echo", "broadcast"], help="run one workload")
+    parser.add_argument("--room", type=int, default=CHAT_FULL[0], help="chat: sockets in the room")
+    parser.add_argument("--messages", type=int, default=CHAT_FULL[1], help="chat: lines sent into it")
+    parser.add_argument("--runs", type=int, default=1, help="runs of each figure (the table shows medians)")
+    parser.add_argument("--only", choices=["echo", "chat"], help="run one of the two")
     parser.add_argument("--quick", action="store_true", help="a small load that proves it runs")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
     if args.quick:
-        args.sockets, args.seconds, args.room, args.messages = 10, 3.0, 20, 30
-    echo: dict[str, dict[str, Any]] = {}
-    chat: dict[str, dict[str, Any]] = {}
-    with RedisProcess() as redis:
-        if args.only != "broadcast":
-            for name, target in TARGETS.items():
-                echo[name] = measure(redis.url, name, target, args.sockets, args.seconds)
-        if args.only != "echo":
-            for system in CHAT_SYSTEMS:
-                chat[system] = broadcast(redis.url, system, args.room, args.messages)
-    if echo:
-        native = echo["native App"]["mps"]
-        for result in echo.values():
-            result["ratio_to_native"] = result["mps"] / native if native else 0.0
-    if chat:
-        daphne = chat[CHAT_SYSTEMS[1]]["deliveries_per_s"]
-        for result in chat.values():
-            result["ratio_to_daphne"] = result["deliveries_per_s"] / daphne if daphne else 0.0
+        args.sockets, args.seconds = 10, 3.0
+        args.room, args.messages = CHAT_QUICK
+    workloads: dict[str, dict[str, Any]] = {}
+    if args.only != "chat":
+        runs = echo_runs(sys.executable, args.sockets, args.seconds, args.runs)
+        echo = {"sockets": args.sockets, "apps": list(ECHO_APPS), "runs": runs}
+        workloads["asgi3_echo"] = {"switchroom": echo}
+    if args.only != "echo":
+        pythons = {"switchroom": sys.executable, "channels4": str(ensure_venv("channels4"))}
+        workloads["asgi3_chat"] = {
+            name: {
+                "sockets": args.room,
+                "lines": args.messages,
+                "runs": chat_runs(name, python, args.room, args.messages, args.runs),
+            }
+            for name, python in pythons.items()
+        }
+    results = {"labels": {"switchroom": "Switchroom", "channels4": "Channels 4"}, "workloads": workloads}
     if args.json:
-        print(json.dumps({"echo": echo, "broadcast": chat}, indent=2))
-        return 0
-    if echo:
-        print(f"WebSocket echo, {args.sockets} sockets, {args.seconds:.0f} s each, one server and one worker")
-        head = f"{'app':<20} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/msg':>11} {'vs native':>10}"
-        print(head + " closed")
-        for name, r in echo.items():
-            print(
-                f"{name:<20} {r['mps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-                f"{r['cpu_ms_per_message']:>11.3f} {r['ratio_to_native']:>9.0%} {r['closed']}"
-            )
-    if chat:
-        print(f"Channels 4 chat broadcast, {args.messages} lines into a room of {args.room}")
-        head = f"{'system':<34} {'deliveries/s':>13} {'delivered':>12} {'CPU ms/delivery':>16}"
-        print(head + f" {'vs Daphne':>10}")
-        for name, r in chat.items():
-            print(
-                f"{name:<34} {r['deliveries_per_s']:>13.0f} {r['delivered']:>6}/{r['expected']:<5} "
-                f"{r['cpu_ms_per_delivery']:>16.3f} {r['ratio_to_daphne']:>9.0%}"
-            )
+        print(json.dumps(results, indent=1))
+    else:
+        print("\n\n".join(filter(None, (table(key, results) for key in ("asgi3_echo", "asgi3_chat")))))
     return 0
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.goals import goals
+from bench.report import TABLES_BY_KEY, cell, median_of, table, usable
 from bench.report import Column as C
-from bench.report import cell, median_of, table, usable
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDED = ROOT / "bench" / "results" / "recorded.json"
@@ -283,7 +283,13 @@ def presence(results: Results) -> str:
 
 
 def _table(key: str) -> Callable[[Results], str]:
-    return lambda results: table(key, results)
+    def region(results: Results) -> str:
+        text = table(key, results)
+        if not text:
+            raise KeyError(f"the record has no {TABLES_BY_KEY[key].workload} figures")
+        return text
+
+    return region
 
 
 REGIONS: dict[str, Callable[[Results], str]] = {
@@ -300,6 +306,8 @@ REGIONS: dict[str, Callable[[Results], str]] = {
             "layer",
             "email",
             "slack",
+            "asgi3_echo",
+            "asgi3_chat",
         )
     },
     "layer_parts": layer_parts,
@@ -321,7 +329,7 @@ def render(name: str, results: Results) -> str:
     try:
         body = REGIONS[name](results)
     except KeyError as exc:
-        body = f"*Not in the recorded run: {exc.args[0]}.*"
+        body = f"*Not in the recorded run: {exc.args[0]}; `python -m bench --record` measures it.*"
     if name in INLINE:
         return body
     if name != "run":

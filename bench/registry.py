@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # Modules whose import registers benchmarks, in the order the suite runs them.
-MODULES = ("bench.workloads", "bench.parts")
+MODULES = ("bench.workloads", "bench.parts", "bench.asgi3")
 
 
 @dataclass(frozen=True)

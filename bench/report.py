@@ -30,7 +30,9 @@ class Column:
 @dataclass(frozen=True)
 class Table:
     """How to show one table: its workload, its rows per system, columns and headline
-    (``None``: no ratio column)."""
+    (``None``: no ratio column). ``relative_to`` names a variant that every row of the same
+    system is compared with (headline medians, in %) instead of Switchroom with the other
+    systems; ``only`` limits the table to those systems (the others are not mentioned)."""
 
     key: str
     workload: str
@@ -40,6 +42,8 @@ class Table:
     headline: Getter | None = None
     higher_is_better: bool = True
     note: Callable[[dict[str, dict[str, Any]], dict[str, str]], str] | None = None
+    relative_to: str | None = None
+    only: tuple[str, ...] | None = None
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -145,6 +149,56 @@ def _lossless(by_system: dict[str, dict[str, Any]], labels: dict[str, str]) -> s
         if usable(result) and "highest_lossless_dps" in result
     ]
     return "Highest offered rate with 0 lost in every run: " + "; ".join(parts) + "." if parts else ""
+
+
+def _apps(result: dict[str, Any]) -> list[tuple[str, Leaf]]:
+    """Each app of a run that measures several side by side, as its own row."""
+    return [
+        (name, {"runs": [run[name] for run in result["runs"] if name in run]}) for name in result["apps"]
+    ]
+
+
+def _chat(result: dict[str, Any]) -> list[tuple[str, Leaf]]:
+    return [(f"{result['lines']} lines into a room of {result['sockets']}", result)]
+
+
+def relative(table: "Table", result: dict[str, Any]) -> dict[str, float | None]:
+    """Each variant's headline median ÷ that of ``table.relative_to``, in the same result."""
+    assert table.headline is not None and table.relative_to is not None
+    leaves = dict(table.variants(result))
+    base = median_of(table.headline, leaves[table.relative_to]) if table.relative_to in leaves else None
+    out: dict[str, float | None] = {}
+    for variant, leaf in leaves.items():
+        value = median_of(table.headline, leaf)
+        out[variant] = value / base if value is not None and base else None
+    return out
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:,.0f} %"
+
+
+# The goal for ASGI 3 apps: their echo at least this share of the native App's, same run.
+ASGI3_GOAL = 0.8
+
+
+def _asgi3_goal(by_system: dict[str, dict[str, Any]], labels: dict[str, str]) -> str:
+    result = by_system.get("switchroom")
+    if not usable(result):
+        return ""
+    shares = relative(TABLES_BY_KEY["asgi3_echo"], result)  # type: ignore[arg-type]
+    verdicts = []
+    for name, share in shares.items():
+        if name == TABLES_BY_KEY["asgi3_echo"].relative_to:
+            continue
+        if share is None:
+            verdicts.append(f"{name}: not measured")
+        else:
+            verdicts.append(f"{name} {_percent(share)}, {'met' if share >= ASGI3_GOAL else '**not met**'}")
+    return (
+        f"Goal: an ASGI 3 app's echo at least {_percent(ASGI3_GOAL)} of the native `App`'s in the same run "
+        f"(ratio of medians): {'; '.join(verdicts)}."
+    )
 
 
 CPU = Column("CPU % (stack)", _total_cpu)
@@ -292,6 +346,43 @@ TABLES = (
             Column("injector behind", lambda r: r.get("load_behind"), count=True),
         ),
     ),
+    Table(
+        "asgi3_echo",
+        "asgi3_echo",
+        "WebSocket echo through ASGI 3 apps beside the native `App`, 50 sockets, closed loop, "
+        "one `switchroom http` and one worker each, measured in turn in every run: round trips/s "
+        "(higher is better)",
+        _apps,
+        (
+            Column("msg/s", lambda r: r["mps"]),
+            P50,
+            P99,
+            Column("CPU ms/msg (server + worker)", lambda r: r["cpu_ms_per_message"], "{:,.3f}"),
+            Column("sockets closed", lambda r: r["closed"]),
+        ),
+        lambda r: r["mps"],
+        note=_asgi3_goal,
+        relative_to="native App",
+        only=("switchroom",),
+    ),
+    Table(
+        "asgi3_chat",
+        "asgi3_chat",
+        "The Channels 4 tutorial chat: one socket sends lines into a room, every socket in it "
+        "receives them; Switchroom: one `switchroom http` and one `switchroom worker` with "
+        "Switchroom's Channels backend; Channels 4: one Daphne 4 process with channels_redis 4. "
+        "Deliveries/s (higher is better)",
+        _chat,
+        (
+            Column("deliveries/s", lambda r: r["deliveries_per_s"]),
+            Column("delivered", lambda r: r["delivered"]),
+            Column("lost", lambda r: r["lost"]),
+            Column("sockets failed", lambda r: r["sockets_failed"]),
+            Column("CPU ms/delivery (stack)", lambda r: r["cpu_ms_per_delivery"], "{:,.3f}"),
+        ),
+        lambda r: r["deliveries_per_s"],
+        only=("switchroom", "channels4"),
+    ),
 )
 TABLES_BY_KEY = {table.key: table for table in TABLES}
 
@@ -312,8 +403,13 @@ def _ratio(table: Table, ours: Leaf | None, theirs: Leaf) -> str:
 
 def render(table: Table, by_system: dict[str, dict[str, Any]], labels: dict[str, str]) -> str:
     """One table; a system that failed gets a row saying why, skipped ones a note."""
-    ratio = table.headline is not None and len(by_system) > 1
-    header = ["system", "", *(c.label for c in table.columns)] + (["Switchroom ÷ this"] if ratio else [])
+    if table.only is not None:
+        by_system = {name: result for name, result in by_system.items() if name in table.only}
+    within = table.relative_to is not None
+    ratio = table.headline is not None and len(by_system) > 1 and not within
+    header = ["system", "", *(c.label for c in table.columns)]
+    header += [f"% of {table.relative_to} (medians)"] if within else []
+    header += ["Switchroom ÷ this"] if ratio else []
     lines = [f"#### {table.title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     ours = dict(table.variants(by_system["switchroom"])) if usable(by_system.get("switchroom")) else {}
     skipped = []
@@ -326,9 +422,13 @@ def render(table: Table, by_system: dict[str, dict[str, Any]], labels: dict[str,
             reason = result.get("error") or "not run"
             lines.append(f"| {label} | {reason.splitlines()[0][:80]} |" + " |" * (len(header) - 2))
             continue
+        shares = relative(table, result) if within else {}
         for variant, leaf in table.variants(result):
             cells = [cell(c, leaf) for c in table.columns]
             extra = [_ratio(table, ours.get(variant), leaf)] if ratio else []
+            if within:
+                share = shares.get(variant)
+                extra.append("–" if share is None else _percent(share))
             lines.append("| " + " | ".join([label, variant, *cells, *extra]) + " |")
     if skipped:
         lines += ["", "Not run: " + "; ".join(skipped) + "."]

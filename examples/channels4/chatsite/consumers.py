@@ -6,8 +6,6 @@ import json
 from channels.consumer import AsyncConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from switchroom.worker.context import email_reply
-
 
 class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self):
@@ -32,6 +30,9 @@ class EmailConsumer(AsyncConsumer):
     """Mail to ``<room>@chat.example`` shows up in the room and is answered by email."""
 
     async def email_receive(self, message):
+        # Imported here: the chat itself also runs on Daphne and channels_redis alone.
+        from switchroom.worker.context import email_reply
+
         room = message["rcpt_to"][0].split("@")[0]
         text = (message.get("text") or "").strip()
         await self.channel_layer.group_send(
