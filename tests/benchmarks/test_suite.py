@@ -16,6 +16,15 @@ from bench.systems import SYSTEMS
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_TABLES = ("http", "echo", "broadcast", "memory", "layer")
+# What each smoke test below runs: together, every registered benchmark.
+SUITE_WORKLOADS = (*SYSTEM_TABLES, "email", "slack", "asgi3_echo", "asgi3_chat")
+PARTS_WORKLOADS = ("layer_parts", "scaling", "fanout", "tls", "presence")
+
+
+def test_every_registered_benchmark_has_a_smoke_run() -> None:
+    from bench.registry import load
+
+    assert set(load()) == {*SUITE_WORKLOADS, *PARTS_WORKLOADS}
 
 
 @pytest.mark.slow
@@ -25,7 +34,7 @@ def test_quick_mode_runs_every_system(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--seconds", "0.3", "--runs", "1", "--rates", "20"]
         + ["--idle-sockets", "30", "--python-load", "--json", str(out)]
-        + ["--workloads", ",".join(SYSTEM_TABLES + ("email", "slack"))],
+        + ["--workloads", ",".join(SUITE_WORKLOADS)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -61,8 +70,17 @@ def test_quick_mode_runs_every_system(tmp_path: Path) -> None:
     assert results["workloads"]["email"]["switchroom"]["small"]["runs"][0]["count"] > 0
     assert results["workloads"]["email"]["switchroom"]["sink"]["runs"][0]["count"] > 0
     assert results["workloads"]["slack"]["switchroom"]["runs"][0]["answered"] > 0
+    (echo_round,) = results["workloads"]["asgi3_echo"]["switchroom"]["runs"]
+    assert set(echo_round) == {"native App", "ASGI 3 (bare)", "ASGI 3 (Starlette)"}
+    for app, figures in echo_round.items():
+        assert figures["messages"] > 0 and figures["closed"] == figures["wrong"] == 0, (app, figures)
+        assert figures["ratio_to_native"] > 0, (app, figures)
+    for name in ("switchroom", "channels4"):
+        (chat,) = results["workloads"]["asgi3_chat"][name]["runs"]
+        assert chat["delivered"] == chat["expected"] == 50 * 50, (name, chat)
     assert results["meta"]["short_run"]
-    for title in ("HTTP hello", "WebSocket echo", "Broadcast", "Idle WebSockets", "Layer", "Email", "Slack"):
+    titles = ("HTTP hello", "WebSocket echo", "Broadcast", "Idle WebSockets", "Layer", "Email", "Slack")
+    for title in (*titles, "through ASGI 3 apps", "Channels 4 tutorial chat"):
         assert title in done.stdout
 
 
@@ -82,7 +100,7 @@ def test_the_parts_of_switchroom_are_recorded_too(tmp_path: Path) -> None:
             "--systems",
             "switchroom",
         ]
-        + ["--idle-sockets", "30", "--workloads", "layer_parts,scaling,fanout,tls,presence"]
+        + ["--idle-sockets", "30", "--workloads", ",".join(PARTS_WORKLOADS)]
         + ["--json", str(out)],
         cwd=ROOT,
         capture_output=True,
@@ -132,6 +150,52 @@ def test_the_report_shows_medians_with_their_range_and_divides_medians() -> None
     assert "6.00×" in text  # 3,000 ÷ 500: medians, not means (4,667 ÷ 500)
     assert "| Channels 4 | RuntimeError: server 1 exited with 1 |" in text
     assert "Load generator: wrk." in text
+
+
+def _echo_round(native: float, bare: float, starlette: float) -> dict:
+    rates = {"native App": native, "ASGI 3 (bare)": bare, "ASGI 3 (Starlette)": starlette}
+    return {name: {"mps": mps, "p50_ms": 1.0, "p99_ms": 2.0} for name, mps in rates.items()}
+
+
+def test_asgi3_apps_are_shown_against_the_native_echo_of_their_runs() -> None:
+    echo = {
+        "sockets": 50,
+        "apps": ["native App", "ASGI 3 (bare)", "ASGI 3 (Starlette)"],
+        "runs": [_echo_round(1000, 900, 500), _echo_round(2000, 1700, 900), _echo_round(1500, 1100, 800)],
+    }
+    skipped = {"skipped": "measures ASGI 3 apps in `switchroom worker`"}
+    text = report(_results({"asgi3_echo": {"switchroom": echo, "original": skipped}}))
+    assert "| Switchroom | native App | 1,500 (1,000–2,000) |" in text
+    rows = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| Switchroom")}
+    assert rows["native App"].endswith("| 100 % |")
+    assert rows["ASGI 3 (bare)"].endswith("| 73 % |")  # 1,100 ÷ 1,500: medians of the same runs
+    assert rows["ASGI 3 (Starlette)"].endswith("| 53 % |")
+    assert "Switchroom ÷ this" not in text and "original" not in text  # not a comparison of systems
+    assert "ASGI 3 (bare) 73 %, **not met**" in text and "at least 80 %" in text
+    echo["runs"] = [_echo_round(1000, 850, 820)]
+    assert "ASGI 3 (bare) 85 %, met; ASGI 3 (Starlette) 82 %, met" in report(
+        _results({"asgi3_echo": {"switchroom": echo}})
+    )
+
+
+def test_the_chat_broadcast_sets_switchroom_beside_daphne() -> None:
+    def chat(*rates: float) -> dict:
+        runs = [{"deliveries_per_s": r, "delivered": 10, "lost": 0, "sockets_failed": 0} for r in rates]
+        return {"sockets": 200, "lines": 100, "runs": runs}
+
+    text = report(
+        _results({"asgi3_chat": {"switchroom": chat(3000, 4000, 5000), "channels4": chat(2000, 1000, 3000)}})
+    )
+    row = next(line for line in text.splitlines() if line.startswith("| Channels 4 |"))
+    assert "| 100 lines into a room of 200 | 2,000 (1,000–3,000) |" in row and row.endswith("| 2.00× |")
+
+
+def test_a_docs_table_whose_workload_is_not_in_the_record_says_so() -> None:
+    results = _results({"echo": {}})
+    for name in ("asgi3_echo", "asgi3_chat", "echo"):
+        text = docs.render(name, results)
+        assert text.startswith(f"*Not in the recorded run: the record has no {name} figures;"), text
+        assert "`python -m bench --record`" in text
 
 
 def test_a_publisher_that_fell_behind_says_so_in_the_report() -> None:
