@@ -8,8 +8,9 @@
   three in turn (the order rotating from run to run), so their ratios come from one run.
 - ``asgi3_chat``: the Channels 4 chat project (``examples.channels4.chatsite``), one socket
   sending lines into a room, served by Switchroom (one server and one worker, Switchroom's
-  Channels backend) and by Channels 4 (one Daphne 4 process with channels_redis 4, from the
-  ``channels4`` system's virtualenv).
+  Channels backend) and by Daphne 4 with channels_redis 4: one process from the ``channels4``
+  system's virtualenv, and two sharing one listening socket from ``channels4x2``'s (hiredis),
+  as many processes as Switchroom's.
 
 Both are registered with the suite, so ``python -m bench --record`` keeps their figures
 (3 runs each) and docs/worker.md shows them; this module's own command runs them once:
@@ -23,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -33,7 +35,7 @@ from bench.loads import SPAWN, close_reason, echo_load, join, run_process, wait_
 from bench.measure import tree_cpu_seconds
 from bench.registry import Options, register
 from bench.report import table
-from bench.systems import Launcher
+from bench.systems import SYSTEMS, Launcher
 from bench.venvs import ensure_venv
 from switchroom.shared.redisproc import RedisProcess, free_port
 
@@ -51,7 +53,9 @@ ECHO_SOCKETS = 50
 CHAT_QUICK = (50, 50)
 CHAT_FULL = (200, 100)
 CHAT = "examples.channels4.chatsite.asgi:application"
-CHAT_SYSTEMS = ("switchroom", "channels4")
+CHAT_SYSTEMS = ("switchroom", "channels4", "channels4x2")
+# The Daphne processes each Channels 4 system runs the chat in.
+DAPHNES = {"channels4": 1, "channels4x2": 2}
 READY_TIMEOUT = 60.0
 
 
@@ -230,16 +234,34 @@ def _chat_once(port: int, pids: list[int], room: str, sockets: int, messages: in
     return result
 
 
+def _daphnes(launcher: Launcher, python: str, port: int, count: int) -> None:
+    """``count`` Daphne processes serving the chat on ``port``; more than one share a
+    listening socket (``--fd``), as the suite's ``channels4x2`` system runs."""
+    if count == 1:
+        launcher.spawn(
+            "server", [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0", CHAT]
+        )
+        return
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(1024)
+        fd = listener.fileno()
+        for _ in range(count):
+            args = [python, "-m", "daphne", "--fd", str(fd), "-v", "0", CHAT]
+            launcher.spawn("server", args, pass_fds=(fd,))
+
+
 def chat_runs(system: str, python: str, sockets: int, messages: int, runs: int) -> list[dict[str, Any]]:
-    """The chat project on ``system`` (``switchroom``: one server and one worker with Switchroom's
-    Channels backend; ``channels4``: one Daphne process with channels_redis), both run by
-    ``python``; ``runs`` broadcasts, each in a fresh room."""
+    """The chat project on ``system`` (``switchroom``: one server and one worker with
+    Switchroom's Channels backend; ``channels4`` and ``channels4x2``: one or two Daphne
+    processes with channels_redis), run by ``python``; ``runs`` broadcasts, each in a fresh room."""
     if system not in CHAT_SYSTEMS:
-        raise ValueError(f"the chat runs on {' and '.join(CHAT_SYSTEMS)}, not {system!r}")
+        raise ValueError(f"the chat runs on {', '.join(CHAT_SYSTEMS)}, not {system!r}")
     with RedisProcess() as redis:
         url = f"{redis.url}?prefix=asgi3-chat"
         env = {"CHAT_LAYER": url}
-        if system == "channels4":
+        if system != "switchroom":
             env["CHAT_BACKEND"] = "channels_redis"
         with _launcher(env) as launcher:
             port = free_port()
@@ -247,8 +269,7 @@ def chat_runs(system: str, python: str, sockets: int, messages: int, runs: int) 
                 _server(launcher, python, port, url)
                 _switchroom(launcher, python, "worker", ["worker", CHAT, "--layer", url])
             else:
-                daphne = [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0", CHAT]
-                launcher.spawn("server", daphne)
+                _daphnes(launcher, python, port, DAPHNES[system])
             wait_socket(port, "/ws/chat/ready/", launcher)
             pids = list(launcher.pids().values())
             results = []
@@ -271,7 +292,7 @@ def asgi3_echo(system: Any, options: Options) -> dict[str, Any]:
     return {"sockets": ECHO_SOCKETS, "apps": list(ECHO_APPS), "runs": runs}
 
 
-@register("asgi3_chat", systems=CHAT_SYSTEMS, why_not="the Channels 4 chat runs on Switchroom and Channels 4")
+@register("asgi3_chat", systems=CHAT_SYSTEMS, why_not="the Channels 4 chat runs on Switchroom and Daphne")
 def asgi3_chat(system: Any, options: Options) -> dict[str, Any]:
     """The Channels 4 chat's broadcast on Switchroom or on Daphne 4 + channels_redis."""
     sockets, lines = CHAT_QUICK if options.quick else CHAT_FULL
@@ -299,7 +320,11 @@ def main(argv: list[str] | None = None) -> int:
         echo = {"sockets": args.sockets, "apps": list(ECHO_APPS), "runs": runs}
         workloads["asgi3_echo"] = {"switchroom": echo}
     if args.only != "echo":
-        pythons = {"switchroom": sys.executable, "channels4": str(ensure_venv("channels4"))}
+        pythons = {
+            "switchroom": sys.executable,
+            "channels4": str(ensure_venv("channels4")),
+            "channels4x2": str(ensure_venv("channels4-tuned")),
+        }
         workloads["asgi3_chat"] = {
             name: {
                 "sockets": args.room,
@@ -308,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
             }
             for name, python in pythons.items()
         }
-    results = {"labels": {"switchroom": "Switchroom", "channels4": "Channels 4"}, "workloads": workloads}
+    labels = {name: SYSTEMS[name].label for name in CHAT_SYSTEMS}
+    results = {"labels": labels, "workloads": workloads}
     if args.json:
         print(json.dumps(results, indent=1))
     else:

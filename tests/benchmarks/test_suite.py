@@ -75,7 +75,7 @@ def test_quick_mode_runs_every_system(tmp_path: Path) -> None:
     for app, figures in echo_round.items():
         assert figures["messages"] > 0 and figures["closed"] == figures["wrong"] == 0, (app, figures)
         assert figures["ratio_to_native"] > 0, (app, figures)
-    for name in ("switchroom", "channels4"):
+    for name in ("switchroom", "channels4", "channels4x2"):
         (chat,) = results["workloads"]["asgi3_chat"][name]["runs"]
         assert chat["delivered"] == chat["expected"] == 50 * 50, (name, chat)
     assert results["meta"]["short_run"]
