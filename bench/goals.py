@@ -83,6 +83,29 @@ def _memory(results: Results) -> str:
     )
 
 
+def _to_native(app: str) -> Callable[[Results], float]:
+    """An ASGI 3 app's echo rate over the native App's, medians of the same runs."""
+
+    def figure(results: Results) -> float:
+        leaf = _leaf(results, "asgi3_echo", "switchroom")
+        rate = {name: median_of(lambda run, n=name: run[n]["mps"], leaf) for name in (app, "native App")}
+        if not rate[app] or not rate["native App"]:
+            raise KeyError(f"the record has no echo rate for {app}")
+        return rate[app] / rate["native App"]
+
+    return figure
+
+
+def _asgi3_cell(app: str) -> Callable[[Results], str]:
+    def shown(results: Results) -> str:
+        leaf = _leaf(results, "asgi3_echo", "switchroom")
+        mine = cell(Column(app, lambda run: run[app]["mps"]), leaf)
+        native = cell(Column("native", lambda run: run["native App"]["mps"]), leaf)
+        return f"{mine} msg/s against the native App's {native}"
+
+    return shown
+
+
 def _email_ratio(results: Results) -> float:
     """The median of the per-run ratios: each run measures the two servers in turn."""
     email = _leaf(results, "email", "switchroom")
@@ -154,6 +177,17 @@ GOALS = (
         False,
         _cell("http", "switchroom-up", "workers_1", "rps", "{:,.0f}", " req/s"),
         "{:.2f}×",
+    ),
+    *(
+        Goal(
+            f"WebSocket echo through {app} against the native `App`",
+            _to_native(app),
+            0.8,
+            False,
+            _asgi3_cell(app),
+            "{:.0%}",
+        )
+        for app in ("ASGI 3 (bare)", "ASGI 3 (Starlette)")
     ),
     Goal(
         "Email: server CPU per small message against aiosmtpd's no-op Sink",
