@@ -60,21 +60,28 @@ class ChannelLayer(BaseChannelLayer):
             "capacities": patterns,
             **options,
         }
-        self._layer: BaseLayer | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        # One Switchroom layer per event loop: connections (and a consumer channel's inbox)
+        # belong to the loop that made them, and sync code's ``async_to_sync`` runs on loops
+        # of its own while the consumers' loop carries on.
+        self._layers: dict[asyncio.AbstractEventLoop, BaseLayer] = {}
         self._mailboxes: dict[str, Mailbox] = {}
 
     async def layer(self) -> BaseLayer:
-        """The Switchroom layer, made on first use in the running loop."""
+        """The Switchroom layer of the running loop, made on first use there."""
         loop = asyncio.get_running_loop()
-        if self._layer is not None and self._loop is not loop:
-            # A new event loop (async_to_sync in another thread): the old connections are
-            # bound to the old loop, so start afresh.
-            self._layer, self._mailboxes = None, {}
-        if self._layer is None:
-            self._layer = get_layer(self.url, **self.options)
-            self._loop = loop
-        return self._layer
+        layer = self._layers.get(loop)
+        if layer is None:
+            self._forget_closed_loops()
+            layer = self._layers[loop] = get_layer(self.url, **self.options)
+        return layer
+
+    def _forget_closed_loops(self) -> None:
+        """Drop the layers (and channels) of loops that have closed: their connections
+        closed with them, and nothing can read those channels any more."""
+        for loop in [loop for loop in self._layers if loop.is_closed()]:
+            gone = self._layers.pop(loop)
+            for address in [a for a, box in self._mailboxes.items() if box.inbox.layer is gone]:
+                del self._mailboxes[address]
 
     async def _inbox_layer(self) -> BaseLayer:
         """The layer with this process's inbox reading (for channels made by ``new_channel``)."""
@@ -110,6 +117,8 @@ class ChannelLayer(BaseChannelLayer):
             mailbox = self._mailboxes.get(channel)
             if mailbox is None:
                 raise ValueError(f"{channel!r} is not a channel of this process (make it with new_channel)")
+            if mailbox.inbox.layer is not layer:
+                raise ValueError(f"{channel!r} was made in another event loop; it is read in that one")
             while True:
                 try:
                     message = await mailbox.get()
@@ -166,10 +175,13 @@ class ChannelLayer(BaseChannelLayer):
         self._mailboxes.clear()
 
     async def close(self) -> None:
-        """Close the Switchroom layer (its process leaves its groups at once)."""
-        layer, self._layer = self._layer, None
-        self._mailboxes.clear()
+        """Close the running loop's Switchroom layer (its channels leave their groups at
+        once) and forget those of loops that have closed."""
+        layer = self._layers.pop(asyncio.get_running_loop(), None)
+        self._forget_closed_loops()
         if layer is not None:
+            for address in [a for a, box in self._mailboxes.items() if box.inbox.layer is layer]:
+                del self._mailboxes[address]
             await layer.close()
 
     def forget(self, channel: str) -> None:

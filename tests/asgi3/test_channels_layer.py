@@ -181,3 +181,41 @@ def test_sync_code_sends_through_async_to_sync(redis_server):
 
 def test_extensions():
     assert set(ChannelLayer.extensions) == {"groups", "flush"}
+
+
+def test_a_consumer_channel_survives_sync_sends_from_other_loops(redis_server):
+    """A consumer's loop makes its channel; sync code sends to it with ``async_to_sync``,
+    each call on an event loop of its own; the consumer's loop then reads all of it."""
+    layer = make(redis_server)
+    consumer_loop = asyncio.new_event_loop()
+    try:
+        channel = consumer_loop.run_until_complete(layer.new_channel())
+        for i in range(3):
+            async_to_sync(layer.send, force_new_loop=True)(channel, {"type": "sync", "i": i})
+
+        async def read_three():
+            return [(await asyncio.wait_for(layer.receive(channel), 5))["i"] for _ in range(3)]
+
+        assert consumer_loop.run_until_complete(read_three()) == [0, 1, 2]
+        consumer_loop.run_until_complete(layer.close())
+    finally:
+        consumer_loop.close()
+
+
+def test_a_consumer_channel_read_from_another_loop_is_a_clear_error(redis_server):
+    layer = make(redis_server)
+    consumer_loop = asyncio.new_event_loop()
+    try:
+        channel = consumer_loop.run_until_complete(layer.new_channel())
+        with pytest.raises(ValueError, match="another event loop"):
+            async_to_sync(layer.receive, force_new_loop=True)(channel)
+    finally:
+        consumer_loop.close()
+
+    async def send_and_close():
+        await layer.send("test-channel-9", {"type": "after"})
+        await layer.close()
+
+    # The next call forgets the closed loop's layer and channel.
+    asyncio.run(send_and_close())
+    assert channel not in layer._mailboxes and layer._layers == {}
