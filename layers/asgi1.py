@@ -34,6 +34,7 @@ from .errors import ChannelFull as _ChannelFull
 from .errors import InvalidChannelName
 from .errors import MessageTooLarge as _MessageTooLarge
 from .names import process_of, validate_channel
+from .readers import Readers
 from .sync import SyncLayer, SyncPresence
 from .url import get_layer
 
@@ -181,6 +182,8 @@ class ChannelLayer:
         self._thread.start()
         self._sync = SyncLayer(self.layer, loop=self._loop)
         self._held: deque[tuple[str, Message]] = deque()
+        # A process that receives on plain channels is counted as their reader (readers.py).
+        self._readers = Readers(self.layer)
 
     @property
     def presence(self) -> SyncPresence:
@@ -212,6 +215,9 @@ class ChannelLayer:
             raise InvalidChannelName("receive needs at least one channel name")
         for name in names:
             self._check_name(name, receive=True)
+        plain = [n for n in names if not n.endswith("!")]
+        if any(n not in self._readers.channels for n in plain):
+            asyncio.run_coroutine_threadsafe(self._readers.announce(plain), self._loop).result()
         timeout = self.block_timeout if block else 0
         read = _receive_one(self.layer, names, timeout, self._held)
         batch = asyncio.run_coroutine_threadsafe(read, self._loop).result()
@@ -260,6 +266,7 @@ class ChannelLayer:
         """Release the backend's connections and stop the private event loop."""
         if self._thread is None:
             return
+        asyncio.run_coroutine_threadsafe(self._readers.withdraw(), self._loop).result()
         self._sync.close()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()

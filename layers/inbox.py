@@ -94,6 +94,14 @@ class Inbox:
         the reader that calls handlers."""
         if self._reader is not None:
             return
+        await self.keep_alive()
+        self._reader = asyncio.get_running_loop().create_task(
+            self._read(), name=f"switchroom-inbox-{self.process}"
+        )
+
+    async def keep_alive(self) -> None:
+        """Announce the process alive (when the layer answers) and start the heartbeat, without
+        a reader (for a process that is known to others by an address it reads nothing on)."""
         if self._heartbeat is None:
             try:
                 await self.layer._announce(self.process, alive=True)
@@ -101,9 +109,6 @@ class Inbox:
             except LayerError as exc:
                 log.warning("process %s could not announce itself yet (%s)", self.process, exc)
             self._start_heartbeat()
-        self._reader = asyncio.get_running_loop().create_task(
-            self._read(), name=f"switchroom-inbox-{self.process}"
-        )
 
     async def close(self) -> None:
         """Stop reading and beating, and mark the process gone on the layer at once."""

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from switchroom.layers import BaseLayer, Delivery, LayerError, Leases
+from switchroom.layers.readers import Readers
 from switchroom.shared import metrics
 from switchroom.shared.startup import StartupError
 
@@ -58,6 +59,8 @@ class Worker:
         self.serving = asyncio.Event()
         metrics.workers.add(self)
         self.leases = Leases(layer.durable)
+        # Counts this process as a reader of its plain channels (servers ask; readers.py).
+        self.readers = Readers(layer)
         # Entries whose consumer returned, waiting to be acknowledged in one call.
         self._acks: list[Delivery] = []
         self._ack_ready = asyncio.Event()
@@ -75,10 +78,13 @@ class Worker:
             raise ValueError("the app has no routes")
         if self._task is not None:
             return
+        # Announced before the app starts: a worker still starting is waited for, not refused.
+        await self.readers.announce(c for c in channels if not self.layer.durable.handles(c))
         if self.lifespan is not None:
             try:
                 await self.lifespan.startup()
             except Exception as exc:
+                await self.readers.withdraw()
                 self.pool.shutdown(wait=False, cancel_futures=True)
                 raise StartupError(f"the app did not start: {exc or type(exc).__name__}") from None
             self.dispatcher.lifespan_state = self.lifespan.state if self.lifespan.supported else None
@@ -130,6 +136,7 @@ class Worker:
         try:
             await asyncio.gather(*loops)
         finally:
+            await self.readers.withdraw()
             await asyncio.gather(self._drain(), sockets.stop(self.grace) if sockets else asyncio.sleep(0))
             await self._finish_durable(acker)
             if self.lifespan is not None:

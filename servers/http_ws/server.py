@@ -13,9 +13,11 @@ from twisted.internet.error import CannotListenError
 
 from switchroom.layers import BaseLayer, Message, ProcessWatch
 from switchroom.shared import metrics
+from switchroom.shared.messages import WEBSOCKET_CONNECT
 
 from . import translate, twisted_compat
 from .deadlines import Deadlines
+from .noworker import NoWorkerCheck
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -64,12 +66,13 @@ class HttpServer:
             self.watch = ProcessWatch(layer, self.worker_gone, silence=self.settings.worker_silence)
         except ValueError as exc:
             raise ValueError(f"--worker-silence: {exc}") from None
+        self.no_worker = NoWorkerCheck(layer, WEBSOCKET_CONNECT, self.handshakes_waiting, self.refuse_waiting)
 
     def socket_services(self) -> "SocketServices":
         """What this server hands each WebSocket of its own."""
         from .websocket import SocketServices
 
-        return SocketServices(self.settings, self.layer, self.inbox, self.sockets, self.watch)
+        return SocketServices(self.settings, self.layer, self.inbox, self.sockets, self.watch, self.no_worker)
 
     def http_services(self, sockets: "SocketFactory") -> "HttpServices":
         """What this server hands each HTTP connection; ``sockets`` builds the WebSockets
@@ -179,6 +182,7 @@ class HttpServer:
             sock.dropConnection(abort=True)
         metrics.http_servers.discard(self)
         await self.watch.close()
+        await self.no_worker.close()
         left = len(self.inbox.handlers)
         await self.inbox.close()
         log.info("stopped; %d reply channels left routed", left)
@@ -188,6 +192,16 @@ class HttpServer:
         for sock in list(self.sockets.values()):
             if sock.worker_process == process:
                 sock.worker_lost()
+
+    def handshakes_waiting(self) -> bool:
+        """True while a WebSocket handshake waits for its worker's answer."""
+        return any(sock.handshake is not None for sock in self.sockets.values())
+
+    def refuse_waiting(self, since: float, why: str) -> None:
+        """Refuse (503) the handshakes that were waiting at ``since`` (monotonic): no worker reads them."""
+        for sock in list(self.sockets.values()):
+            if sock.handshake is not None and sock.connect_started <= since:
+                sock.no_worker(why)
 
     def fan_out(self, addresses: list[str], message: Message) -> list[str]:
         """One group message for many sockets of this process: parsed once, its frame

@@ -33,6 +33,7 @@ from .http import abort_later
 if TYPE_CHECKING:
     from switchroom.layers import BaseLayer, Inbox, ProcessWatch
 
+    from .noworker import NoWorkerCheck
     from .settings import Settings
 
 log = logging.getLogger("switchroom.http")
@@ -61,13 +62,15 @@ NO_INFO: Mapping[str, Any] = types.MappingProxyType({})
 class SocketServices:
     """What a socket needs from its server: the settings, the layer and the process inbox its
     frames come through, the registry of open sockets (which the server's fan-out, metrics
-    and shutdown read) and the watch on the worker processes that took sockets."""
+    and shutdown read), the watch on the worker processes that took sockets and the check
+    that refuses handshakes at once when no worker reads them."""
 
     settings: "Settings"
     layer: "BaseLayer"
     inbox: "Inbox"
     sockets: dict[str, "LayerSocket"]
     watch: "ProcessWatch"
+    no_worker: "NoWorkerCheck"
 
 
 class LayerSocket(WebSocketServerProtocol):
@@ -150,6 +153,7 @@ class LayerSocket(WebSocketServerProtocol):
         self.handshake = Deferred()
         self.queue(WEBSOCKET_CONNECT, message)
         self.timer = asyncio.get_running_loop().call_later(settings.connect_timeout, self.connect_timed_out)
+        services.no_worker.waiting()
         return self.handshake
 
     def connect_timed_out(self) -> None:
@@ -157,6 +161,12 @@ class LayerSocket(WebSocketServerProtocol):
         log.warning("WebSocket %s: no worker accepted within the connect timeout", self.path_text)
         metrics.WS_HANDSHAKES.labels("timeout").inc()
         self.deny(503, "no worker accepted the connection in time")
+
+    def no_worker(self, why: str) -> None:
+        """Refuse a waiting handshake at once (503): nothing reads ``websocket.connect``."""
+        log.warning("WebSocket %s refused (503): %s", self.path_text, why)
+        metrics.WS_HANDSHAKES.labels("timeout").inc()
+        self.deny(503, "no worker is running")
 
     def deny(self, status: int, reason: str) -> None:
         """Refuse a handshake still waiting for its answer."""

@@ -302,3 +302,29 @@ async def test_shares_a_redis_layer_with_switchroom_processes(redis_server, make
     finally:
         await modern.flush()
         await modern.close()
+
+
+def test_a_process_that_receives_counts_as_a_reader_until_it_closes(redis_server):
+    """A Channels 1.x worker reading ``websocket.connect`` through this layer counts as its
+    reader, so servers do not take it for absent (``readers.py``)."""
+    import asyncio
+
+    from switchroom.layers.readers import live_readers
+
+    url = f"{redis_server.url}?prefix=rd{uuid.uuid4().hex[:8]}"
+
+    async def readers() -> int:
+        layer = get_layer(url)
+        try:
+            return await live_readers(layer, "websocket.connect")
+        finally:
+            await layer.close()
+
+    worker = ChannelLayer(url)
+    try:
+        assert asyncio.run(readers()) == 0
+        worker.receive(["websocket.connect", "http.request"])
+        assert asyncio.run(readers()) == 1
+    finally:
+        worker.close()
+    assert asyncio.run(readers()) == 0

@@ -1,15 +1,17 @@
 """Socket affinity at the HTTP server, with this test as the worker on the real layer: after
 an accept naming a worker address, the socket's messages go there in order and never to
 the shared channels; a gone worker closes the socket with 1011 at once; a worker that
-accepts after the client left is told of the disconnect."""
+accepts after the client left is told of the disconnect; with no worker running a handshake
+is refused at once, while a worker that announced itself is waited for."""
 
 import asyncio
 
 import pytest
 import websockets
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from switchroom.layers import get_layer
+from switchroom.layers.readers import Readers
 
 from ..http_ws.harness import ServerProcess
 
@@ -81,3 +83,27 @@ async def test_a_worker_that_accepts_after_the_client_left_hears_of_it(server):
     assert told is not None, "the late worker was not told"
     assert told["reply_channel"] == connect["reply_channel"]
     assert "code" in told and told.get("text") is None
+
+
+async def test_with_no_worker_running_a_handshake_is_refused_at_once(server):
+    proc, _ = server
+    with pytest.raises(InvalidStatus) as refused:
+        async with websockets.connect(proc.ws_url + "/nobody"):
+            pass
+    assert refused.value.response.status_code == 503
+    # Refused by the check (about a second), not by the connect timeout (10 s), which logs otherwise.
+    assert proc.wait_for_log("WebSocket /nobody refused (503): no worker reads websocket.connect")
+
+
+async def test_a_worker_that_announced_itself_is_waited_for_while_it_starts(server):
+    proc, layer = server
+    starting = Readers(layer)
+    await starting.announce(["websocket.connect"])
+    connecting = asyncio.ensure_future(websockets.connect(proc.ws_url + "/late"))
+    # Longer than the two check rounds that refuse when nobody reads.
+    await asyncio.sleep(2)
+    connect = await take_connect(layer)
+    await layer.send(connect["reply_channel"], {"accept": True})
+    ws = await connecting
+    await ws.close()
+    await starting.withdraw()

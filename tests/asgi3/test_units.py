@@ -311,3 +311,29 @@ async def test_test_client_talks_to_a_mounted_asgi_socket():
         async with client.websocket("/native/ws") as ws:
             await ws.send_text("x")
             assert await ws.receive_text() == "native:x"
+
+
+async def test_a_worker_counts_as_a_reader_from_before_its_app_starts_until_it_stops():
+    from switchroom.layers.readers import live_readers
+    from switchroom.worker.runner import Worker
+
+    layer = MemoryLayer()
+    seen_at_startup = []
+
+    async def asgi(scope, receive, send):
+        if scope["type"] == "lifespan":
+            await receive()
+            seen_at_startup.append(await live_readers(layer, "websocket.connect"))
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+
+    app = App()
+    app.mount_asgi(asgi)
+    worker = Worker(app, layer, grace=0)
+    await worker.start()
+    assert seen_at_startup == [1]
+    assert await live_readers(layer, "http.request") == 1
+    await worker.stop()
+    assert await live_readers(layer, "websocket.connect") == 0
+    await layer.close()
