@@ -236,6 +236,12 @@ _HEADERS = Field(
 _SCOPE = (
     Field("scheme", STR, default="http", doc="`http`/`https` (`ws`/`wss` for WebSocket)"),
     Field("query_string", BYTES, default=b"", doc="raw query string, not decoded"),
+    Field(
+        "raw_path",
+        OPT_BYTES,
+        doc="the path as the client sent it, when `path` percent-encoded again would differ",
+        extension=True,
+    ),
     Field("root_path", STR, default="", doc="path prefix the application is mounted at"),
     _HEADERS,
     Field("client", (list, tuple, NONE), doc="[host, port] of the client", item=_address),

@@ -28,7 +28,7 @@ def connection_scope(
         "http_version": message.get("http_version") or "1.1",
         "scheme": message.get("scheme") or default_scheme,
         "path": path,
-        "raw_path": quote(path, safe="/:@!$&'()*+,;=-._~").encode("ascii"),
+        "raw_path": message.get("raw_path") or quote(path, safe="/:@!$&'()*+,;=-._~").encode("ascii"),
         "query_string": message.get("query_string") or b"",
         "root_path": message.get("root_path") or "",
         "headers": [(bytes(k), bytes(v)) for k, v in message.get("headers") or []],

@@ -56,6 +56,20 @@ def split_target(target: bytes) -> tuple[str, bytes]:
     return path, query
 
 
+# Bytes a path needs no escape for: what the worker's re-encoding of ``path`` leaves as is.
+_PLAIN_PATH = re.compile(rb"[A-Za-z0-9/:@!$&'()*+,;=\-._~]*\Z")
+
+
+def raw_path(target: bytes) -> bytes | None:
+    """The path of a request target as sent, for the ``raw_path`` extension; None when the
+    percent-decoded path re-encodes to the same bytes (the worker does that itself)."""
+    if target.startswith((b"http://", b"https://")):
+        slash = target.find(b"/", target.index(b"//") + 2)
+        target = target[slash:] if slash != -1 else b"/"
+    raw = target.partition(b"?")[0].partition(b"#")[0]
+    return None if _PLAIN_PATH.match(raw) else raw
+
+
 # Control characters other than HTAB: RFC 9110's field values never hold them, and passed on
 # they would reach applications and their logs (Twisted lets them through).
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
@@ -141,7 +155,7 @@ def request_message(
     """The ``http.request`` message for a request whose headers have been read
     (``path_and_query``: what ``split_target(target)`` returned, when already known)."""
     path, query = path_and_query or split_target(target)
-    return {
+    message = {
         "reply_channel": reply_channel,
         "http_version": http_version,
         "method": method.decode("latin-1").upper(),
@@ -155,6 +169,10 @@ def request_message(
         "client": client,
         "server": server,
     }
+    raw = raw_path(target)
+    if raw is not None:
+        message["raw_path"] = raw
+    return message
 
 
 def disconnect_message(reply_channel: str, path: str) -> dict[str, Any]:
@@ -234,7 +252,7 @@ def connect_message(
 ) -> dict[str, Any]:
     """The ``websocket.connect`` message for a handshake (``order`` 0)."""
     path, query = split_target(target)
-    return {
+    message = {
         "reply_channel": reply_channel,
         "scheme": scheme,
         "path": path,
@@ -246,6 +264,10 @@ def connect_message(
         "subprotocols": subprotocols,
         "order": 0,
     }
+    raw = raw_path(target)
+    if raw is not None:
+        message["raw_path"] = raw
+    return message
 
 
 def receive_message(reply_channel: str, path: str, payload: bytes, is_binary: bool, order: int) -> dict:

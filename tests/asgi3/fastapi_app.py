@@ -44,9 +44,12 @@ async def echo(websocket: WebSocket):
                     await websocket.send_json(
                         {
                             "path": scope["path"],
+                            "raw_path": scope["raw_path"].decode(),
+                            "root_path": scope["root_path"],
                             "query": scope["query_string"].decode(),
                             "scheme": scope["scheme"],
                             "client": bool(scope["client"]),
+                            "server": scope["server"][1] if scope["server"] else None,
                             "header": websocket.headers.get("x-test"),
                         }
                     )

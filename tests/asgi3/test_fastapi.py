@@ -25,7 +25,8 @@ def deployment(redis_server):
 async def test_echo_text_bytes_scope_and_state(deployment):
     for index in (0, 1):
         async with websockets.connect(
-            deployment.ws(index, "/ws/echo?a=1"),
+            # "%65" is "e": the app routes the decoded path and sees the raw one too.
+            deployment.ws(index, "/ws/%65cho?a=1"),
             subprotocols=["chat.v1"],
             additional_headers={"x-test": "yes"},
         ) as ws:
@@ -40,9 +41,12 @@ async def test_echo_text_bytes_scope_and_state(deployment):
             await ws.send("scope")
             assert json.loads(await ws.recv()) == {
                 "path": "/ws/echo",
+                "raw_path": "/ws/%65cho",
+                "root_path": "",
                 "query": "a=1",
                 "scheme": "ws",
                 "client": True,
+                "server": deployment.servers[index].port,
                 "header": "yes",
             }
 

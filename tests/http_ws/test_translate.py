@@ -162,6 +162,25 @@ def test_a_second_start_is_refused():
         translate.parse_response({"status": 200}, started=True)
 
 
+@pytest.mark.parametrize(
+    ("target", "raw"),
+    [
+        (b"/plain/path-1_x.y~z?q=%41", None),
+        (b"/a%2Fb?x", b"/a%2Fb"),
+        (b"/caf%c3%a9", b"/caf%c3%a9"),
+        (b"/a{b}", b"/a{b}"),
+        (b"http://example.com/x%41?q", b"/x%41"),
+    ],
+)
+def test_raw_path_travels_only_when_the_decoded_path_would_not_give_it_back(target, raw):
+    common = {"reply_channel": "r.a!b", "target": target, "headers": [], "scheme": "ws"}
+    connect = translate.connect_message(**common, client=None, server=None, subprotocols=[])
+    request = translate.request_message(**common, method=b"GET", http_version="1.1", client=None, server=None)
+    assert connect.get("raw_path") == raw == request.get("raw_path")
+    validate("websocket.connect", connect)
+    validate("http.request", request)
+
+
 # -- WebSocket ----------------------------------------------------------------------
 
 
