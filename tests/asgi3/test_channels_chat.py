@@ -1,6 +1,6 @@
 """A Channels 4 chat project (the tutorial's shape) on Switchroom's layer, served by
 ``switchroom worker`` behind two ``switchroom http`` processes: sockets on different
-servers share a room, a Daphne 4 process on the same Redis joins the room too, two
+servers share a room, Daphne 4 and uvicorn processes on the same Redis join the room too, two
 headless Chromium pages chat, an email sent with smtplib reaches the room and is
 answered by the project's own Channels consumer, and a Slack message reaches the room."""
 
@@ -58,21 +58,30 @@ async def test_sockets_on_two_servers_share_a_room(chat):
             await asyncio.wait_for(carol.recv(), 0.5)
 
 
-async def test_a_daphne_process_on_the_same_redis_joins_the_room(chat):
-    port = free_port()
-    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), TARGET]
+# How Daphne 4 and uvicorn are told where to listen.
+OTHER_SERVERS = {"daphne": ["-b", "127.0.0.1", "-p"], "uvicorn": ["--host", "127.0.0.1", "--port"]}
+
+
+async def test_daphne_and_uvicorn_processes_on_the_same_redis_join_the_room(chat):
     environ = {**os.environ, "PYTHONPATH": str(ROOT), "CHAT_LAYER": chat.layer_url}
-    daphne = Process(command, name="daphne", env=environ, port=port)
+    others = []
     try:
-        on_daphne = await websockets.connect(f"ws://127.0.0.1:{port}/ws/chat/mixed/")
-        async with on_daphne, websockets.connect(chat.ws(0, "/ws/chat/mixed/")) as on_switchroom:
-            await on_switchroom.send(json.dumps({"message": "from switchroom"}))
-            assert (await recv_json(on_daphne))["message"] == "from switchroom"
-            await on_daphne.send(json.dumps({"message": "from daphne"}))
-            assert (await recv_json(on_switchroom))["message"] == "from switchroom"
-            assert (await recv_json(on_switchroom))["message"] == "from daphne"
+        for name, args in OTHER_SERVERS.items():
+            port = free_port()
+            command = [sys.executable, "-m", name, *args, str(port), TARGET]
+            others.append(Process(command, name=name, env=environ, port=port))
+        room = "/ws/chat/mixed/"
+        on_daphne, on_uvicorn = [await websockets.connect(f"ws://127.0.0.1:{p.port}{room}") for p in others]
+        async with on_daphne, on_uvicorn, websockets.connect(chat.ws(0, room)) as on_switchroom:
+            everyone = (on_switchroom, on_daphne, on_uvicorn)
+            texts = ("from switchroom", "from daphne", "from uvicorn")
+            for sender, text in zip(everyone, texts, strict=True):
+                await sender.send(json.dumps({"message": text}))
+                for ws in everyone:
+                    assert (await recv_json(ws))["message"] == text
     finally:
-        daphne.stop()
+        for process in others:
+            process.stop()
 
 
 async def test_email_reaches_the_room_and_is_answered(chat, redis_server):
