@@ -75,6 +75,7 @@ async def test_denial_response_and_close_before_accept(deployment):
             pass
     assert denied.value.response.status_code == 401
     assert denied.value.response.body == b"no entry"
+    assert denied.value.response.headers["content-type"].startswith("text/plain")
     with pytest.raises(InvalidStatus) as refused:
         async with websockets.connect(deployment.ws(0, "/ws/refuse")):
             pass
