@@ -45,13 +45,17 @@ async def test_killed_worker_sockets_close_with_1011_within_5_s(redis_server):
 
 
 async def test_stopped_worker_closes_its_sockets_with_1012_after_its_grace(redis_server):
-    deployment = Deployment(redis_server.url, "tests.asgi3.fastapi_app:app", "--grace", "1")
+    deployment = Deployment(redis_server.url, "tests.asgi3.fastapi_app:app", "--grace", "2")
     try:
         ws = await websockets.connect(deployment.ws(1, "/ws/echo"))
         await ws.send("ping")
         assert await ws.recv() == "echo:ping"
         worker = deployment.workers[0]
         worker.terminate()
+        await asyncio.to_thread(worker.wait_for_log, "closing them with 1012 after 2")
+        # Within the grace the socket is still served.
+        await ws.send("still there?")
+        assert await ws.recv() == "echo:still there?"
         assert await closed_code(ws, 15) == 1012
         assert worker.proc.wait(15) == 0
         assert worker.wait_for_log("closing 1 WebSockets with 1012")
