@@ -58,6 +58,9 @@ class Inbox:
         self.batch = batch
         self.handlers: dict[str, Handler] = {}
         self.fanout: Fanout | None = None
+        # Called when a beat finds the process was taken for dead (a stall, or the layer
+        # restarted empty): what it had announced, such as group members, is to be redone.
+        self.revived: list[Callable[[], None]] = []
         self._pending: deque[tuple[str, Message]] = deque()
         self._reader: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -217,6 +220,8 @@ class Inbox:
                     self.process,
                     self.layer.liveness_timeout,
                 )
+                for callback in self.revived:
+                    callback()
             self._beats += 1
 
 

@@ -4,7 +4,9 @@ so a server can tell "no worker is running" from "the workers are busy".
 A reader's member is an address of its own process, so the layer's liveness removes it
 within seconds when the process dies; a graceful stop withdraws it at once. Readers
 announce before their first read, so a process that will take a message is counted before
-it can. The membership is refreshed every ``REFRESH`` seconds (a ``flush`` empties groups).
+it can. The membership is redone as soon as the process's heartbeat finds it was taken for
+dead (the layer restarted empty), and refreshed every ``REFRESH`` seconds (a ``flush``
+empties groups).
 """
 
 import asyncio
@@ -46,6 +48,7 @@ class Readers:
         self.channels: list[str] = []
         self.member: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._redoing: set[asyncio.Future[None]] = set()
 
     async def announce(self, channels: Iterable[str]) -> None:
         """Keep the process alive on the layer and count it as a reader of ``channels``
@@ -54,9 +57,11 @@ class Readers:
         if not new:
             return
         self.channels += new
-        await self.layer.inbox.keep_alive()
+        inbox = self.layer.inbox
+        await inbox.keep_alive()
         if self.member is None:
-            self.member = self.layer.inbox.address("reader", local="r")
+            self.member = inbox.address("reader", local="r")
+            inbox.revived.append(self._revived)
         await self._add(new)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._keep(), name="switchroom-readers")
@@ -68,23 +73,33 @@ class Readers:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         channels, self.channels = self.channels, []
-        if self.member is None:
+        member, self.member = self.member, None
+        if member is None:
             return
+        if self._revived in self.layer.inbox.revived:
+            self.layer.inbox.revived.remove(self._revived)
         for channel in channels:
             try:
-                await self.layer.group_discard(GROUP_PREFIX + channel, self.member)
+                await self.layer.group_discard(GROUP_PREFIX + channel, member)
             except LayerError as exc:
                 log.info(
                     "could not withdraw as a reader of %s (%s); it lapses with its process", channel, exc
                 )
 
     async def _add(self, channels: list[str]) -> None:
-        assert self.member is not None
         for channel in channels:
+            if self.member is None:
+                return
             try:
                 await self.layer.group_add(GROUP_PREFIX + channel, self.member)
             except LayerError as exc:
                 log.warning("could not announce as a reader of %s (%s); retrying later", channel, exc)
+
+    def _revived(self) -> None:
+        if self.channels:
+            redo = asyncio.ensure_future(self._add(list(self.channels)))
+            self._redoing.add(redo)
+            redo.add_done_callback(self._redoing.discard)
 
     async def _keep(self) -> None:
         while True:

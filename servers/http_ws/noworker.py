@@ -2,13 +2,14 @@
 
 While handshakes wait, one round every ``interval`` seconds asks the layer how many live
 processes announced that they read the channel (``switchroom.layers.readers``) and how many
-messages wait unread on it: two commands sent together per round, none per handshake. Two
-rounds in a row that find no reader and unread messages mean nothing is taking them; the
-handshakes that were already waiting when the first of those rounds began are refused
-(503) with a log line, instead of waiting for the connect timeout. A worker announces
-itself before it starts its app, so one still starting is waited for. A process that
-reads the channel without announcing itself keeps it drained while it keeps up, and then
-nothing is refused.
+messages wait unread on it: two commands sent together per round, none per handshake. When
+the rounds have found no reader and unread messages for ``patience`` seconds on end
+(two heartbeat intervals: a reader whose announcement a layer restart wiped has redone it
+by then), nothing is taking them, and each handshake that has waited that long in that
+state is refused (503) with a log line, instead of waiting for the connect timeout. A
+worker announces itself before it starts its app, so one still starting is waited for. A
+process that reads the channel without announcing itself keeps it drained while it keeps
+up, and then nothing is refused.
 """
 
 import asyncio
@@ -30,7 +31,7 @@ DEFAULT_INTERVAL = 0.5
 
 class NoWorkerCheck:
     """Calls ``refuse(since, why)`` when no worker reads ``channel``: every handshake that
-    was waiting at the monotonic time ``since`` is to be refused."""
+    was already waiting at the monotonic time ``since`` is to be refused."""
 
     def __init__(
         self,
@@ -45,6 +46,7 @@ class NoWorkerCheck:
         self.pending = pending
         self.refuse = refuse
         self.interval = interval
+        self.patience = 2 * layer.heartbeat_interval
         self._task: asyncio.Task[None] | None = None
 
     def waiting(self) -> None:
@@ -77,12 +79,13 @@ class NoWorkerCheck:
                 unread = lengths.get(self.channel, 0)
                 if readers or not unread:
                     first = None
-                elif first is None:
+                    continue
+                if first is None:
                     first = began
-                else:
+                if began - first >= self.patience:
                     why = f"no worker reads {self.channel} ({unread} messages unread, no reader announced)"
-                    self.refuse(first, why)
-                    first = began
+                    # Handshakes younger than the patience wait for a later round.
+                    self.refuse(began - self.patience, why)
         finally:
             if self._task is asyncio.current_task():
                 self._task = None

@@ -91,7 +91,7 @@ async def test_with_no_worker_running_a_handshake_is_refused_at_once(server):
         async with websockets.connect(proc.ws_url + "/nobody"):
             pass
     assert refused.value.response.status_code == 503
-    # Refused by the check (about a second), not by the connect timeout (10 s), which logs otherwise.
+    # Refused by the check (about 2 s), not by the connect timeout (10 s), which logs otherwise.
     assert proc.wait_for_log("WebSocket /nobody refused (503): no worker reads websocket.connect")
 
 
@@ -100,8 +100,8 @@ async def test_a_worker_that_announced_itself_is_waited_for_while_it_starts(serv
     starting = Readers(layer)
     await starting.announce(["websocket.connect"])
     connecting = asyncio.ensure_future(websockets.connect(proc.ws_url + "/late"))
-    # Longer than the two check rounds that refuse when nobody reads.
-    await asyncio.sleep(2)
+    # Longer than the server waits before refusing when nobody reads (2 s).
+    await asyncio.sleep(3)
     connect = await take_connect(layer)
     await layer.send(connect["reply_channel"], {"accept": True})
     ws = await connecting

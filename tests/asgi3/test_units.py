@@ -337,3 +337,31 @@ async def test_a_worker_counts_as_a_reader_from_before_its_app_starts_until_it_s
     await worker.stop()
     assert await live_readers(layer, "websocket.connect") == 0
     await layer.close()
+
+
+async def test_a_reader_announces_itself_again_when_the_layer_lost_everything(redis_server):
+    """A Redis restarted empty (here: flushed) wipes the announcement; the reader's heartbeat
+    finds its process taken for dead and redoes it, well before the refresh."""
+    import uuid
+
+    from switchroom.layers import get_layer
+    from switchroom.layers.readers import Readers, live_readers
+
+    url = f"{redis_server.url}?prefix=rv{uuid.uuid4().hex[:8]}"
+    reader = get_layer(url, heartbeat_interval=0.2, liveness_timeout=1)
+    other = get_layer(url)
+    readers = Readers(reader)
+    try:
+        await readers.announce(["websocket.connect"])
+        assert await live_readers(other, "websocket.connect") == 1
+        await other.flush()
+        assert await live_readers(other, "websocket.connect") == 0
+        for _ in range(50):
+            if await live_readers(other, "websocket.connect"):
+                break
+            await asyncio.sleep(0.1)
+        assert await live_readers(other, "websocket.connect") == 1
+    finally:
+        await readers.withdraw()
+        await reader.close()
+        await other.close()
