@@ -249,17 +249,28 @@ def tls(results: Results) -> str:
 
 
 def email_cpu(results: Results) -> str:
-    """The email server's CPU per small message against the no-op Sink's, run by run."""
+    """The email server's CPU per small message against the no-op Sink's, run by run, for
+    each load generator that ran."""
     result = _leaf(results, "email")
-    ours, sink = result["small"], result["sink"]
-    pairs = {
-        "runs": [{"ratio": a["cpu"] / b["cpu"]} for a, b in zip(ours["runs"], sink["runs"], strict=True)]
-    }
-    return (
-        f"server CPU per small message {_figure(ours, 'cpu', '{:,.2f}')} ms against the no-op "
-        f"server's {_figure(sink, 'cpu', '{:,.2f}')} ms: {_figure(pairs, 'ratio', '{:,.2f}')}× "
-        f"(median and range of {len(pairs['runs'])} runs, each pair in turn)"
-    )
+    texts = []
+    for suffix, generator in (("", "the suite's clients"), ("_smtp_source", "smtp-source")):
+        if "small" + suffix not in result:
+            continue
+        ours, sink = result["small" + suffix], result["sink" + suffix]
+        pairs = {
+            "runs": [{"ratio": a["cpu"] / b["cpu"]} for a, b in zip(ours["runs"], sink["runs"], strict=True)]
+        }
+        texts.append(
+            f"with {generator} as the load, server CPU per small message "
+            f"{_figure(ours, 'cpu', '{:,.2f}')} ms against the no-op server's "
+            f"{_figure(sink, 'cpu', '{:,.2f}')} ms: "
+            f"{_figure(pairs, 'ratio', '{:,.2f}')}× (median and range of {len(pairs['runs'])} runs, "
+            "each pair in turn)"
+        )
+    if "small_smtp_source" not in result:
+        skipped = (result.get("smtp_source") or {}).get("skipped", "not part of that run")
+        texts.append(f"smtp-source did not run ({skipped})")
+    return "; ".join(texts)
 
 
 PRESENCE_ROWS = (

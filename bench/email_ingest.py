@@ -5,8 +5,13 @@ of DATA to the message being readable on the layer, for small and 1 MB messages;
 server's CPU per small message beside a no-op aiosmtpd server (its ``Sink`` handler, which
 accepts and forgets) under the same load in the same run.
 
+Two load generators take turns on the small messages: the suite's own smtplib clients, and
+Postfix's ``smtp-source`` when it is found (``bench.smtp_source`` says where it is looked
+for, and fetches it); each figure is labelled with the one that produced it.
+
     python -m bench.email_ingest                 # 10 s per workload, 3 runs of the small ones
     python -m bench.email_ingest --seconds 5 --clients 20 --runs 5
+    python -m bench.email_ingest --smtp-source /path/to/smtp-source
 
 Latency: each client notes the moment it has written the final ``.`` of DATA; a reader in
 this process notes the moment it got the ``email.receive`` with that Message-ID (whole:
@@ -29,11 +34,17 @@ from email.utils import formatdate
 from pathlib import Path
 
 from bench.measure import cpu_seconds
+from bench.smtp_source import SmtpSource, find
 from switchroom.layers import get_layer
 from switchroom.servers.email import received
 from switchroom.shared.redisproc import RedisProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+SUITE = "the suite's smtplib clients"
+# smtp-source's body, in bytes: with its headers about as large as the suite's small message.
+SOURCE_BODY = 200
+# smtp-source sends a count, not for a time: this many messages per second of ``--seconds``.
+SOURCE_RATE = 300
 
 
 class TimedSMTP(smtplib.SMTP):
@@ -87,10 +98,10 @@ def client(port: int, size: int, seconds: float, index: int, results: "multiproc
     results.put((accepted, refused, started, time.time()))
 
 
-async def drain(url: str, stop: asyncio.Event, seen: dict[str, float], size: int) -> int:
-    """Read ``email.receive`` as it comes; check every raw message is whole, and parse one
-    big message at the end as a worker would (parsing them all here would slow the reading
-    this process times)."""
+async def drain(url: str, stop: asyncio.Event, seen: dict[str, float], size: int, count: list[int]) -> int:
+    """Read ``email.receive`` as it comes, counting every message in ``count[0]``; check
+    every raw message is whole, and parse one big message at the end as a worker would
+    (parsing them all here would slow the reading this process times)."""
     layer = get_layer(url)
     wrong = 0
     sample = None
@@ -98,6 +109,7 @@ async def drain(url: str, stop: asyncio.Event, seen: dict[str, float], size: int
         while not stop.is_set():
             batch = await layer.receive_many(["email.receive"], 100, timeout=0.2)
             now = time.time()
+            count[0] += len(batch)
             for _, message in batch:
                 seen[message["message_id"]] = now
                 wrong += len(message["raw"]) != message["size"]
@@ -134,8 +146,28 @@ async def load(port: int, size: int, seconds: float, clients: int) -> tuple[list
     return outcomes, elapsed
 
 
-async def run_sink(size: int, seconds: float, clients: int) -> dict:
-    """The reference: aiosmtpd's own server with its Sink handler (takes mail, keeps none)."""
+async def source_load(source: SmtpSource, port: int, seconds: float, clients: int) -> tuple[int, float]:
+    """Run ``smtp-source`` against ``port``: the messages it sent (every one answered 250,
+    or it fails) and how long it took."""
+    messages = max(200, int(seconds * SOURCE_RATE))
+    started = time.monotonic()
+    done = await asyncio.to_thread(
+        subprocess.run,
+        source.command(port, clients, messages, SOURCE_BODY),
+        env=source.env,
+        capture_output=True,
+        text=True,
+        timeout=seconds * 20 + 120,
+    )
+    elapsed = time.monotonic() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"smtp-source failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    return messages, elapsed
+
+
+async def run_sink(size: int, seconds: float, clients: int, source: SmtpSource | None = None) -> dict:
+    """The reference: aiosmtpd's own server with its Sink handler (takes mail, keeps none),
+    loaded by the suite's clients or by ``source``."""
     port = free_port()
     with tempfile.NamedTemporaryFile("w+", suffix=".log") as log:
         server = subprocess.Popen(
@@ -164,17 +196,26 @@ async def run_sink(size: int, seconds: float, clients: int) -> dict:
                         ) from None
                     time.sleep(0.05)
             before = cpu_seconds(server.pid)
-            outcomes, elapsed = await load(port, size, seconds, clients)
+            if source is None:
+                outcomes, elapsed = await load(port, size, seconds, clients)
+                count = sum(len(o[0]) for o in outcomes)
+            else:
+                count, elapsed = await source_load(source, port, seconds, clients)
             cpu = cpu_seconds(server.pid) - before
         finally:
             server.terminate()
             server.wait(30)
-    count = sum(len(o[0]) for o in outcomes)
-    return {"count": count, "rate": count / elapsed, "cpu": cpu / count * 1000}
+    return {
+        "count": count,
+        "rate": count / elapsed,
+        "cpu": cpu / count * 1000,
+        "load": source.label if source else SUITE,
+    }
 
 
-async def run(size: int, seconds: float, clients: int) -> dict:
-    """One workload against a fresh Redis and a fresh server; returns its figures."""
+async def run(size: int, seconds: float, clients: int, source: SmtpSource | None = None) -> dict:
+    """One workload against a fresh Redis and a fresh server, loaded by the suite's clients
+    or by ``source`` (small messages only); returns its figures."""
     with RedisProcess() as redis, tempfile.NamedTemporaryFile("w+", suffix=".log") as log:
         url = f"{redis.url}?prefix=mailbench"
         port = free_port()
@@ -198,21 +239,39 @@ async def run(size: int, seconds: float, clients: int) -> dict:
         )
         try:
             wait_for_log(log.name, "listening for SMTP", server)
-            stop, seen = asyncio.Event(), {}
-            reader = asyncio.ensure_future(drain(url, stop, seen, size))
+            stop, seen, count = asyncio.Event(), {}, [0]
+            reader = asyncio.ensure_future(drain(url, stop, seen, size, count))
             server_cpu = cpu_seconds(server.pid)
-            outcomes, elapsed = await load(port, size, seconds, clients)
-            server_cpu = cpu_seconds(server.pid) - server_cpu
-            deadline = time.monotonic() + 30
-            accepted = dict(item for o in outcomes for item in o[0])
-            while set(accepted) - set(seen) and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
-            stop.set()
-            wrong = await reader
+            if source is not None:
+                sent, elapsed = await source_load(source, port, seconds, clients)
+                server_cpu = cpu_seconds(server.pid) - server_cpu
+                deadline = time.monotonic() + 30
+                while count[0] < sent and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)
+                stop.set()
+                wrong = await reader
+            else:
+                outcomes, elapsed = await load(port, size, seconds, clients)
+                server_cpu = cpu_seconds(server.pid) - server_cpu
+                deadline = time.monotonic() + 30
+                accepted = dict(item for o in outcomes for item in o[0])
+                while set(accepted) - set(seen) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)
+                stop.set()
+                wrong = await reader
         finally:
             server.terminate()
             server.wait(30)
         logged = Path(log.name).read_text().count(" 250 ")
+    if source is not None:
+        # smtp-source's Message-IDs are not all distinct: the counts must agree instead.
+        assert count[0] == sent == logged and not wrong, (count[0], sent, logged, wrong)
+        return {
+            "count": sent,
+            "rate": sent / elapsed,
+            "cpu": server_cpu / sent * 1000,
+            "load": source.label,
+        }
     missing = set(accepted) - set(seen)
     extra = set(seen) - set(accepted)
     assert not missing and not extra and not wrong, (len(missing), len(extra), wrong)
@@ -225,12 +284,33 @@ async def run(size: int, seconds: float, clients: int) -> dict:
         "p50": latencies[len(latencies) // 2] * 1000,
         "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
         "cpu": server_cpu / len(accepted) * 1000,
+        "load": SUITE,
     }
 
 
 def spread(values: list[float]) -> str:
     """The median of ``values`` with their range."""
     return f"{statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f})"
+
+
+def pairs(seconds: float, clients: int, runs: int, source: SmtpSource | None = None) -> tuple[list, list]:
+    """``runs`` turns of the Sink then Switchroom on small messages, both loaded by the
+    suite's clients or both by ``source``: (Switchroom's runs, the Sink's runs)."""
+    ours, sink = [], []
+    for _ in range(runs):
+        sink.append(asyncio.run(run_sink(0, seconds, clients, source)))
+        ours.append(asyncio.run(run(0, seconds, clients, source)))
+    return ours, sink
+
+
+def _row(name: str, r: dict) -> str:
+    def cell(key: str, fmt: str) -> str:
+        return format(r[key], fmt) if key in r else ""
+
+    return (
+        f"{name:<8} {r['count']:>9} {cell('refused', ''):>6} {r['rate']:>8,.0f} "
+        f"{cell('p50', '.1f'):>8} {cell('p99', '.1f'):>8} {r['cpu']:>14.2f}"
+    )
 
 
 def main() -> None:
@@ -240,37 +320,40 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of load per workload")
     parser.add_argument("--clients", type=int, default=20, help="concurrent SMTP clients (one process each)")
     parser.add_argument("--runs", type=int, default=3, help="runs of the small-message comparison")
+    parser.add_argument(
+        "--smtp-source",
+        help="path of Postfix's smtp-source (default: SWITCHROOM_SMTP_SOURCE, PATH, bench/.tools/postfix)",
+    )
     args = parser.parse_args()
-    print(f"{args.clients} SMTP clients (processes) -> one switchroom email process -> Redis")
+    source, where = find(args.smtp_source)
+    print(f"{args.clients} SMTP clients -> one switchroom email process -> Redis")
     print(f"{os.cpu_count()} CPUs shared by all of them")
-    print("latency: end of DATA written by the client -> email.receive read from the layer")
+    print(f"load generators: {SUITE} (one process each)", end="")
+    print(f"; {source.label} at {where}" if source else f"; smtp-source skipped: {where}")
+    print("latency: end of DATA written by the client -> email.receive read from the layer (suite only)")
     print("server CPU: CPU time of the server process per accepted message")
     print(
-        f"{'message':<8} {'accepted':>9} {'451':>6} {'msg/s':>8} {'MB/s':>7} {'p50 ms':>8} {'p99 ms':>8}"
+        f"{'message':<8} {'accepted':>9} {'451':>6} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
         f" {'server CPU ms':>14}"
     )
-    ours, sink, ratios = [], [], []
-    for _ in range(args.runs):
-        reference = asyncio.run(run_sink(0, args.seconds, args.clients))
-        r = asyncio.run(run(0, args.seconds, args.clients))
-        ours.append(r["cpu"])
-        sink.append(reference["cpu"])
-        ratios.append(r["cpu"] / reference["cpu"])
-        print(
-            f"{'small':<8} {r['count']:>9} {r['refused']:>6} {r['rate']:>8,.0f} "
-            f"{r['rate'] * 400 / 1e6:>7.1f} {r['p50']:>8.1f} {r['p99']:>8.1f} {r['cpu']:>14.2f}"
-        )
-        print(
-            f"{'  Sink':<8} {reference['count']:>9} {'':>6} {reference['rate']:>8,.0f} "
-            f"{'':>7} {'':>8} {'':>8} {reference['cpu']:>14.2f}"
+    generators = [(SUITE, None)] + ([(source.label, source)] if source else [])
+    summary = []
+    for label, generator in generators:
+        print(f"small messages, {label}:")
+        ours, sink = pairs(args.seconds, args.clients, args.runs, generator)
+        for r, reference in zip(ours, sink, strict=True):
+            print(_row("small", r))
+            print(_row("  Sink", reference))
+        ratios = [r["cpu"] / reference["cpu"] for r, reference in zip(ours, sink, strict=True)]
+        summary.append(
+            f"  {label}: switchroom email {spread([r['cpu'] for r in ours])}; "
+            f"aiosmtpd Sink {spread([r['cpu'] for r in sink])}; ratio {spread(ratios)}"
         )
     r = asyncio.run(run(1_000_000, args.seconds, args.clients))
-    print(
-        f"{'1 MB':<8} {r['count']:>9} {r['refused']:>6} {r['rate']:>8,.0f} {r['rate']:>7.1f} "
-        f"{r['p50']:>8.1f} {r['p99']:>8.1f} {r['cpu']:>14.2f}"
-    )
+    print(f"1 MB messages, {SUITE}:")
+    print(_row("1 MB", r))
     print(f"small messages, server CPU ms per message, median (range) of {args.runs} runs:")
-    print(f"  switchroom email {spread(ours)}; aiosmtpd Sink {spread(sink)}; ratio {spread(ratios)}")
+    print("\n".join(summary))
 
 
 if __name__ == "__main__":

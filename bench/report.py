@@ -118,11 +118,39 @@ def _steps(result: dict[str, Any]) -> list[tuple[str, Leaf]]:
 
 
 def _email(result: dict[str, Any]) -> list[tuple[str, Leaf]]:
-    return [
-        ("small, switchroom email", result["small"]),
-        ("small, aiosmtpd Sink (no-op)", result["sink"]),
-        ("1 MB attachment, switchroom email", result["large"]),
+    """Each row says its load generator: the suite's clients, or smtp-source when it ran
+    (a run recorded before the runs named their generator was the suite's)."""
+    rows = [
+        ("small, switchroom email, suite's clients", result["small"]),
+        ("small, aiosmtpd Sink (no-op), suite's clients", result["sink"]),
     ]
+    if "small_smtp_source" in result:
+        rows += [
+            ("small, switchroom email, smtp-source", result["small_smtp_source"]),
+            ("small, aiosmtpd Sink (no-op), smtp-source", result["sink_smtp_source"]),
+        ]
+    return [*rows, ("1 MB attachment, switchroom email, suite's clients", result["large"])]
+
+
+def _email_generators(by_system: dict[str, dict[str, Any]], labels: dict[str, str]) -> str:
+    """Which load generators produced the email rows, and why smtp-source did not, if not."""
+    result = by_system.get("switchroom") or {}
+    if not usable(result):
+        return ""
+    used = sorted(
+        {
+            run["load"]
+            for leaf in result.values()
+            if isinstance(leaf, dict)
+            for run in leaf.get("runs", [])
+            if isinstance(run, dict) and "load" in run
+        }
+    )
+    text = "Load generators: " + "; ".join(used) + "." if used else ""
+    skipped = (result.get("smtp_source") or {}).get("skipped")
+    if skipped:
+        text += f" smtp-source not run: {skipped}."
+    return text.strip()
 
 
 def _errors(run: dict[str, Any]) -> float:
@@ -334,6 +362,7 @@ TABLES = (
             Column("451 answers", lambda r: r.get("refused")),
             Column("server CPU ms/msg", lambda r: r["cpu"], "{:,.2f}"),
         ),
+        note=_email_generators,
     ),
     Table(
         "slack",

@@ -278,22 +278,24 @@ def layer_ops(system: System, options: Options) -> dict[str, Any]:
 def email_ingest(system: System, options: Options) -> dict[str, Any]:
     """Small messages from SMTP client processes into one ``switchroom email`` (default
     capacities), beside aiosmtpd's no-op Sink server under the same load, ``runs`` times
-    each in turns; then 1 MB messages."""
-    from bench.email_ingest import run, run_sink
+    each in turns; the same with Postfix's ``smtp-source`` as the load when it is found
+    (``bench.smtp_source``); then 1 MB messages."""
+    from bench.email_ingest import pairs, run
+    from bench.smtp_source import find
 
     clients = 10 if options.quick else 20
-    ours, sink, big = [], [], []
-    for _ in range(options.runs):
-        sink.append(asyncio.run(run_sink(0, options.seconds, clients)))
-        ours.append(asyncio.run(run(0, options.seconds, clients)))
-    for _ in range(options.runs):
-        big.append(asyncio.run(run(1_000_000, options.seconds, clients)))
-    return {
-        "clients": clients,
-        "small": {"runs": ours},
-        "sink": {"runs": sink},
-        "large": {"runs": big},
-    }
+    ours, sink = pairs(options.seconds, clients, options.runs)
+    result: dict[str, Any] = {"clients": clients, "small": {"runs": ours}, "sink": {"runs": sink}}
+    source, where = find()
+    if source is None:
+        result["smtp_source"] = {"skipped": where}
+    else:
+        ours, sink = pairs(options.seconds, clients, options.runs, source)
+        result["small_smtp_source"] = {"runs": ours}
+        result["sink_smtp_source"] = {"runs": sink}
+    big = [asyncio.run(run(1_000_000, options.seconds, clients)) for _ in range(options.runs)]
+    result["large"] = {"runs": big}
+    return result
 
 
 @register("slack", systems=("switchroom",))
