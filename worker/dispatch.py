@@ -228,7 +228,8 @@ class Dispatcher:
             await self._call(route, message, ctx, {})
 
     async def _bounce(self, message: dict[str, Any], unknown: list[str], ctx: EmailContext) -> None:
-        """A bounce (RFC 3464 DSN, from the null sender) for recipients no route takes."""
+        """A bounce (RFC 3464 DSN, from the null sender) for recipients no route takes; one
+        per entry however often it is delivered (another route failing brings it back)."""
         arrival = ctx.delivery.added if ctx.delivery is not None else None
         bounce = dsn_send(
             {**message, "arrival": arrival},
@@ -242,7 +243,12 @@ class Dispatcher:
             log.warning("no route for %s; not bouncing a message with an empty sender", ", ".join(unknown))
             return
         log.warning("no route for %s; bouncing to %s", ", ".join(unknown), message["mail_from"])
-        await self.layer.send(EMAIL_SEND, bounce)
+        if ctx.delivery is None:
+            await self.layer.send(EMAIL_SEND, bounce)
+            return
+        key = f"dsn:unrouted:{ctx.delivery.id}"
+        if not await self.layer.durable.add(EMAIL_SEND, bounce, key=key, dedupe=True):
+            log.info("the bounce of %s was sent on an earlier delivery", ctx.delivery.key)
 
     async def _slack_event(self, message: dict[str, Any], ctx: SlackContext) -> None:
         route = routing.match_slack(self.app.slack_routes, message)

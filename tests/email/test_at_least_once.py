@@ -7,10 +7,13 @@ import signal
 import smtplib
 import subprocess
 import sys
+import time
 
 import pytest
+import redis.asyncio
 
 from switchroom.layers import get_layer
+from switchroom.layers.durable_redis import GROUP
 from switchroom.shared.redisproc import RedisProcess
 from switchroom.worker.app import App
 from switchroom.worker.runner import Worker
@@ -204,3 +207,32 @@ async def test_a_redis_that_does_not_persist_is_named_at_start_or_refused(redis_
     done = subprocess.run([*command, "--layer", url], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 2
     assert "cannot start: durable channels would not survive a restart" in done.stderr
+
+
+async def test_mail_nobody_read_for_ten_minutes_is_delivered_when_a_worker_starts(redis_server):
+    """Ten minutes without waiting them: the entry the server made for a mail is moved back
+    eleven minutes in its stream (its id is its time), so the server's watch sees mail
+    that has waited that long, under the default --max-queue-age."""
+    proc = EmailProcess(redis_server.url, "--domain", "example.com", "--queue-check-interval", "0.3")
+    layer = get_layer(proc.layer_url)
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    worker = None
+    try:
+        await asyncio.to_thread(send, proc.port, "waited")
+        stream = layer.durable.key("email.receive")
+        [(_, fields)] = await client.xrange(stream)
+        old = f"{int((time.time() - 660) * 1000)}-0"
+        async with client.pipeline(transaction=True) as backdate:
+            backdate.delete(stream).xadd(stream, fields, id=old).xgroup_create(stream, GROUP, id="0")
+            await backdate.execute()
+        await asyncio.to_thread(proc.wait_for_log, "1 entries wait on email.receive (0 being handled)")
+        assert "the oldest for 11 min" in proc.log_text()
+        worker = RoomWorker(proc.layer_url)
+        assert await worker.wait_for(1) == [("waited", "<waited@x>", 1, "ann@sender.example")]
+        assert "bounced" not in proc.log_text() and "dead letter" not in proc.log_text()
+    finally:
+        if worker is not None:
+            await worker.stop()
+        await client.aclose()
+        await layer.close()
+        proc.stop()

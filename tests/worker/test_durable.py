@@ -99,3 +99,22 @@ async def test_a_stopping_worker_gives_back_what_it_did_not_finish(redis_server)
         slow.stop()
         if other is not None:
             other.stop()
+
+
+async def test_a_mail_delivered_again_is_bounced_once(redis_server):
+    # One recipient's consumer always fails (so the entry comes back), another has no route.
+    url = deployment(redis_server, "visibility_timeout=0.5&max_deliveries=2")
+    worker = WorkerProcess(url, APP)
+    layer = worker.layer()
+    try:
+        await layer.send("email.receive", email(["broken@example.com", "nobody@example.com"]))
+        failed = await wait_for(layer, "email.receive.failed")
+        assert failed["attempts"] == 3
+        assert worker.log_text().count("no route for nobody@example.com; bouncing") == 2
+        assert "was sent on an earlier delivery" in worker.log_text()
+        [(_, bounce)] = await layer.receive_many(["email.send"], 10, timeout=2)
+        assert bounce["to"] == ["alice@remote.example"] and bounce["mail_from"] == ""
+        assert bounce["dsn"]["recipients"][0]["address"] == "nobody@example.com"
+    finally:
+        await layer.close()
+        worker.stop()
