@@ -167,6 +167,18 @@ LIVE_GAUGES: list[tuple[str, str, "weakref.WeakSet[Any]", Callable[[Any], float]
         lambda s: len(s.outbox.running),
     ),
     (
+        "switchroom_email_unread_oldest_seconds",
+        "Seconds the oldest mail on email.receive has waited unhandled, at the last look (0: none)",
+        email_servers,
+        lambda s: s.janitor.counts["oldest_age"],
+    ),
+    (
+        "switchroom_slack_unread_oldest_seconds",
+        "Seconds the oldest event on slack.event has waited unhandled, at the last look (0: none)",
+        slack_servers,
+        lambda s: s.janitor.counts["oldest_age"],
+    ),
+    (
         "switchroom_slack_posts_waiting",
         "Posts taken from the layer and not yet posted or dead-lettered",
         slack_servers,

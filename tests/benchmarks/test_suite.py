@@ -6,12 +6,14 @@ import json
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
 
 from bench import docs
-from bench.report import report
+from bench.report import TABLES_BY_KEY, render, report
+from bench.smtp_source import find
 from bench.systems import SYSTEMS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +71,16 @@ def test_quick_mode_runs_every_system(tmp_path: Path) -> None:
     assert ours["lost_after_layer"] == ours["layer_reached"] - ours["received"]
     assert results["workloads"]["email"]["switchroom"]["small"]["runs"][0]["count"] > 0
     assert results["workloads"]["email"]["switchroom"]["sink"]["runs"][0]["count"] > 0
+    email = results["workloads"]["email"]["switchroom"]
+    if "smtp_source" in email:
+        # Without Postfix's smtp-source the run goes on, and its output says what was not run.
+        assert "smtp-source not run: " in done.stdout
+        skipped = email["smtp_source"]["skipped"]
+        warnings.warn(f"the email workload ran without smtp-source: {skipped}", stacklevel=1)
+    else:
+        assert email["small_smtp_source"]["runs"][0]["count"] > 0
+        assert email["sink_smtp_source"]["runs"][0]["count"] > 0
+        assert "smtp-source (Postfix" in done.stdout
     assert results["workloads"]["slack"]["switchroom"]["runs"][0]["answered"] > 0
     (echo_round,) = results["workloads"]["asgi3_echo"]["switchroom"]["runs"]
     assert set(echo_round) == {"native App", "ASGI 3 (bare)", "ASGI 3 (Starlette)"}
@@ -196,6 +208,35 @@ def test_a_docs_table_whose_workload_is_not_in_the_record_says_so() -> None:
         text = docs.render(name, results)
         assert text.startswith(f"*Not in the recorded run: the record has no {name} figures;"), text
         assert "`python -m bench --record`" in text
+
+
+def test_the_email_figures_name_their_load_generator_and_say_when_smtp_source_did_not_run() -> None:
+    def leaf(load: str, cpu: float) -> dict:
+        return {"runs": [{"count": 10, "rate": 100.0, "cpu": cpu, "load": load}]}
+
+    suite, source = "the suite's smtplib clients", "smtp-source (Postfix 3.7.11)"
+    both = {
+        **{"small": leaf(suite, 1.2), "sink": leaf(suite, 1.0), "large": leaf(suite, 9.0)},
+        **{"small_smtp_source": leaf(source, 1.5), "sink_smtp_source": leaf(source, 1.0)},
+    }
+    table = TABLES_BY_KEY["email"]
+    text = render(table, {"switchroom": both}, {"switchroom": "Switchroom"})
+    assert "| Switchroom | small, switchroom email, smtp-source | 100 |" in text
+    assert "| Switchroom | small, aiosmtpd Sink (no-op), suite's clients | 100 |" in text
+    assert f"Load generators: {source}; {suite}." in text
+    cpu = docs.render("email_cpu", _results({"email": {"switchroom": both}}))
+    assert "with the suite's clients as the load, server CPU per small message 1.20 ms" in cpu
+    assert "with smtp-source as the load, server CPU per small message 1.50 ms" in cpu and "1.50×" in cpu
+
+    missing, where = find("/nonexistent/smtp-source")
+    assert missing is None and "does not run" in where
+    alone = {key: value for key, value in both.items() if "smtp_source" not in key}
+    alone["smtp_source"] = {"skipped": where}
+    text = render(table, {"switchroom": alone}, {"switchroom": "Switchroom"})
+    assert "smtp-source" not in text.split("Load generators:")[0]
+    assert f"smtp-source not run: {where}." in text
+    cpu = docs.render("email_cpu", _results({"email": {"switchroom": alone}}))
+    assert f"smtp-source did not run ({where})" in cpu
 
 
 def test_a_publisher_that_fell_behind_says_so_in_the_report() -> None:

@@ -9,18 +9,21 @@ import subprocess
 import sys
 import time
 
+import httpx
 import pytest
 import redis.asyncio
 
 from switchroom.layers import get_layer
 from switchroom.layers.durable_redis import GROUP
-from switchroom.shared.redisproc import RedisProcess
+from switchroom.shared.redisproc import RedisProcess, free_port
 from switchroom.worker.app import App
 from switchroom.worker.runner import Worker
 
 from .harness import ROOT, EmailProcess, RelaySink
 
 pytestmark = pytest.mark.slow
+
+OLDEST = "switchroom_email_unread_oldest_seconds "
 
 
 def send(
@@ -213,7 +216,11 @@ async def test_mail_nobody_read_for_ten_minutes_is_delivered_when_a_worker_start
     """Ten minutes without waiting them: the entry the server made for a mail is moved back
     eleven minutes in its stream (its id is its time), so the server's watch sees mail
     that has waited that long, under the default --max-queue-age."""
-    proc = EmailProcess(redis_server.url, "--domain", "example.com", "--queue-check-interval", "0.3")
+    metrics = free_port()
+    proc = EmailProcess(
+        redis_server.url,
+        *("--domain", "example.com", "--queue-check-interval", "0.3", "--metrics-port", str(metrics)),
+    )
     layer = get_layer(proc.layer_url)
     client = redis.asyncio.Redis.from_url(redis_server.url)
     worker = None
@@ -227,6 +234,10 @@ async def test_mail_nobody_read_for_ten_minutes_is_delivered_when_a_worker_start
             await backdate.execute()
         await asyncio.to_thread(proc.wait_for_log, "1 entries wait on email.receive (0 being handled)")
         assert "the oldest for 11 min" in proc.log_text()
+        async with httpx.AsyncClient() as http:
+            scraped = (await http.get(f"http://127.0.0.1:{metrics}/metrics")).text
+        [age] = [line.split()[1] for line in scraped.splitlines() if line.startswith(OLDEST)]
+        assert float(age) >= 660
         worker = RoomWorker(proc.layer_url)
         assert await worker.wait_for(1) == [("waited", "<waited@x>", 1, "ann@sender.example")]
         assert "bounced" not in proc.log_text() and "dead letter" not in proc.log_text()
