@@ -45,6 +45,9 @@ Message = dict[str, Any]
 
 # Channels that are always durable; the ``durable_channels`` option adds more.
 DURABLE_CHANNELS = (EMAIL_RECEIVE, EMAIL_SEND, SLACK_EVENT)
+# HTTP and WebSocket stay at most once (drop and tell, never a late duplicate): no option
+# makes these durable.
+AT_MOST_ONCE = ("http.", "websocket.")
 DEFAULT_CAPACITY = 10_000
 DEFAULT_MAX_MESSAGE_SIZE = 32 * 1024 * 1024
 DEFAULT_VISIBILITY_TIMEOUT = 30.0
@@ -80,6 +83,12 @@ class DurableSettings:
         for name in self.channels:
             if "!" in name or "?" in name:
                 raise InvalidChannelName(f"a durable channel cannot be a ! or ? channel: {name!r}")
+            if name.startswith(AT_MOST_ONCE) or any(
+                fnmatch.fnmatchcase(prefix + "request", name) for prefix in AT_MOST_ONCE
+            ):
+                raise InvalidChannelName(
+                    f"durable_channels {name!r} names HTTP or WebSocket channels, which stay at most once"
+                )
 
 
 @dataclass
@@ -152,6 +161,7 @@ class DurableStore(ABC):
                 and "!" not in channel
                 and "?" not in channel
                 and not channel.endswith(".failed")
+                and not channel.startswith(AT_MOST_ONCE)
                 and any(p.match(channel) for p in self.patterns)
             )
             if len(self._handles) < 10_000:

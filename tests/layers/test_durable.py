@@ -282,3 +282,18 @@ async def test_cancel_and_wait_repeats_a_swallowed_cancellation_and_names_what_i
     assert swallowed.is_set() and once.cancelled()
     released.set()
     await stubborn
+
+
+async def test_http_and_websocket_stay_at_most_once():
+    layer = get_layer("memory://", expiry=0.2)
+    try:
+        for channel in ("http.request", "http.disconnect", "websocket.connect", "websocket.receive"):
+            assert not layer.durable.handles(channel), channel
+        await layer.send("http.request", {"path": "/late"})
+        await asyncio.sleep(0.4)
+        assert await layer.receive(["http.request"], timeout=0.1) == (None, None), "dropped, not kept"
+    finally:
+        await layer.close()
+    for option in ("http.*", "websocket.receive", "*", "web*"):
+        with pytest.raises(InvalidChannelName, match="stay at most once"):
+            get_layer("memory://", durable_channels=option)
