@@ -10,6 +10,7 @@ server that takes them next carries on where the last one stopped.
 """
 
 import asyncio
+import hashlib
 import logging
 import os
 import smtplib
@@ -19,6 +20,8 @@ import time
 from collections.abc import Callable
 from email.message import Message
 from typing import Any
+
+import msgpack
 
 from switchroom.layers import BaseLayer, Delivery, LayerError, Leases, MessageTooLarge
 from switchroom.layers.cancelling import cancel_and_wait, raise_if_cancelled
@@ -255,7 +258,7 @@ class Outbox:
         attempts = state.get("attempts", 0)
         pending = state.get("pending") or rcpts
         refused_for_good: dict[str, str] = state.get("refused") or {}
-        message_id = _stable_id(payload, state.get("message_id"))
+        message_id = _stable_id(payload, state.get("message_id"), entry_message_id(delivery, self.settings))
         if state.get("next", 0) > time.time():
             await self._wait(state["next"] - time.time())
         while True:
@@ -370,15 +373,25 @@ class Outbox:
             log.error("could not report the failed email on %s: %s", DEAD_LETTERS, exc)
 
 
-def _stable_id(payload: Message | bytes, kept: str | None) -> str | None:
-    """The Message-ID every attempt sends: the one a previous attempt used, if any."""
+def entry_message_id(delivery: Delivery, settings: Settings) -> str:
+    """The Message-ID of a composed message, the same on every delivery of its entry: a
+    relay that took it while this server died before its acknowledgement gets it again
+    under the same Message-ID, which the receiving side can recognise."""
+    digest = hashlib.sha256(msgpack.packb(delivery.message, use_bin_type=True)).hexdigest()[:16]
+    return f"<{delivery.id}.{digest}@{settings.hostname}>"
+
+
+def _stable_id(payload: Message | bytes, saved: str | None, fallback: str) -> str | None:
+    """The Message-ID every attempt sends: the one a previous attempt used, else one from
+    the message's own ``headers``, else ``fallback`` (relayed bytes keep theirs: None)."""
     if isinstance(payload, bytes):
-        return kept
-    if kept:
-        del payload["Message-ID"]
-        payload["Message-ID"] = kept
-        return kept
-    return payload["Message-ID"]
+        return saved
+    given = payload.get_all("Message-ID") or []
+    # compose's own comes first; one from the message's ``headers`` follows and wins.
+    chosen = saved or (given[-1] if len(given) > 1 else fallback)
+    del payload["Message-ID"]
+    payload["Message-ID"] = chosen
+    return chosen
 
 
 def _without_content(message: dict[str, Any]) -> list[Any]:

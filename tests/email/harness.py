@@ -1,5 +1,6 @@
 """Runs ``switchroom email`` as a subprocess, and a relay sink for its outbound mail."""
 
+import asyncio
 import ssl
 import subprocess
 import time
@@ -75,11 +76,13 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
 
 class SinkHandler:
     """A relay that keeps what it receives; addresses starting with ``reject`` get 550 and
-    ``later`` 451, and while ``busy`` is above zero every message gets 451 (and counts down)."""
+    ``later`` 451, and while ``busy`` is above zero every message gets 451 (and counts down);
+    with ``hold`` it keeps a message and answers only that many seconds later."""
 
     def __init__(self) -> None:
         self.messages: list = []
         self.busy = 0
+        self.hold = 0.0
         self.logins: list[str] = []
         self.helos: list[str] = []
         # When each DATA arrived (monotonic), taken or not.
@@ -106,6 +109,8 @@ class SinkHandler:
                 message_from_bytes(envelope.original_content, policy=policy.default),
             )
         )
+        if self.hold:
+            await asyncio.sleep(self.hold)
         return "250 OK"
 
 

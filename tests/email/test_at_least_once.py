@@ -135,6 +135,32 @@ async def test_an_outbound_retry_survives_the_server_stopping_during_its_back_of
             again.stop()
 
 
+async def test_a_mail_the_relay_took_without_its_answer_arriving_comes_again_with_the_same_message_id(
+    redis_server, relay
+):
+    relay.handler.hold = 8
+    args = ["--domain", "example.com", "--relay-host", "127.0.0.1", "--relay-port", str(relay.port)]
+    proc = EmailProcess(redis_server.url, *args, layer_query="&visibility_timeout=1")
+    layer = get_layer(proc.layer_url)
+    again = None
+    try:
+        await layer.send("email.send", {"to": ["bob@remote.example"], "subject": "twice", "text": "x"})
+        # The relay has the message; the server dies before the relay's 250 reaches it.
+        await asyncio.to_thread(relay.wait_for, 1)
+        os.kill(proc.proc.pid, signal.SIGKILL)
+        proc.proc.wait(20)
+        relay.handler.hold = 0
+        again = EmailProcess(redis_server.url, *args, layer_url=proc.layer_url)
+        first, second = await asyncio.to_thread(relay.wait_for, 2, 30)
+        assert first[2]["Subject"] == second[2]["Subject"] == "twice"
+        assert first[2]["Message-ID"] == second[2]["Message-ID"], "a duplicate the receiver can recognise"
+    finally:
+        await layer.close()
+        proc.stop()
+        if again is not None:
+            again.stop()
+
+
 async def test_unread_mail_is_reported_as_it_ages_then_bounced_from_the_null_sender(redis_server, relay):
     proc = EmailProcess(
         redis_server.url,
