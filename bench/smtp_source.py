@@ -100,9 +100,8 @@ def find(path: str | None = None) -> tuple[SmtpSource | None, str]:
             found = _runnable(Path(candidate))
             if found:
                 return found, str(candidate)
-    return None, (
-        f"smtp-source not found (PATH, /usr/sbin, {TOOLS / BINARY}); `python -m bench.smtp_source` fetches it"
-    )
+    where = (TOOLS / BINARY).relative_to(ROOT)
+    return None, f"smtp-source not found (PATH, /usr/sbin, {where}); `python -m bench.smtp_source` fetches it"
 
 
 def fetch(target: Path = TOOLS) -> SmtpSource:
