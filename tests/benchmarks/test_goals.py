@@ -41,3 +41,15 @@ def test_a_goal_whose_figures_are_not_in_the_record_says_so() -> None:
     row = _row(goals(record), "Email: server CPU per small message against aiosmtpd's no-op Sink")
     assert row[1] == "the record has no email figures for switchroom"
     assert row[-1] == "–"
+
+
+def test_the_email_goal_is_judged_for_each_load_generator_in_the_record() -> None:
+    record = copy.deepcopy(_record())
+    email = record["workloads"]["email"]["switchroom"]
+    email.pop("small_smtp_source", None)
+    email.pop("sink_smtp_source", None)
+    label = "Email: the same with Postfix's smtp-source as the load (above: the suite's SMTP clients)"
+    assert _row(goals(record), label)[1:] == ["not in the record (smtp-source did not run)", "–", "–", "–"]
+    email["small_smtp_source"] = {"runs": [{"cpu": 1.4}, {"cpu": 1.2}, {"cpu": 3.0}]}
+    email["sink_smtp_source"] = {"runs": [{"cpu": 1.0}, {"cpu": 1.0}, {"cpu": 1.0}]}
+    assert _row(goals(record), label)[2:] == ["**1.40×**", "≤ 1.50×", "yes"]
