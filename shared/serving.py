@@ -27,7 +27,7 @@ from .config import Common
 from .health import Health, HealthEndpoint, Part
 from .logs import setup_logging
 from .options import boolean
-from .startup import StartupError, build_layer, os_error, report, wait_for_layer
+from .startup import StartupError, build_layer, listen_error, report, wait_for_layer
 
 
 @runtime_checkable
@@ -97,8 +97,8 @@ async def start_part(part: Server) -> None:
     become StartupErrors."""
     try:
         await part.start()
-    except OSError as exc:
-        raise os_error(exc) from None
+    except (OSError, OverflowError) as exc:
+        raise listen_error(exc) from None
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     settle_gc()
@@ -131,8 +131,8 @@ async def open_health(bind: str, port: int, health: Health) -> HealthEndpoint | 
     endpoint = HealthEndpoint(health, bind, port)
     try:
         await endpoint.start()
-    except OSError as exc:
-        raise StartupError(f"--metrics-port {port}: {os_error(exc)}") from None
+    except (OSError, OverflowError) as exc:
+        raise StartupError(f"--metrics-bind {bind} --metrics-port {port}: {listen_error(exc)}") from None
     return endpoint
 
 

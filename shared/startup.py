@@ -11,6 +11,7 @@ import asyncio
 import errno
 import logging
 import re
+import socket
 from typing import Any
 
 from switchroom.layers import BaseLayer, LayerError, get_layer
@@ -43,7 +44,7 @@ async def wait_for_layer(layer: BaseLayer, wait: float) -> None:
         except TimeoutError:
             last = "no answer"
         except LayerError as exc:
-            last = str(exc)
+            last = str(exc).rstrip(".")
         if loop.time() >= deadline:
             raise StartupError(
                 f"the channel layer did not answer within {wait:g} s (--layer-wait): {last}; "
@@ -52,19 +53,33 @@ async def wait_for_layer(layer: BaseLayer, wait: float) -> None:
         await asyncio.sleep(min(0.25, max(0.0, deadline - loop.time())))
 
 
-_ERRNO = re.compile(r"^\[Errno \d+\] ")
+_ERRNO = re.compile(r"^\[Errno -?\d+\] ")
+_NO_HOST = "no such host: check the bind address"
 _FIXES = {
     errno.EADDRINUSE: "another process serves that port: stop it, or choose another port",
     errno.EACCES: "this user may not listen there: choose a port above 1023",
     errno.EADDRNOTAVAIL: "this machine has no such address: check the bind address",
+    # Name look-ups (socket.gaierror) carry negative codes of their own.
+    socket.EAI_NONAME: _NO_HOST,
+    socket.EAI_AGAIN: _NO_HOST + " (or the name server did not answer)",
 }
+PORT_RANGE = "a port must be 0-65535 (0: any free port)"
 
 
 def os_error(exc: OSError) -> StartupError:
-    """A StartupError for an OSError met while starting (a port in use, a missing file)."""
+    """A StartupError for an OSError met while starting (a port in use, an unknown host, a
+    missing file): its text without the ``[Errno N]`` prefix, and the fix when one is known."""
     text = _ERRNO.sub("", str(exc))
     fix = _FIXES.get(exc.errno or 0)
     return StartupError(f"{text}; {fix}" if fix and fix not in text else text)
+
+
+def listen_error(exc: OSError | OverflowError) -> StartupError:
+    """A StartupError for a failure to listen: ``os_error``'s, or a port out of range
+    (which ``socket.bind`` raises as an OverflowError, not an OSError)."""
+    if isinstance(exc, OverflowError):
+        return StartupError(PORT_RANGE)
+    return os_error(exc)
 
 
 def report(role: str, error: StartupError) -> int:

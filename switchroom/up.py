@@ -18,6 +18,7 @@ on by default (--metrics-port; with --processes each part takes the next port).
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
 import re
@@ -44,7 +45,14 @@ from switchroom.shared.serving import (
     unless_stopped,
     until_stopped_or_ended,
 )
-from switchroom.shared.startup import StartupError, build_layer, report, start_redis, wait_for_layer
+from switchroom.shared.startup import (
+    StartupError,
+    build_layer,
+    listen_error,
+    report,
+    start_redis,
+    wait_for_layer,
+)
 from switchroom.supervise import Child, ChildExited, Supervisor
 
 log = logging.getLogger("switchroom.up")
@@ -266,10 +274,14 @@ def check_free(flag: str, bind: str, port: int) -> None:
         try:
             probe.bind((bind, port))
         except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise StartupError(f"{bind}:{port} ({flag}): {listen_error(exc)}") from None
             why = exc.strerror or exc
             raise StartupError(
                 f"{bind}:{port} ({flag}) is taken: {why}; stop what serves it, or choose another {flag}"
             ) from None
+        except OverflowError as exc:
+            raise StartupError(f"{flag} {port}: {listen_error(exc)}") from None
 
 
 def metrics_ports(args: argparse.Namespace, count: int) -> list[int]:

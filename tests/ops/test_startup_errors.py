@@ -72,6 +72,12 @@ def test_a_server_on_a_busy_port(command):
     )
 
 
+@pytest.mark.parametrize("command", [["http", "--port"], ["email", "--domain", "x.test", "--port"]])
+def test_a_server_on_a_port_out_of_range(command):
+    """socket.bind refuses it with an OverflowError, not an OSError."""
+    one_line(run_switchroom([*command, "99999"]), "cannot start: a port must be 0-65535")
+
+
 @pytest.mark.parametrize("command", [["worker", APP], ["slack"], ["http"]])
 def test_a_busy_metrics_port(command):
     with listener() as busy:
@@ -117,7 +123,7 @@ def test_a_redis_that_does_not_answer(command):
     started = time.monotonic()
     result = run_switchroom([*command, *extra, "--layer", url, "--layer-wait", "1"], env=SLACK_TOKENS)
     line = one_line(result, "did not answer within 1 s (--layer-wait)", "start Redis or fix --layer")
-    assert "listening" not in line
+    assert "listening" not in line and ".;" not in line
     assert time.monotonic() - started < 30
 
 
