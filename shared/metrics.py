@@ -113,7 +113,8 @@ SLACK_POST_DURATION = Histogram("switchroom_slack_post_duration_seconds", "Secon
 
 WORKER_MESSAGES = Counter(
     "switchroom_worker_messages",
-    "Messages handled, by channel and outcome: ok, error (the consumer raised), malformed",
+    "Messages handled, by channel and outcome: ok, error (the consumer raised), malformed, "
+    "unrouted (no route reads the channel; dropped)",
     ["channel", "outcome"],
 )
 WORKER_DURATION = Histogram(
@@ -224,13 +225,17 @@ LAYER_COUNTS = {
 }
 
 
+INBOX_LABEL = "inbox!"
+
+
 def queue_label(channel: str) -> str:
-    """A channel as a label: a process queue (``http.response.<id>!``) without its process id,
-    so a restarted process keeps the same series."""
+    """A channel as a label, without any process id, so a restarted process keeps the same
+    series: ``http.response.<id>!`` is ``http.response!``, a process's inbox queue
+    (``<id>!``, where all its ``!`` addresses arrive) is ``inbox!``."""
     if "!" not in channel:
         return channel
     head = channel[: channel.index("!")]
-    return head.rpartition(".")[0] + "!" if "." in head else head + "!"
+    return head.rpartition(".")[0] + "!" if "." in head else INBOX_LABEL
 
 
 class LayerCollector(Collector):

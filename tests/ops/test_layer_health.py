@@ -69,6 +69,7 @@ def test_an_outage_is_logged_once_and_its_end_once(caplog):
         ("http.response.0a1b2c3d4e5f!", "http.response!"),
         ("websocket.send.0a1b2c3d4e5f!", "websocket.send!"),
         ("solo.ab12!", "solo!"),
+        ("5af2fe74f27d!", "inbox!"),
     ],
 )
 def test_process_queues_are_labelled_without_their_process_id(channel, label):

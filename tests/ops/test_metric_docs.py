@@ -1,0 +1,81 @@
+"""docs/operations.md lists exactly the metrics a process exports, with the label values it
+exports, and every name follows Prometheus's conventions."""
+
+import re
+
+from prometheus_client import REGISTRY
+from prometheus_client.core import Metric
+
+from switchroom.layers import get_layer
+from switchroom.shared.health import Health
+from switchroom.shared.metrics import INBOX_LABEL, LAYER_COUNTS, queue_label
+
+from ..processes import ROOT
+
+ROW = re.compile(r"^\| `(switchroom_[a-z0-9_]+)` \| (\w+) \|([^|]*(?:\\\|[^|]*)*)\|", re.M)
+# Labels whose values are open-ended (any status code, channel or version).
+OPEN_LABELS = {"code", "channel", "version", "operation", "error"}
+SUFFIX = {"counter": "_total", "info": "_info"}
+
+
+def documented() -> dict[str, tuple[str, str]]:
+    """Metric name -> (type, labels cell) of every row in the Metrics tables."""
+    text = (ROOT / "docs" / "operations.md").read_text()
+    section = text.split("\n## Metrics\n")[1].split("\n### What to alert on\n")[0]
+    return {name: (kind, labels) for name, kind, labels in ROW.findall(section)}
+
+
+def exported() -> dict[str, Metric]:
+    """Exposed name -> family of every switchroom metric a process with a layer exports."""
+    layer = get_layer("memory://")
+    health = Health(layer)
+    health.ready = True
+    health.layer_metrics.measured(True, {})
+    for key in LAYER_COUNTS:  # the counts a layer adds once they happen
+        layer.stats.counts.setdefault(key, 0)
+    families = [f for f in [*REGISTRY.collect(), *health.collect()] if f.name.split("_")[0] == "switchroom"]
+    return {f.name + SUFFIX.get(f.type, ""): f for f in families}
+
+
+def test_the_docs_list_every_exported_metric_and_no_other():
+    docs, metrics = documented(), exported()
+    assert sorted(set(metrics) - set(docs)) == [], "exported but not documented"
+    assert sorted(set(docs) - set(metrics)) == [], "documented but not exported"
+    for name, family in metrics.items():
+        assert docs[name][0] == {"info": "gauge"}.get(family.type, family.type), name
+
+
+def test_the_docs_name_every_label_value_exported_from_the_start():
+    docs, metrics = documented(), exported()
+    for name, family in metrics.items():
+        cell = docs[name][1]
+        labels = {label for sample in family.samples for label in sample.labels} - {"le"}
+        for label in labels:
+            assert f"`{label}`" in cell, (name, label)
+            if label in OPEN_LABELS:
+                continue
+            values = {s.labels[label] for s in family.samples if label in s.labels}
+            listed = re.search(rf"`{label}` \(([^)]*)\)", cell)
+            assert listed, (name, label)
+            assert set(re.findall(r"`([^`]+)`", listed.group(1))) == values, name
+
+
+def test_names_follow_prometheus_conventions():
+    for name, family in exported().items():
+        assert re.fullmatch(r"switchroom_[a-z][a-z0-9_]*[a-z]", name), name
+        if family.type == "counter":
+            assert name.endswith("_total"), name
+        else:
+            assert not name.endswith("_total"), name
+        if family.type == "histogram":
+            assert name.endswith("_seconds"), name
+        assert not re.search(r"_(ms|milliseconds|minutes|hours|kb|mb|kib|mib|percent)(_|$)", name), name
+        for sample in family.samples:
+            for label in sample.labels:
+                assert re.fullmatch(r"[a-z][a-z0-9_]*", label), (name, label)
+
+
+def test_a_process_inbox_queue_is_one_series_whatever_its_process_id():
+    first, second = get_layer("memory://"), get_layer("memory://")
+    assert first.inbox.queue != second.inbox.queue
+    assert queue_label(first.inbox.queue) == queue_label(second.inbox.queue) == INBOX_LABEL
