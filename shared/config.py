@@ -26,7 +26,7 @@ class Common:
     layer_wait: float = option(
         5.0, help="seconds to wait at start for the layer to answer before giving up (exit 2)"
     )
-    log_level: str = option("info", help="log verbosity", choices=LOG_LEVELS)
+    log_level: str = option("info", help="log verbosity: debug, info, warning or error", choices=LOG_LEVELS)
     log_format: str = option(
         "text",
         help="text (one line for people) or json (one object per line for log shippers)",

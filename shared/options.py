@@ -16,6 +16,7 @@ pairs (``--access-log``/``--no-access-log``) and read the same spellings everywh
 import argparse
 import dataclasses
 import os
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -138,8 +139,12 @@ class Spec:
         return self.flags[0]
 
     def text(self) -> str:
-        """The ``--help`` line: the help, the variable and the default."""
-        return f"{self.help} [env {self.env}, default {self.show(self.default)}]"
+        """The ``--help`` line: the help, the values it takes (unless the help names them
+        all), the variable and the default."""
+        words = set(re.findall(r"[\w.-]+", self.help))
+        values = [str(choice) for choice in self.choices or ()]
+        named = "" if all(v in words for v in values) else f" (one of {', '.join(values)})"
+        return f"{self.help}{named} [env {self.env}, default {self.show(self.default)}]"
 
     def convert(self, text: str) -> Any:
         """A string (a flag's argument, an environment value) as the field's value."""

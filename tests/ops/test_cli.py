@@ -6,23 +6,30 @@ import argparse
 import dataclasses
 import json
 import logging
+import re
 import sys
 
 import pytest
 from prometheus_client import REGISTRY
 
+from switchroom.demo import DemoSettings
 from switchroom.demo import build_parser as demo_parser
 from switchroom.layers import get_layer
+from switchroom.servers.email import Settings as EmailSettings
 from switchroom.servers.email.cli import build_parser as email_parser
+from switchroom.servers.http_ws import Settings as HttpSettings
 from switchroom.servers.http_ws.cli import build_parser as http_parser
+from switchroom.servers.slack import Settings as SlackSettings
 from switchroom.servers.slack.cli import build_parser as slack_parser
-from switchroom.shared.config import add_common_arguments
+from switchroom.shared.config import Common, add_common_arguments
 from switchroom.shared.health import Health
 from switchroom.shared.logs import JsonFormatter
 from switchroom.shared.metrics import LAYER_COUNTS
-from switchroom.shared.options import add_options, option
+from switchroom.shared.options import add_options, option, specs
+from switchroom.up import UpSettings
 from switchroom.up import build_parser as up_parser
 from switchroom.worker.cli import build_parser as worker_parser
+from switchroom.worker.settings import WorkerSettings
 
 from ..processes import ROOT, SwitchroomProcess, run_switchroom
 
@@ -55,6 +62,15 @@ def test_help_runs_and_says_what_the_command_does(command):
     assert result.returncode == 0, result.stderr
     description = result.stdout.split("\n\n")[1]
     assert len(description.split()) > 5, result.stdout
+
+
+@pytest.mark.parametrize(
+    "settings", [Common, UpSettings, DemoSettings, HttpSettings, EmailSettings, SlackSettings, WorkerSettings]
+)
+def test_every_flag_with_a_fixed_set_of_values_lists_them(settings):
+    for spec in specs(settings):
+        for choice in spec.choices or ():
+            assert re.search(rf"\b{re.escape(str(choice))}\b", spec.text()), (spec.flag, choice)
 
 
 def test_the_environment_sets_defaults_and_flags_win(monkeypatch):
