@@ -89,7 +89,10 @@ def test_help_shows_each_options_default_and_variable(command):
     text = " ".join(parser.format_help().split())
     actions = {a.dest: a for a in parser._actions}
     for spec in command_specs(command):
-        line = f"{spec.help} [env {spec.env}, default {spec.show(spec.default)}]"
+        line = spec.text()
+        assert line.startswith(spec.help) and line.endswith(
+            f" [env {spec.env}, default {spec.show(spec.default)}]"
+        )
         assert actions[spec.name].help == line
         assert " ".join(line.split()) in text, (command, spec.flag)
     for markup in ("``", ":class:", ":func:", ":meth:"):
