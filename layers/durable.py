@@ -35,7 +35,7 @@ import msgpack
 from switchroom.shared.messages import EMAIL_RECEIVE, EMAIL_SEND, SLACK_EVENT
 
 from .cancelling import cancel_and_wait, raise_if_cancelled
-from .errors import InvalidChannelName, InvalidMessage, LayerError, MessageTooLarge
+from .errors import InvalidChannelName, InvalidMessage, LayerError, LayerUnavailable, MessageTooLarge
 from .names import validate_channel
 
 if TYPE_CHECKING:
@@ -489,6 +489,9 @@ class Janitor:
         while True:
             try:
                 await self.sweep()
+            except LayerUnavailable as exc:
+                # The layer logs the outage once; a line per look would repeat it.
+                log.debug("watching %s failed: %s", self.channel, exc)
             except LayerError as exc:
                 log.warning("watching %s failed: %s", self.channel, exc)
             raise_if_cancelled()

@@ -1,11 +1,12 @@
 """What the health checks and metrics ask of a layer, on every backend: ``ping``,
 ``queue_lengths``, and the counts of sends, receives and refusals in ``layer.stats``."""
 
+import asyncio
 import logging
 
 import pytest
 
-from switchroom.layers import ChannelFull, LayerUnavailable, get_layer
+from switchroom.layers import ChannelFull, Janitor, LayerUnavailable, get_layer
 from switchroom.layers.outage import Outage
 from switchroom.shared.metrics import queue_label
 
@@ -74,3 +75,26 @@ def test_an_outage_is_logged_once_and_its_end_once(caplog):
 )
 def test_process_queues_are_labelled_without_their_process_id(channel, label):
     assert queue_label(channel) == label
+
+
+async def test_a_durable_channel_watcher_adds_no_warning_per_look_during_an_outage(redis_process, caplog):
+    """The layer logs the outage once; the janitor of email.receive / slack.event, which
+    looks every interval, must not add a warning per look while it lasts."""
+    layer = get_layer(redis_process.url)
+    janitor = Janitor(layer.durable, "ops.durable", 60.0, lambda deliveries: asyncio.sleep(0), interval=0.05)
+    try:
+        await layer.ping()
+        redis_process.stop(kill=True)
+        with caplog.at_level(logging.DEBUG, logger="switchroom"):
+            janitor.start()
+            await asyncio.sleep(0.6)
+            await janitor.stop()
+    finally:
+        await layer.close()
+    looks = [r for r in caplog.records if r.getMessage().startswith("watching ops.durable failed")]
+    assert len(looks) >= 2, "the janitor kept looking"
+    assert all(r.levelno == logging.DEBUG for r in looks), [r.levelname for r in looks]
+    outages = [
+        r for r in caplog.records if r.levelno >= logging.WARNING and "is unavailable" in r.getMessage()
+    ]
+    assert len(outages) == 1, [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
