@@ -49,7 +49,7 @@ class Supervisor:
         self.width = max((len(n) for n in names), default=0)
         self.log_format = log_format
         self.grace = grace
-        self.colour = log_format == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        self.colour = log_format == "text" and sys.stderr.isatty() and "NO_COLOR" not in os.environ
         self.running: dict[str, asyncio.subprocess.Process] = {}
         self.exits: dict[str, asyncio.Future[int]] = {}
         self.pumps: list[asyncio.Future[None]] = []
@@ -128,14 +128,15 @@ class Supervisor:
         ]
 
     async def _pump(self, name: str, stream: asyncio.StreamReader, index: int) -> None:
-        """Copy a child's output to ours, one line at a time, marked with the child's name."""
+        """Copy a child's output to our stderr (where our own log lines go, so the whole
+        deployment is one stream), one line at a time, marked with the child's name."""
         prefix = self._prefix(name, index)
         while line := await stream.readline():
             text = line.decode(errors="replace").rstrip("\n")
-            sys.stdout.write(
+            sys.stderr.write(
                 (self._as_json(name, text) if self.log_format == "json" else prefix + text) + "\n"
             )
-            sys.stdout.flush()
+            sys.stderr.flush()
 
     def _prefix(self, name: str, index: int) -> str:
         label = f"{name:<{self.width}} |"

@@ -103,10 +103,12 @@ def test_a_part_that_cannot_start_is_named():
         env={"SWITCHROOM_EMAIL_MAX_MESSAGE_SIZE": str(10**10)},
     )  # fmt: skip
     assert result.returncode == 2
-    last = result.stderr.strip().splitlines()[-1]
-    assert "cannot start: email exited with status 2 before it was ready" in last
-    assert "email   | " in result.stdout and "lower --max-message-size" in result.stdout
-    assert "Traceback" not in result.stdout + result.stderr
+    # One stream, in order: the parts' lines and up's own, all on stderr.
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert "cannot start: email exited with status 2 before it was ready" in lines[-1]
+    assert any(line.startswith("email   | ") and "lower --max-message-size" in line for line in lines[:-1])
+    assert "Traceback" not in result.stderr
 
 
 def test_a_bad_relay_address_is_refused_before_anything_starts():
