@@ -34,6 +34,13 @@ def load_app(target: str) -> App:
     try:
         obj: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and not (module_name + ".").startswith(missing + "."):
+            # The app's module was found; something it imports was not.
+            raise StartupError(
+                f"cannot load the app {target!r}: it imports {missing!r}, which is not installed: "
+                "install it in this environment"
+            ) from None
         raise StartupError(f"cannot load the app {target!r}: {exc}; {APP_HELP}") from None
     for part in (attr or "app").split("."):
         if not hasattr(obj, part):

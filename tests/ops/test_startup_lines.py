@@ -1,5 +1,6 @@
 """The one start-up line for the causes found in process, without starting a process: a
-port out of range, a host that does not resolve, a port already taken."""
+port out of range, a host that does not resolve, a port already taken, an app that does
+not load."""
 
 import socket
 
@@ -10,6 +11,7 @@ from switchroom.shared.health import Health
 from switchroom.shared.serving import open_health
 from switchroom.shared.startup import PORT_RANGE, StartupError, listen_error, os_error
 from switchroom.up import check_free
+from switchroom.worker.cli import APP_HELP, load_app
 
 
 @pytest.mark.parametrize("port", [65536, 99999, -1])
@@ -48,3 +50,21 @@ def test_name_lookup_errors_lose_their_code_and_gain_a_fix():
     text = str(os_error(socket.gaierror(socket.EAI_NONAME, "Name or service not known")))
     assert text == "Name or service not known; no such host: check the bind address"
     assert str(listen_error(OverflowError("bind(): port must be 0-65535."))) == PORT_RANGE
+
+
+def test_an_app_whose_dependency_is_missing_is_told_to_install_it(tmp_path, monkeypatch):
+    (tmp_path / "needs_more.py").write_text("import nosuch_dependency_x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(StartupError) as error:
+        load_app("needs_more:app")
+    assert str(error.value) == (
+        "cannot load the app 'needs_more:app': it imports 'nosuch_dependency_x', which is not "
+        "installed: install it in this environment"
+    )
+
+
+@pytest.mark.parametrize("target", ["nosuch_app_x:app", "tests.nosuch_app_x:app"])
+def test_an_app_module_that_is_not_there_is_told_to_give_module_attr(target):
+    with pytest.raises(StartupError) as error:
+        load_app(target)
+    assert "No module named" in str(error.value) and str(error.value).endswith(APP_HELP)
