@@ -3,13 +3,15 @@
 ``text`` (the default) is for people: time, level, the process role, the logger and the
 message. ``json`` is for log shippers: one JSON object per line with the fields listed in
 ``docs/operations.md`` (``time``, ``level``, ``role``, ``pid``, ``logger``, ``message``,
-and ``error`` with the traceback when there is one).
+and ``error`` with the traceback when there is one). Python's warnings and Twisted's
+warnings and failures come through ``logging`` too, so every line is in the format.
 """
 
 import json
 import logging
 import os
 import sys
+import warnings
 from datetime import UTC, datetime
 
 FORMATS = ("text", "json")
@@ -47,6 +49,33 @@ def formatter(log_format: str, role: str) -> logging.Formatter:
     raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {log_format!r}")
 
 
+_twisted_followed = False
+
+
+def follow_twisted() -> None:
+    """Once Twisted is loaded, send its warnings, errors and failures (Autobahn's too) through
+    ``logging``, in the process's format: left alone, Twisted prints failures as raw
+    tracebacks on stderr and drops errors. Its info events (factories starting) stay out."""
+    global _twisted_followed
+    if _twisted_followed or "twisted.logger" not in sys.modules:
+        return
+    from twisted.logger import (
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        STDLibLogObserver,
+        globalLogBeginner,
+    )
+
+    observer = FilteringLogObserver(
+        STDLibLogObserver(name="twisted"), [LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)]
+    )
+    showwarning = warnings.showwarning  # Twisted takes Python's warnings over; logging keeps them
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    warnings.showwarning = showwarning
+    _twisted_followed = True
+
+
 def setup_logging(level: str = "info", role: str = "switchroom", log_format: str = "text") -> None:
     """Send logs to stderr at ``level``, each line tagged with ``role`` (``http``, ``worker``...)."""
     handler = logging.StreamHandler(sys.stderr)
@@ -54,6 +83,8 @@ def setup_logging(level: str = "info", role: str = "switchroom", log_format: str
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.captureWarnings(True)
+    follow_twisted()
     # aiosmtpd logs every SMTP command, and aiohttp every request (the Slack stand-in's),
     # at INFO; keep their warnings and errors only.
     if level.lower() != "debug":

@@ -25,7 +25,7 @@ from switchroom.layers import BaseLayer
 
 from .config import Common
 from .health import Health, HealthEndpoint, Part
-from .logs import setup_logging
+from .logs import follow_twisted, setup_logging
 from .options import boolean
 from .startup import StartupError, build_layer, listen_error, report, wait_for_layer
 
@@ -95,6 +95,7 @@ def settle_gc(environ: Mapping[str, str] | None = None) -> bool:
 async def start_part(part: Server) -> None:
     """Start a part, then ``settle_gc``; the errors a bad setting or a taken port cause
     become StartupErrors."""
+    follow_twisted()  # a part that runs on Twisted has loaded it by now
     try:
         await part.start()
     except (OSError, OverflowError) as exc:

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import re
+import subprocess
 import sys
 
 import pytest
@@ -156,3 +157,39 @@ def test_every_metric_and_common_flag_is_in_the_operations_docs():
     for action in common._actions[1:]:
         variable = "SWITCHROOM_" + action.dest.upper()
         assert f"| `{action.option_strings[0]}` | `{variable}` |" in docs, action.option_strings
+
+
+TWISTED_AND_WARNINGS = """
+import warnings
+from twisted.logger import Logger
+from switchroom.shared.logs import setup_logging
+
+setup_logging("info", "http", "json")
+log = Logger(namespace="autobahn.test")
+log.info("factory starting")
+log.error("a protocol error")
+try:
+    1 / 0
+except ZeroDivisionError:
+    log.failure("a callback failed")
+warnings.warn("an old call", DeprecationWarning, stacklevel=1)
+"""
+
+
+def test_twisted_failures_and_python_warnings_are_json_lines_too():
+    result = subprocess.run(
+        [sys.executable, "-W", "always", "-c", TWISTED_AND_WARNINGS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    entries = [json.loads(line) for line in result.stderr.splitlines()]
+    assert [(e["level"], e["message"]) for e in entries[:2]] == [
+        ("error", "a protocol error"),
+        ("critical", "a callback failed"),
+    ]
+    assert "ZeroDivisionError" in entries[1]["error"]
+    assert entries[2]["logger"] == "py.warnings" and "an old call" in entries[2]["message"]
+    assert len(entries) == 3 and {e["role"] for e in entries} == {"http"}
