@@ -13,12 +13,16 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter, Histogram, Info
+from prometheus_client import REGISTRY, Counter, Histogram, Info, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from switchroom import __version__
 from switchroom.layers.stats import DROP_REASONS
+
+# A ``_created`` gauge beside every counter and histogram doubles the series for a time
+# Prometheus does not need (it sees restarts as resets).
+disable_created_metrics()
 
 INFO = Info("switchroom", "The Switchroom version this process runs")
 INFO.info({"version": __version__})

@@ -3,8 +3,9 @@ exports, and every name follows Prometheus's conventions."""
 
 import re
 
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 from switchroom.layers import get_layer
 from switchroom.shared.health import Health
@@ -58,6 +59,23 @@ def test_the_docs_name_every_label_value_exported_from_the_start():
             listed = re.search(rf"`{label}` \(([^)]*)\)", cell)
             assert listed, (name, label)
             assert set(re.findall(r"`([^`]+)`", listed.group(1))) == values, name
+
+
+def test_the_scraped_text_holds_the_documented_families_and_no_other():
+    """What a scraper reads (the text format, parsed back) against the docs: no family
+    beside them, such as the ``_created`` gauges prometheus_client adds unless told not to."""
+    health = Health(get_layer("memory://"))
+    health.ready = True
+    health.layer_metrics.measured(True, {})
+    REGISTRY.register(health)
+    try:
+        text = generate_latest(REGISTRY).decode()
+    finally:
+        REGISTRY.unregister(health)
+    families = {f.name + SUFFIX.get(f.type, "") for f in text_string_to_metric_families(text)}
+    ours = {name for name in families if name.startswith("switchroom")}
+    assert "switchroom_http_requests_total" in ours
+    assert sorted(ours - set(documented())) == []
 
 
 def test_names_follow_prometheus_conventions():
