@@ -15,13 +15,15 @@ pairs (``--access-log``/``--no-access-log``) and read the same spellings everywh
 
 import argparse
 import dataclasses
+import logging
 import os
 import re
+import sys
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import MISSING, dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
@@ -227,6 +229,31 @@ class _Extend(argparse.Action):
         setattr(namespace, seen, True)
 
 
+def one_line_errors(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> None:
+    """Make a refused flag a start-up failure like the others: one log line (in the
+    ``--log-format`` the command line or environment asks for) naming the flag, exit 2,
+    instead of argparse's usage block. ``argv`` is where to look for the format
+    (``sys.argv`` by default)."""
+
+    def error(message: str) -> NoReturn:
+        from .logs import formatter
+
+        words = list(sys.argv if argv is None else argv)
+        chosen = os.environ.get("SWITCHROOM_LOG_FORMAT", "text")
+        for index, word in enumerate(words):
+            if word == "--log-format" and index + 1 < len(words):
+                chosen = words[index + 1]
+            elif word.startswith("--log-format="):
+                chosen = word.partition("=")[2]
+        role = parser.prog.split()[-1]
+        text = f"cannot start: {message}; see {parser.prog} --help"
+        record = logging.LogRecord(f"switchroom.{role}", logging.ERROR, "", 0, text, None, None)
+        line = formatter("json" if chosen == "json" else "text", role).format(record)
+        parser.exit(2, line + "\n")
+
+    parser.error = error  # type: ignore[method-assign]
+
+
 def add_options(
     parser: argparse.ArgumentParser | Any,
     cls: type,
@@ -236,6 +263,8 @@ def add_options(
 ) -> list[Spec]:
     """Add one flag per option field of ``cls``; returns their specs."""
     environ = os.environ if environ is None else environ
+    if isinstance(parser, argparse.ArgumentParser):
+        one_line_errors(parser)
     added = specs(cls, prefix, only)
     for spec in added:
         raw = environ.get(spec.env)

@@ -193,3 +193,20 @@ def test_twisted_failures_and_python_warnings_are_json_lines_too():
     assert "ZeroDivisionError" in entries[1]["error"]
     assert entries[2]["logger"] == "py.warnings" and "an old call" in entries[2]["message"]
     assert len(entries) == 3 and {e["role"] for e in entries} == {"http"}
+
+
+@pytest.mark.parametrize("command", PARSERS)
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_refused_flag_is_one_line_in_the_chosen_format(command, log_format, monkeypatch, capsys):
+    argv = ["--log-format", log_format, "--layer-wait", "soon"]
+    monkeypatch.setattr(sys, "argv", ["switchroom", command, *argv])
+    with pytest.raises(SystemExit) as exit_:
+        PARSERS[command]().parse_args(argv)
+    assert exit_.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    if log_format == "text":
+        assert f"[{command}] switchroom.{command}: " in line
+    message = line if log_format == "text" else json.loads(line)["message"]
+    assert message.endswith(
+        f"cannot start: argument --layer-wait: invalid float value: 'soon'; see switchroom {command} --help"
+    )
