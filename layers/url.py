@@ -76,7 +76,12 @@ def _take_options(url: str, options: dict[str, Any]) -> str:
     kept = []
     for key, value in parse_qsl(parts.query):
         if key in _OPTIONS:
-            options.setdefault(key, _OPTIONS[key](value))
+            parse = _OPTIONS[key]
+            try:
+                options.setdefault(key, parse(value))
+            except ValueError as exc:
+                why = "give a whole number" if parse is int else "give a number" if parse is float else exc
+                raise ValueError(f"{key}={value!r}: {why}") from None
         else:
             kept.append((key, value))
     return urlunsplit(parts._replace(query=urlencode(kept)))

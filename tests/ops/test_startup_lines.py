@@ -9,7 +9,7 @@ import pytest
 from switchroom.layers import get_layer
 from switchroom.shared.health import Health
 from switchroom.shared.serving import open_health
-from switchroom.shared.startup import PORT_RANGE, StartupError, listen_error, os_error
+from switchroom.shared.startup import PORT_RANGE, StartupError, build_layer, listen_error, os_error
 from switchroom.up import check_free
 from switchroom.worker.cli import APP_HELP, load_app
 
@@ -68,3 +68,17 @@ def test_an_app_module_that_is_not_there_is_told_to_give_module_attr(target):
     with pytest.raises(StartupError) as error:
         load_app(target)
     assert "No module named" in str(error.value) and str(error.value).endswith(APP_HELP)
+
+
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        ("capacity=abc", "capacity='abc': give a whole number"),
+        ("expiry=soon", "expiry='soon': give a number"),
+        ("local=maybe", "local='maybe': 'maybe' is not a boolean"),
+    ],
+)
+def test_a_bad_layer_url_option_is_named(query, said):
+    with pytest.raises(StartupError) as error:
+        build_layer(f"redis://127.0.0.1:1/0?{query}")
+    assert str(error.value).startswith(f"bad --layer: {said}")
