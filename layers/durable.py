@@ -431,7 +431,9 @@ class Leases:
             try:
                 lost = await self.store.touch(list(self.held.values()))
             except LayerError as exc:
-                log.warning("could not renew %d durable entries in progress: %s", len(self.held), exc)
+                # An outage is logged once by the layer; other failures each get a line.
+                level = logging.DEBUG if isinstance(exc, LayerUnavailable) else logging.WARNING
+                log.log(level, "could not renew %d durable entries in progress: %s", len(self.held), exc)
                 continue
             # Entries dropped while the renewal was on its way were finished, not taken.
             for delivery in [d for d in lost if (d.channel, d.id) in self.held]:

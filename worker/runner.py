@@ -15,7 +15,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from switchroom.layers import BaseLayer, Delivery, LayerError, Leases
+from switchroom.layers import BaseLayer, Delivery, LayerError, LayerUnavailable, Leases
 from switchroom.layers.readers import Readers
 from switchroom.shared import metrics
 from switchroom.shared.startup import StartupError
@@ -212,8 +212,10 @@ class Worker:
         try:
             await self.layer.durable.ack(batch)
         except LayerError as exc:
-            # Not lost: unacknowledged entries come back after the visibility timeout.
-            log.warning("could not acknowledge %d entries (%s); trying again", len(batch), exc)
+            # Not lost: unacknowledged entries come back after the visibility timeout. An
+            # outage is logged once by the layer, not on each try.
+            level = logging.DEBUG if isinstance(exc, LayerUnavailable) else logging.WARNING
+            log.log(level, "could not acknowledge %d entries (%s); trying again", len(batch), exc)
             self._acks = batch + self._acks
             await asyncio.sleep(self.poll)
             self._ack_ready.set()

@@ -8,7 +8,10 @@ import pytest
 
 from switchroom.layers import ChannelFull, Janitor, LayerUnavailable, get_layer
 from switchroom.layers.outage import Outage
+from switchroom.shared.messages import EMAIL_RECEIVE
 from switchroom.shared.metrics import queue_label
+from switchroom.worker.app import App
+from switchroom.worker.runner import Worker
 
 
 async def test_ping_and_queue_lengths(make_layer):
@@ -98,3 +101,36 @@ async def test_a_durable_channel_watcher_adds_no_warning_per_look_during_an_outa
         r for r in caplog.records if r.levelno >= logging.WARNING and "is unavailable" in r.getMessage()
     ]
     assert len(outages) == 1, [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_renewals_and_acknowledgements_add_no_warning_per_try_during_an_outage(redis_process, caplog):
+    """A worker holding durable entries renews them, and retries its acknowledgements,
+    every few tenths of a second while Redis is away: the outage is one warning, not one
+    per try."""
+    layer = get_layer(f"{redis_process.url}?visibility_timeout=0.3")
+    app = App()
+
+    @app.email("desk@ops.test")
+    async def desk(message, ctx):
+        pass
+
+    worker = Worker(app, layer, poll=0.05)
+    try:
+        await layer.send(EMAIL_RECEIVE, {"n": 1})
+        await layer.send(EMAIL_RECEIVE, {"n": 2})
+        first, second = await layer.durable.read([EMAIL_RECEIVE], 2, timeout=1)
+        await worker.start()
+        worker.leases.hold(first)
+        redis_process.stop(kill=True)
+        with caplog.at_level(logging.DEBUG, logger="switchroom"):
+            worker._acks.append(second)
+            worker._ack_ready.set()
+            await asyncio.sleep(1.0)
+        await asyncio.wait_for(worker.stop(), 10)
+    finally:
+        await layer.close()
+    tries = [
+        r for r in caplog.records if r.getMessage().startswith(("could not renew", "could not acknowledge"))
+    ]
+    assert {r.getMessage().split(" ")[2] for r in tries} == {"renew", "acknowledge"}
+    assert [r.levelname for r in tries if r.levelno > logging.DEBUG] == []
