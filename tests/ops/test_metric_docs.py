@@ -97,3 +97,20 @@ def test_a_process_inbox_queue_is_one_series_whatever_its_process_id():
     first, second = get_layer("memory://"), get_layer("memory://")
     assert first.inbox.queue != second.inbox.queue
     assert queue_label(first.inbox.queue) == queue_label(second.inbox.queue) == INBOX_LABEL
+
+
+def test_every_alert_asks_for_metrics_and_label_values_that_exist():
+    text = (ROOT / "docs" / "operations.md").read_text()
+    alerts = text.split("\n### What to alert on\n")[1].split("\n## ")[0]
+    metrics = exported()
+    asked = re.findall(r"(switchroom_[a-z0-9_]+)(?:\{([^}]*)\})?", alerts)
+    assert len(asked) > 10
+    for name, matchers in asked:
+        base = re.sub(r"_(bucket|sum|count)$", "", name) if name not in metrics else name
+        assert base in metrics, name
+        for label, values in re.findall(r'(\w+)=~?"([^"]*)"', matchers):
+            known = {s.labels.get(label) for s in metrics[base].samples}
+            if label in OPEN_LABELS or not known - {None}:
+                continue
+            for value in values.replace("\\|", "|").split("|"):
+                assert value in known, (name, label, value)
