@@ -59,6 +59,9 @@ _FIXES = {
     errno.EADDRINUSE: "another process serves that port: stop it, or choose another port",
     errno.EACCES: "this user may not listen there: choose a port above 1023",
     errno.EADDRNOTAVAIL: "this machine has no such address: check the bind address",
+    # Only --fd hands a process a descriptor at start-up.
+    errno.EBADF: "--fd names no open descriptor: give the listening socket the parent passed",
+    errno.ENOTSOCK: "--fd names something other than a socket: give the listening socket the parent passed",
     # Name look-ups (socket.gaierror) carry negative codes of their own.
     socket.EAI_NONAME: _NO_HOST,
     socket.EAI_AGAIN: _NO_HOST + " (or the name server did not answer)",

@@ -2,6 +2,8 @@
 port out of range, a host that does not resolve, a port already taken, an app that does
 not load."""
 
+import errno
+import os
 import socket
 
 import pytest
@@ -82,3 +84,11 @@ def test_a_bad_layer_url_option_is_named(query, said):
     with pytest.raises(StartupError) as error:
         build_layer(f"redis://127.0.0.1:1/0?{query}")
     assert str(error.value).startswith(f"bad --layer: {said}")
+
+
+@pytest.mark.parametrize(
+    ("code", "said"), [(errno.EBADF, "no open descriptor"), (errno.ENOTSOCK, "other than a socket")]
+)
+def test_a_bad_fd_is_told_what_to_pass(code, said):
+    text = str(os_error(OSError(code, os.strerror(code))))
+    assert text.startswith(os.strerror(code) + "; --fd names ") and said in text
