@@ -26,7 +26,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -316,9 +316,9 @@ async def run_in_process(args: argparse.Namespace, plan: Plan) -> int:
         endpoint = await open_health("127.0.0.1", args.metrics_port, health)
         settings = part_settings(WorkerSettings, "")
         for number in range(1, plan.workers + 1):
-            worker = Worker(plan.app, layer, settings)
-            workers[worker] = f"worker{number}"
-            await start_named(workers[worker], worker, health, stoppers)
+            name = f"worker{number}"
+            worker = await start_named(name, lambda: Worker(plan.app, layer, settings), health, stoppers)
+            workers[worker] = name
         hints = list(plan.notes)
         if plan.email:
             hints += await start_email(args, plan, layer, health, stoppers)
@@ -348,13 +348,25 @@ async def run_in_process(args: argparse.Namespace, plan: Plan) -> int:
         await layer.close()
 
 
+P = TypeVar("P", bound=Server)
+
+
 async def start_named(
-    name: str, part: Server, health: Health, stoppers: list[Callable[[], Awaitable[None]]]
-) -> None:
-    """Start ``part``; it answers the health checks as ``name`` and stops with the others."""
+    name: str, build: Callable[[], P], health: Health, stoppers: list[Callable[[], Awaitable[None]]]
+) -> P:
+    """Build and start a part; it answers the health checks as ``name`` and stops with the
+    others. A setting it refuses, or a failed start, is a StartupError naming the part."""
+    try:
+        part = build()
+    except (ValueError, StartupError) as exc:
+        raise StartupError(f"{name}: {exc}") from None
     health.add(name, part)
-    await start_part(part)
+    try:
+        await start_part(part)
+    except StartupError as exc:
+        raise StartupError(f"{name}: {exc}") from None
     stoppers.append(part.stop)
+    return part
 
 
 async def start_http(
@@ -363,8 +375,10 @@ async def start_http(
     """The HTTP/WebSocket server on this loop; returns the "open" line."""
     from switchroom.servers.http_ws import HttpServer, Settings
 
-    http = HttpServer(layer, part_settings(Settings, "http", **http_values(args)))
-    await start_named("http", http, health, stoppers)
+    def build() -> HttpServer:
+        return HttpServer(layer, part_settings(Settings, "http", **http_values(args)))
+
+    http = await start_named("http", build, health, stoppers)
     return f"open {http.addresses()[0]}/ (Ctrl-C stops)"
 
 
@@ -390,8 +404,11 @@ async def start_email(
 
         stoppers.append(stop_relay)
     values = email_values(args, plan, relay_host, int(relay_port))
-    email = EmailServer(layer, part_settings(EmailSettings, "email", **values))
-    await start_named("email", email, health, stoppers)
+
+    def build() -> EmailServer:
+        return EmailServer(layer, part_settings(EmailSettings, "email", **values))
+
+    email = await start_named("email", build, health, stoppers)
     return email_hints(args, plan, email.port)
 
 
@@ -419,12 +436,12 @@ async def start_slack(
     else:
         environ, values = None, {}
         hints = ["slack: connected with the SWITCHROOM_SLACK_* tokens"]
-    try:
+
+    def build() -> SlackServer:
         settings = part_settings(SlackSettings, "slack", workspaces=workspaces_from_env(environ), **values)
-        slack = SlackServer(layer, settings)
-    except ValueError as exc:
-        raise StartupError(str(exc)) from None
-    await start_named("slack", slack, health, stoppers)
+        return SlackServer(layer, settings)
+
+    await start_named("slack", build, health, stoppers)
     return hints
 
 

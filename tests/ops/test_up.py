@@ -111,6 +111,22 @@ def test_a_part_that_cannot_start_is_named():
     assert "Traceback" not in result.stderr
 
 
+def test_a_part_that_cannot_start_in_one_process_is_named():
+    """The same refusal with every part on one loop: a line naming the part, no traceback."""
+    http_port, email_port = free_ports(2)
+    result = run_switchroom(
+        [
+            "up", "tests.ops.apps:mail_desk", "--http-port", str(http_port), "--email-port", str(email_port),
+            "--metrics-port", "0",
+        ],
+        env={"SWITCHROOM_EMAIL_MAX_MESSAGE_SIZE": str(10**10)},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "cannot start: email: a message of --max-message-size 10000000000 bytes" in last
+
+
 def test_a_bad_relay_address_is_refused_before_anything_starts():
     result = run_switchroom(["up", "tests.ops.apps:mail_desk", "--relay", "127.0.0.1:nope"])
     assert result.returncode == 2
