@@ -151,7 +151,11 @@ async def serve(common: Common, role: str, build: Callable[[BaseLayer], Server])
         health = Health(layer)
         health.add(role, server)
         endpoint = await open_health(common.metrics_bind, common.metrics_port, health)
-        await start_part(server)
+        if not await unless_stopped(start_part(server), stop):
+            # A stop signal during a long start (Slack unreachable, a slow app startup).
+            log.info("stopped before it was ready")
+            await server.stop()
+            return
         ended = await until_stopped_or_ended([server], stop)
         health.stopping = True
         if ended is None:

@@ -314,19 +314,25 @@ async def run_in_process(args: argparse.Namespace, plan: Plan) -> int:
         if not await unless_stopped(wait_for_layer(layer, args.layer_wait), stop):
             return 0
         endpoint = await open_health("127.0.0.1", args.metrics_port, health)
-        settings = part_settings(WorkerSettings, "")
-        for number in range(1, plan.workers + 1):
-            name = f"worker{number}"
-            worker = await start_named(name, lambda: Worker(plan.app, layer, settings), health, stoppers)
-            workers[worker] = name
-        hints = list(plan.notes)
-        if plan.email:
-            hints += await start_email(args, plan, layer, health, stoppers)
-        if plan.slack != "off":
-            hints += await start_slack(args, plan, layer, health, stoppers)
-        if plan.http:
-            hints.append(await start_http(args, layer, health, stoppers))
-        await say_ready(hints, health)
+
+        async def start_all() -> None:
+            settings = part_settings(WorkerSettings, "")
+            for number in range(1, plan.workers + 1):
+                name = f"worker{number}"
+                worker = await start_named(name, lambda: Worker(plan.app, layer, settings), health, stoppers)
+                workers[worker] = name
+            hints = list(plan.notes)
+            if plan.email:
+                hints += await start_email(args, plan, layer, health, stoppers)
+            if plan.slack != "off":
+                hints += await start_slack(args, plan, layer, health, stoppers)
+            if plan.http:
+                hints.append(await start_http(args, layer, health, stoppers))
+            await say_ready(hints, health)
+
+        # A stop signal during a long start (Slack unreachable, a slow app startup) stops now.
+        if not await unless_stopped(start_all(), stop):
+            return 0
         ended = await until_stopped_or_ended(list(workers), stop)
         if ended is None:
             return 0
@@ -365,6 +371,9 @@ async def start_named(
         await start_part(part)
     except StartupError as exc:
         raise StartupError(f"{name}: {exc}") from None
+    except asyncio.CancelledError:
+        await part.stop()  # stopped while it started: let go of what it holds already
+        raise
     stoppers.append(part.stop)
     return part
 

@@ -13,7 +13,7 @@ import pytest
 
 from switchroom.shared.redisproc import free_port
 
-from ..processes import ROOT, run_switchroom
+from ..processes import ROOT, SwitchroomProcess, run_switchroom
 
 pytestmark = pytest.mark.slow
 
@@ -164,3 +164,15 @@ def test_a_slack_server_without_tokens():
         ["slack"], env={"SWITCHROOM_SLACK_BOT_TOKEN": "", "SWITCHROOM_SLACK_APP_TOKEN": ""}
     )
     one_line(result, "cannot start", "no Slack workspace configured", "SWITCHROOM_SLACK_BOT_TOKEN")
+
+
+@pytest.mark.parametrize("command", [["slack"], ["up", APP, "--slack", "env", "--email-port", "0"]])
+def test_a_stop_signal_during_a_long_start_stops_at_once(command):
+    """A Slack server retrying an unreachable Slack has not started; SIGTERM ends it (or
+    the up running it) now, exit 0, not after its retries give up a minute later."""
+    env = {**SLACK_TOKENS, "SWITCHROOM_SLACK_API_URL": f"http://127.0.0.1:{free_port()}/api/"}
+    process = SwitchroomProcess(command + (up_ports() if command[0] == "up" else []), env)
+    process.stop_timeout = 5
+    process.wait_for_log("cannot reach Slack")
+    assert process.stop() == 0, process.stopped_log
+    assert "open http" not in process.stopped_log and "Traceback" not in process.stopped_log
