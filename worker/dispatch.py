@@ -89,6 +89,8 @@ class Dispatcher:
             else None
         )
         self.table: dict[str, Handler] = {channel: HANDLERS[channel] for channel in app.channels()}
+        self.http_paths = routing.PathMatcher(app.http_routes)
+        self.websocket_paths = {e: routing.PathMatcher(r) for e, r in app.websocket_routes.items()}
 
     async def handle(self, channel: str, raw: dict[str, Any], delivery: Delivery | None = None) -> bool:
         """Handle one message end to end; never raises (errors are logged and answered).
@@ -147,7 +149,7 @@ class Dispatcher:
             await result
 
     async def _http_request(self, message: dict[str, Any], ctx: HttpContext) -> None:
-        found = routing.match_path(self.app.http_routes, message["path"], message["method"])
+        found = self.http_paths.match(message["path"], message["method"])
         if found.route is not None:
             await self._call(found.route, message, ctx, found.params)
             if not ctx.response_started:
@@ -184,12 +186,12 @@ class Dispatcher:
             event.set()
 
     async def _websocket_connect(self, message: dict[str, Any], ctx: WebSocketContext) -> None:
-        routes = self.app.websocket_routes
-        found = routing.match_path(routes["connect"], message["path"])
+        paths = self.websocket_paths
+        found = paths["connect"].match(message["path"])
         if found.route is not None:
             await self._call(found.route, message, ctx, found.params)
             return
-        if any(routing.match_path(routes[e], message["path"]).route for e in ("receive", "disconnect")):
+        if any(paths[e].match(message["path"]).route for e in ("receive", "disconnect")):
             await ctx.accept()
             return
         if self.sockets is not None and self.app.asgi_serves(message["path"]):
@@ -207,7 +209,7 @@ class Dispatcher:
         await self._websocket_event("disconnect", message, ctx)
 
     async def _websocket_event(self, event: str, message: dict[str, Any], ctx: WebSocketContext) -> None:
-        found = routing.match_path(self.app.websocket_routes[event], message["path"])
+        found = self.websocket_paths[event].match(message["path"])
         if found.route is None:
             log.debug("WebSocket %s on %s: no consumer", event, message["path"])
             return

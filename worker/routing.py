@@ -112,6 +112,44 @@ def match_path(routes: list[Route], path: str, method: str | None = None) -> Pat
     return PathMatch(None, {}, wrong_method)
 
 
+class PathMatcher:
+    """``match_path`` over one list of routes, remembering the outcome per path and method.
+
+    A path's outcome depends only on the routes, so it is looked up once per path rather than
+    once per message (a socket's every frame names the same path). The cache holds at most
+    ``size`` paths of at most ``longest`` characters (the oldest go first: paths with
+    parameters are unbounded; longer paths are matched each time) and is emptied whenever the
+    list's length changes, so a route added later is found. Routes are added, never replaced
+    in place.
+    """
+
+    def __init__(self, routes: list[Route], size: int = 1024, longest: int = 256) -> None:
+        if size < 1:
+            raise ValueError("the route cache needs room for at least one path")
+        self.routes = routes
+        self.size = size
+        self.longest = longest
+        self._known = len(routes)
+        self._outcomes: dict[tuple[str, str | None], PathMatch] = {}
+
+    def match(self, path: str, method: str | None = None) -> PathMatch:
+        """As ``match_path(routes, path, method)``; the params dict is shared, not to be changed."""
+        outcomes = self._outcomes
+        if len(self.routes) != self._known:
+            outcomes.clear()
+            self._known = len(self.routes)
+        key = (path, method)
+        found = outcomes.get(key)
+        if found is None:
+            found = match_path(self.routes, path, method)
+            if len(path) > self.longest:
+                return found
+            if len(outcomes) >= self.size:
+                del outcomes[next(iter(outcomes))]
+            outcomes[key] = found
+        return found
+
+
 def match_address(routes: list[Route], address: str) -> Route | None:
     """The first route whose recipient pattern fits ``address``."""
     for route in routes:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from switchroom.worker.app import App
 from switchroom.worker.routing import (
     AddressPattern,
+    PathMatcher,
     PathPattern,
     Route,
     match_address,
@@ -69,6 +70,43 @@ def test_method_mismatch_is_told_apart_from_no_match():
     assert found.route is None and found.method_not_allowed
     found = match_path(routes, "/b", "GET")
     assert found.route is None and not found.method_not_allowed
+
+
+def test_path_cache_is_bounded_and_oldest_paths_go_first():
+    routes = [Route(print, path=PathPattern("/items/{id:int}"))]
+    matcher = PathMatcher(routes, size=3, longest=20)
+    for n in range(10):
+        assert matcher.match(f"/items/{n}").params == {"id": n}
+    assert list(matcher._outcomes) == [("/items/7", None), ("/items/8", None), ("/items/9", None)]
+    assert matcher.match("/items/" + "1" * 30).params == {"id": int("1" * 30)}
+    assert len(matcher._outcomes) == 3
+
+
+def test_path_cache_finds_a_route_added_later():
+    routes = [Route(print, path=PathPattern("/a"), methods=frozenset({"GET"}))]
+    matcher = PathMatcher(routes)
+    assert matcher.match("/b", "GET").route is None
+    assert matcher.match("/a", "POST").method_not_allowed
+    routes.append(Route(repr, path=PathPattern("/b")))
+    routes.append(Route(repr, path=PathPattern("/a"), methods=frozenset({"POST"})))
+    assert matcher.match("/b", "GET").route is routes[1]
+    assert matcher.match("/a", "POST").route is routes[2]
+
+
+def test_app_routes_registered_after_the_dispatcher_are_served():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from switchroom.layers import MemoryLayer
+    from switchroom.worker.dispatch import Dispatcher
+
+    app = App()
+    app.http("/a")(print)
+    dispatcher = Dispatcher(app, MemoryLayer(), ThreadPoolExecutor(1))
+    assert dispatcher.http_paths.match("/b", "GET").route is None
+    app.http("/b")(repr)
+    assert dispatcher.http_paths.match("/b", "GET").route is app.http_routes[1]
+    app.websocket("/ws")(repr)
+    assert dispatcher.websocket_paths["receive"].match("/ws").route is app.websocket_routes["receive"][0]
 
 
 @pytest.mark.parametrize(
