@@ -15,6 +15,7 @@ bridge use them for the answers they give, and a Channels consumer can too.
 """
 
 import asyncio
+import functools
 import json
 import logging
 from email.utils import parseaddr
@@ -125,12 +126,20 @@ class HttpContext(Context):
     ) -> None:
         """Answer an HTTP request; ``body`` may be bytes, str or JSON-able data."""
         data, ctype = encode_body(body, content_type)
-        pairs = _header_pairs(headers)
-        if not any(k == b"content-type" for k, _ in pairs):
-            pairs.append((b"content-type", ctype.encode("latin-1")))
-        if not any(k == b"content-length" for k, _ in pairs):
-            pairs.append((b"content-length", str(len(data)).encode()))
-        await self.send_response(http_response(status, data, pairs, self.layer.chunk_size))
+        length = str(len(data)).encode()
+        if headers is None:
+            pairs = [[b"content-type", _content_type(ctype)], [b"content-length", length]]
+        else:
+            pairs = _header_pairs(headers)
+            if not any(k == b"content-type" for k, _ in pairs):
+                pairs.append([b"content-type", _content_type(ctype)])
+            if not any(k == b"content-length" for k, _ in pairs):
+                pairs.append([b"content-length", length])
+        chunk_size = self.layer.chunk_size
+        if len(data) <= chunk_size:
+            await self.send_response([_first_part(status, pairs, data, False)])
+        else:
+            await self.send_response(http_response(status, data, pairs, chunk_size))
 
     async def send_response(self, messages: list[dict[str, Any]]) -> None:
         """Send prepared ``http.response`` / ``http.response.chunk`` messages in order."""
@@ -216,11 +225,15 @@ PROTOCOL_CONTEXTS: dict[str, type[Context]] = {
 }
 
 
-def _header_pairs(headers: dict[str, str] | list[tuple[bytes, bytes]] | None) -> list[tuple[bytes, bytes]]:
-    if headers is None:
-        return []
+def _header_pairs(headers: dict[str, str] | list[tuple[bytes, bytes]]) -> list[list[bytes]]:
     items = headers.items() if isinstance(headers, dict) else headers
-    return [(_latin1(k).lower(), _latin1(v)) for k, v in items]
+    return [[_latin1(k).lower(), _latin1(v)] for k, v in items]
+
+
+@functools.lru_cache(maxsize=64)
+def _content_type(ctype: str) -> bytes:
+    """A content type's header value (the few an app uses, encoded once)."""
+    return ctype.encode("latin-1")
 
 
 def _latin1(value: str | bytes) -> bytes:
@@ -265,7 +278,7 @@ class SyncContext:
 
 def encode_body(body: Any, content_type: str | None) -> tuple[bytes, str]:
     """Bytes and content type for a body given as bytes, str or JSON-able data."""
-    if isinstance(body, bytes | bytearray | memoryview):
+    if isinstance(body, (bytes, bytearray, memoryview)):
         return bytes(body), content_type or "application/octet-stream"
     if isinstance(body, str):
         return body.encode("utf-8"), content_type or "text/plain; charset=utf-8"
@@ -281,14 +294,14 @@ def http_response(
     """One ``http.response`` and as many ``http.response.chunk`` messages as the body needs,
     each with at most ``chunk_size`` (the layer's ``chunk_size``) body bytes."""
     parts = pieces(body, chunk_size)
-    first = {
-        "status": status,
-        "headers": [[bytes(k), bytes(v)] for k, v in headers],
-        "content": parts[0],
-        "more_content": len(parts) > 1,
-    }
+    first = _first_part(status, [[bytes(k), bytes(v)] for k, v in headers], parts[0], len(parts) > 1)
     rest = [{"content": p, "more_content": i < len(parts) - 2} for i, p in enumerate(parts[1:])]
     return [first, *rest]
+
+
+def _first_part(status: int, headers: list[list[bytes]], content: bytes, more: bool) -> dict[str, Any]:
+    """An ``http.response`` message from headers already in the message's form."""
+    return {"status": status, "headers": headers, "content": content, "more_content": more}
 
 
 def plain_response(status: int, text: str, chunk_size: int) -> list[dict[str, Any]]:
