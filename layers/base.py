@@ -326,6 +326,8 @@ class BaseLayer(ABC):
 
     def _count_refusals(self, items: list[tuple[str, Message]], results: list[LayerError | None]) -> None:
         """Count the sends of a batch refused by a full queue or a dead receiver, as drops."""
+        if not any(results):
+            return
         for kind, reason in ((ChannelFull, "full"), (ReceiverGone, "dead")):
             refused = [i for i, error in enumerate(results) if isinstance(error, kind)]
             if refused:

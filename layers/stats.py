@@ -106,6 +106,9 @@ class LayerStats:
 
     def sent(self, results: Sequence[Exception | None]) -> None:
         """Count one ``send_many``: messages the layer took, and each refusal by its error."""
+        if not any(results):
+            self.counts["sent"] += len(results)
+            return
         failed = 0
         for error in results:
             if error is not None:
