@@ -49,7 +49,11 @@ class Context:
         self.delivery = delivery
         self.idempotency_key = delivery.key if delivery is not None else None
         self.attempt = delivery.attempt if delivery is not None else 1
-        self.presence = self._presence()
+
+    @functools.cached_property
+    def presence(self) -> PresenceHelpers:
+        """Presence helpers for this consumer (made on first use: most consumers never ask)."""
+        return self._presence()
 
     def _presence(self) -> PresenceHelpers:
         return PresenceHelpers(self)
@@ -169,7 +173,7 @@ class WebSocketContext(Context):
         """Send a WebSocket frame (this also accepts a pending handshake)."""
         if (text is None) == (bytes is None):
             raise ValueError("send exactly one of text= and bytes=")
-        await self._frame(websocket_frame(text=text, data=bytes))
+        await self._frame({"text": text} if bytes is None else {"bytes": bytes})
 
     async def close(self, code: int = 1000, reason: str | None = None) -> None:
         """Close the WebSocket with ``code``."""

@@ -11,6 +11,7 @@ before it could run it to the end."""
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -250,12 +251,15 @@ class Worker:
         else:
             task = asyncio.create_task(self._handle_after(previous, channel, message))
         self.running.add(task)
-        task.add_done_callback(self.running.discard)
         if isinstance(reply, str):
             self._socket_tails[reply] = task
-            task.add_done_callback(lambda t: self._forget_tail(reply, t))
+            task.add_done_callback(functools.partial(self._socket_done, reply))
+        else:
+            task.add_done_callback(self.running.discard)
 
-    def _forget_tail(self, reply: str, task: asyncio.Task[None]) -> None:
+    def _socket_done(self, reply: str, task: asyncio.Task[None]) -> None:
+        """A socket's message handled: forget the task, and the socket's tail if it is the last."""
+        self.running.discard(task)
         if self._socket_tails.get(reply) is task:
             del self._socket_tails[reply]
 
