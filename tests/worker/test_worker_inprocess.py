@@ -62,3 +62,31 @@ async def test_sync_consumer_uses_blocking_layer_and_groups():
     worker.stop()
     await asyncio.wait_for(task, 5)
     assert task.result() is None
+
+
+async def test_each_sockets_frames_are_handled_in_order_and_then_forgotten():
+    """Later frames of a socket wait for earlier ones even when they would finish first;
+    once a socket's frames are handled the worker keeps nothing of it."""
+    app = App()
+    handled = []
+
+    @app.websocket("/s")
+    async def receive(message, ctx):
+        await asyncio.sleep(0.002 * (10 - message["order"]))
+        handled.append((ctx.reply_channel, message["order"]))
+
+    layer = get_layer("memory://")
+    worker, task = await run_worker(app, layer)
+    sockets = [await mailbox(layer, "websocket.send") for _ in range(3)]
+    frames = [(s.address, n) for n in range(1, 10) for s in sockets]
+    for address, n in frames:
+        await layer.send("websocket.receive", {"reply_channel": address, "path": "/s", "text": "x", "order": n})
+    for _ in range(500):
+        if len(handled) == len(frames) and not worker.running:
+            break
+        await asyncio.sleep(0.01)
+    for s in sockets:
+        assert [n for address, n in handled if address == s.address] == list(range(1, 10))
+    assert not worker.running and not worker._socket_tails
+    worker.stop()
+    await asyncio.wait_for(task, 5)
