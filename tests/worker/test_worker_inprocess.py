@@ -80,7 +80,8 @@ async def test_each_sockets_frames_are_handled_in_order_and_then_forgotten():
     sockets = [await mailbox(layer, "websocket.send") for _ in range(3)]
     frames = [(s.address, n) for n in range(1, 10) for s in sockets]
     for address, n in frames:
-        await layer.send("websocket.receive", {"reply_channel": address, "path": "/s", "text": "x", "order": n})
+        frame = {"reply_channel": address, "path": "/s", "text": "x", "order": n}
+        await layer.send("websocket.receive", frame)
     for _ in range(500):
         if len(handled) == len(frames) and not worker.running:
             break
