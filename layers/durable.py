@@ -154,9 +154,6 @@ class DurableStore(ABC):
 
     def handles(self, channel: Any) -> bool:
         """True if ``channel`` is durable (dead-letter channels, ``*.failed``, never are)."""
-        if type(channel) is str and "!" in channel:
-            # An address (a reply, a socket): never durable, and too many to remember.
-            return False
         known = self._handles.get(channel)
         if known is None:
             known = (
