@@ -25,8 +25,8 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
+from redis.exceptions import AskError, ClusterDownError, RedisError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from switchroom.shared.options import boolean
@@ -40,6 +40,7 @@ from .errors import LayerError, LayerUnavailable
 from .hashring import HashRing
 from .names import join_addresses, queue_name
 from .outage import Outage
+from .rediscall import Lane, Script, bulk, command
 from .stats import GroupReach
 
 DEFAULT_PREFIX = "switchroom"
@@ -79,7 +80,7 @@ def _unavailable(
             outage.failed(error)
         raise error from exc
     except RedisError as exc:
-        if on_moved is not None and str(exc).startswith(("MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN")):
+        if on_moved is not None and isinstance(exc, (AskError, ClusterDownError, TryAgainError)):
             on_moved()
             raise LayerUnavailable(f"redis cluster topology changed at {label}: {exc}") from exc
         error = LayerUnavailable(f"redis at {label} failed: {exc}")
@@ -213,6 +214,12 @@ def _connect(url: str, socket_timeout: float, connect_timeout: float, max_connec
 
 REDIS_CLUSTER_SLOTS = 16384
 
+_SEND = Script(scripts.SEND)
+_POP = Script(scripts.POP)
+# One message's ARGV of the SEND script, in RESP: its capacity, its queue entry (deadline,
+# target, newline, payload) and its process id.
+_SEND_ARGS = b"$%d\r\n%b\r\n$%d\r\n%b%b\n%b\r\n$%d\r\n%b\r\n"
+
 
 def _cluster_startup_nodes(url: str) -> list[tuple[str, int]]:
     """The ``host:port`` list of a ``redis+cluster://[:password@]h:p,h:p`` URL."""
@@ -245,8 +252,8 @@ class _Shard:
         self.max_connections = max_connections
         self.slots = asyncio.Semaphore(max_connections)
         self.client = _connect(url, socket_timeout, connect_timeout, max_connections)
-        self.send = self.client.register_script(scripts.SEND)
-        self.pop = self.client.register_script(scripts.POP)
+        # Sends, pops and blocked reads: the layer's per-message commands, packed once.
+        self.lane = Lane(self.client, socket_timeout)
         self.group_send = self.client.register_script(scripts.GROUP_SEND)
         self.group_members = self.client.register_script(scripts.GROUP_MEMBERS)
         self.heartbeat = self.client.register_script(scripts.HEARTBEAT)
@@ -278,10 +285,18 @@ class _Shard:
             self.slots.release()
 
     def drop_idle(self) -> None:
-        """Close the pool's idle connections (in the background): they are likely broken too."""
+        """Close the idle connections (in the background): they are likely broken too."""
         if self._dropping is None or self._dropping.done():
-            pool = self.client.connection_pool
-            self._dropping = asyncio.ensure_future(pool.disconnect(inuse_connections=False))
+            self._dropping = asyncio.ensure_future(self._disconnect_idle())
+
+    async def _disconnect_idle(self) -> None:
+        await self.client.connection_pool.disconnect(inuse_connections=False)
+        await self.lane.disconnect_idle()
+
+    async def aclose(self) -> None:
+        """Close the client and the lane's connections."""
+        await self.lane.aclose()
+        await self.client.aclose()
 
 
 class RedisLayer(BaseLayer):
@@ -313,6 +328,7 @@ class RedisLayer(BaseLayer):
         if self.cluster and len(self.urls) > 1:
             raise ValueError("a Redis Cluster layer takes one redis+cluster:// URL listing its nodes")
         self.prefix = prefix + ":"
+        self._prefix_bytes = self.prefix.encode()
         self._queue_prefix = self.prefix + "q:"
         self._group_prefix = self.prefix + "g:"
         self.block_timeout = block_timeout
@@ -407,7 +423,7 @@ class RedisLayer(BaseLayer):
         self._slot_owner = owners
         self._stale = False
         for shard in old:
-            await shard.client.aclose()
+            await shard.aclose()
 
     def _topology_changed(self) -> None:
         self._stale = True
@@ -448,17 +464,29 @@ class RedisLayer(BaseLayer):
             positions, keys, argv = batches.setdefault(self._shard_of(queue), ([], [], []))
             positions.append(index)
             keys.append(self._queue_key(queue))
-            argv += (
-                self.capacity_for(queue),
-                b"".join((head, channel.encode(), b"\n", payload)),
-                queue[:-1] if queue.endswith("!") else "",
+            name = channel.encode()
+            capacity = b"%d" % self.capacity_for(queue)
+            process = queue[:-1].encode() if queue.endswith("!") else b""
+            argv.append(
+                _SEND_ARGS
+                % (
+                    len(capacity),
+                    capacity,
+                    14 + len(name) + len(payload),
+                    head,
+                    name,
+                    payload,
+                    len(process),
+                    process,
+                )
             )
         if batches:
-            ttl = int(self.expiry * 1000)
-            now_ms = int(now * 1000)
+            fixed = bulk(b"%d" % int(now * 1000), b"%d" % int(self.expiry * 1000), self._prefix_bytes)
             shard_ids = list(batches)
             calls = [
-                self._send_batch(i, batches[i][1], [now_ms, ttl, self.prefix, *batches[i][2]])
+                self._send_batch(
+                    i, _SEND.call(batches[i][1], [fixed, *batches[i][2]], 3 + 3 * len(batches[i][1]))
+                )
                 for i in shard_ids
             ]
             replies = await _gather(calls)
@@ -480,10 +508,10 @@ class RedisLayer(BaseLayer):
         self.stats.sent(results)
         return results
 
-    async def _send_batch(self, shard_id: int, keys: list[bytes], argv: list[Any]) -> list[int]:
+    async def _send_batch(self, shard_id: int, packed: bytes) -> list[int]:
         shard = self._shard(shard_id)
         async with shard.use():
-            return await shard.send(keys=keys, args=argv)
+            return await shard.lane.call(packed, _SEND)
 
     # -- receive ---------------------------------------------------------------------
 
@@ -544,7 +572,7 @@ class RedisLayer(BaseLayer):
     async def _pop(self, shard_id: int, keys: list[bytes], count: int) -> list[tuple[str, Message]]:
         shard = self._shard(shard_id)
         async with shard.use():
-            entries = await shard.pop(keys=keys, args=[count])
+            entries = await shard.lane.call(_POP.call(keys, [bulk(b"%d" % count)], 1), _POP)
         return self._decode_all(entries)
 
     async def _block(
@@ -571,7 +599,7 @@ class RedisLayer(BaseLayer):
     async def _blpop(self, shard_id: int, keys: list[bytes], block: float) -> list[tuple[str, Message]]:
         shard = self._shard(shard_id)
         async with shard.use():
-            reply = await shard.client.blpop(keys, timeout=block)
+            reply = await shard.lane.call(command(b"BLPOP", *keys, b"%.3f" % block))
         return self._decode_all([reply[1]]) if reply else []
 
     def _blocked_done(self, ident: tuple[int, frozenset[bytes]], task: "asyncio.Task[Any]") -> None:
@@ -865,4 +893,4 @@ class RedisLayer(BaseLayer):
             task.cancel()
         await asyncio.gather(*blocked, return_exceptions=True)
         for shard in self._shards:
-            await shard.client.aclose()
+            await shard.aclose()
