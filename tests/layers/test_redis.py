@@ -237,6 +237,50 @@ async def test_cluster_group_send_reaches_members_on_every_master(redis_cluster)
             await layer.close()
 
 
+async def test_a_cluster_redirect_marks_the_slot_map_stale_and_the_next_call_goes_right(
+    redis_cluster, caplog
+):
+    """A node answering MOVED refuses the call (nothing was run) without starting an
+    outage; the slot map is read again and the next call reaches the right master."""
+    layer = get_layer(redis_cluster, prefix="moved")
+    try:
+        await layer.send("moved.q", {"n": 0})
+        slot = layer._shard_of(queue_name("moved.q"))
+        owner = layer._slot_owner[slot]
+        layer._slot_owner[slot] = (owner + 1) % len(layer._shards)
+        with pytest.raises(LayerUnavailable, match="topology changed"):
+            await layer.send("moved.q", {"n": 1})
+        await layer.send("moved.q", {"n": 2})
+        assert layer._slot_owner[slot] == owner
+        got = await layer.receive_many(["moved.q"], 10, timeout=1)
+        assert [m["n"] for _, m in got] == [0, 2]
+        assert "unavailable" not in caplog.text and layer.stats.counts["outages"] == 0
+    finally:
+        await layer.flush()
+        await layer.close()
+
+
+async def test_a_call_cancelled_before_its_reply_leaves_no_connection_with_a_reply_unread(redis_server):
+    """A read cancelled while Redis has yet to answer closes its connection: the calls after
+    it get their own replies, never the one left behind."""
+    layer = get_layer(redis_server.url, prefix="cancelcall")
+    try:
+        for round in range(20):
+            assert await layer.send_many([("cancelcall.a", {"n": round})]) == [None]
+            reading = asyncio.ensure_future(layer.receive_many(["cancelcall.a"], 10, timeout=1))
+            for _ in range(round % 3 + 1):
+                await asyncio.sleep(0)
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
+            assert await layer.send_many([("cancelcall.b", {"n": round})]) == [None]
+            got = await layer.receive_many(["cancelcall.b"], 10, timeout=1)
+            assert [m["n"] for _, m in got] == [round]
+            await layer.receive_many(["cancelcall.a"], 10, timeout=0.01)
+    finally:
+        await layer.flush()
+        await layer.close()
+
+
 async def test_a_cancelled_receive_always_ends(redis_server):
     """Cancelling a reader while messages arrive must end it, every time (no swallowed cancel)."""
     layer = get_layer(f"{redis_server.url}?prefix=cancel")
