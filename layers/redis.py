@@ -51,6 +51,45 @@ DEFAULT_MAX_CONNECTIONS = 50
 T = TypeVar("T")
 
 
+# Failures that mean the node is unreachable, and those that mean it answered with an error.
+_LOST = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
+_FAILED = (*_LOST, RedisError)
+_REDIRECTS = (AskError, ClusterDownError, TryAgainError)
+
+
+def _layer_error(
+    exc: BaseException,
+    label: str,
+    on_moved: Callable[[], None] | None = None,
+    on_lost: Callable[[], None] | None = None,
+    outage: Outage | None = None,
+    quiet: bool = False,
+) -> LayerUnavailable:
+    """The LayerUnavailable naming the shard for a failed command.
+
+    A lost connection calls ``on_lost`` (the shard then closes its idle pooled connections,
+    which a Redis restart has broken too, so none of them fails a command later).
+
+    A cluster node answering MOVED/ASK/CLUSTERDOWN/TRYAGAIN marks the topology stale, so the
+    next call re-reads the slot map; the refused command was not run, so nothing is lost.
+
+    ``outage`` hears (unless ``quiet``) of every failure, so an outage is logged once
+    however many callers retry.
+    """
+    if isinstance(exc, _LOST):
+        if on_lost is not None:
+            on_lost()
+        error = LayerUnavailable(f"redis at {label} is unavailable: {exc}")
+    elif on_moved is not None and isinstance(exc, _REDIRECTS):
+        on_moved()
+        return LayerUnavailable(f"redis cluster topology changed at {label}: {exc}")
+    else:
+        error = LayerUnavailable(f"redis at {label} failed: {exc}")
+    if outage is not None and not quiet:
+        outage.failed(error)
+    return error
+
+
 @contextmanager
 def _unavailable(
     label: str,
@@ -59,37 +98,14 @@ def _unavailable(
     outage: Outage | None = None,
     quiet: bool = False,
 ) -> Iterator[None]:
-    """Turn connection-level failures into LayerUnavailable naming the shard.
-
-    A lost connection calls ``on_lost`` (the shard then closes its idle pooled connections,
-    which a Redis restart has broken too, so none of them fails a command later).
-
-    A cluster node answering MOVED/ASK/CLUSTERDOWN marks the topology stale, so the next
-    call re-reads the slot map; the refused command was not run, so nothing is lost.
-
-    ``outage`` hears of every success and (unless ``quiet``) every failure, so an outage
-    is logged once however many callers retry.
-    """
+    """Turn the failures of the commands inside into LayerUnavailable (``_layer_error``);
+    ``outage`` hears of every success too."""
     try:
         yield
-    except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
-        if on_lost is not None:
-            on_lost()
-        error = LayerUnavailable(f"redis at {label} is unavailable: {exc}")
-        if outage is not None and not quiet:
-            outage.failed(error)
-        raise error from exc
-    except RedisError as exc:
-        if on_moved is not None and isinstance(exc, (AskError, ClusterDownError, TryAgainError)):
-            on_moved()
-            raise LayerUnavailable(f"redis cluster topology changed at {label}: {exc}") from exc
-        error = LayerUnavailable(f"redis at {label} failed: {exc}")
-        if outage is not None and not quiet:
-            outage.failed(error)
-        raise error from exc
-    else:
-        if outage is not None:
-            outage.answered()
+    except _FAILED as exc:
+        raise _layer_error(exc, label, on_moved, on_lost, outage, quiet) from exc
+    if outage is not None:
+        outage.answered()
 
 
 def _glob_escape(text: str) -> str:
@@ -216,9 +232,8 @@ REDIS_CLUSTER_SLOTS = 16384
 
 _SEND = Script(scripts.SEND)
 _POP = Script(scripts.POP)
-# One message's ARGV of the SEND script, in RESP: its capacity, its queue entry (deadline,
-# target, newline, payload) and its process id.
-_SEND_ARGS = b"$%d\r\n%b\r\n$%d\r\n%b%b\n%b\r\n$%d\r\n%b\r\n"
+# A queue entry as one RESP argument: its deadline, its target, a newline, its payload.
+_ENTRY = b"$%d\r\n%b%b\n%b\r\n"
 
 
 def _cluster_startup_nodes(url: str) -> list[tuple[str, int]]:
@@ -262,11 +277,8 @@ class _Shard:
         self.presence_take = self.client.register_script(presence_redis.TAKE)
         self._dropping: asyncio.Task[None] | None = None
 
-    @asynccontextmanager
-    async def use(self, quiet: bool = False) -> AsyncIterator[None]:
-        """Run a command on this shard: wait for a free connection (at most ``socket_timeout``
-        seconds, then LayerUnavailable) and translate its errors (``quiet``: a failure is the
-        caller's to report, not the start of an outage)."""
+    async def _take_slot(self) -> None:
+        """Wait for a free connection: at most ``socket_timeout`` seconds, then LayerUnavailable."""
         try:
             if self.slots.locked():
                 await asyncio.wait_for(self.slots.acquire(), self.wait)
@@ -278,11 +290,30 @@ class _Shard:
                 f"no free connection to redis at {self.label} within {self.wait:.0f} s "
                 f"({self.max_connections} commands in flight; raise max_connections)"
             ) from None
+
+    @asynccontextmanager
+    async def use(self, quiet: bool = False) -> AsyncIterator[None]:
+        """Run a command on this shard: take a free connection and translate its errors
+        (``quiet``: a failure is the caller's to report, not the start of an outage)."""
+        await self._take_slot()
         try:
             with _unavailable(self.label, self.on_moved, self.drop_idle, self.outage, quiet):
                 yield
         finally:
             self.slots.release()
+
+    async def call(self, packed: bytes, script: Script | None = None) -> Any:
+        """One packed command on the shard's lane, bounded and translated as ``use`` does,
+        without the cost of its context managers (it is the path of every message)."""
+        await self._take_slot()
+        try:
+            reply = await self.lane.call(packed, script)
+        except _FAILED as exc:
+            raise _layer_error(exc, self.label, self.on_moved, self.drop_idle, self.outage) from exc
+        finally:
+            self.slots.release()
+        self.outage.answered()
+        return reply
 
     def drop_idle(self) -> None:
         """Close the idle connections (in the background): they are likely broken too."""
@@ -446,7 +477,8 @@ class RedisLayer(BaseLayer):
         await self._ready()
         results: list[LayerError | None] = []
         channels: list[str] = []
-        batches: dict[int, tuple[list[int], list[bytes], list[Any]]] = {}
+        # Per queue: the positions of its messages in ``items`` and their entries (in RESP).
+        groups: dict[str, tuple[list[int], list[bytes]]] = {}
         now = time.time()
         head = b"%013d" % int((now + self.expiry) * 1000)
         for index, (channel, message) in enumerate(items):
@@ -461,57 +493,61 @@ class RedisLayer(BaseLayer):
             if self._is_local(queue):
                 results[index] = self._deliver_local(channel, payload, now)
                 continue
-            positions, keys, argv = batches.setdefault(self._shard_of(queue), ([], [], []))
-            positions.append(index)
-            keys.append(self._queue_key(queue))
+            group = groups.get(queue)
+            if group is None:
+                group = groups[queue] = ([], [])
+            group[0].append(index)
             name = channel.encode()
-            capacity = b"%d" % self.capacity_for(queue)
-            process = queue[:-1].encode() if queue.endswith("!") else b""
-            argv.append(
-                _SEND_ARGS
-                % (
-                    len(capacity),
-                    capacity,
-                    14 + len(name) + len(payload),
-                    head,
-                    name,
-                    payload,
-                    len(process),
-                    process,
-                )
-            )
-        if batches:
+            group[1].append(_ENTRY % (14 + len(name) + len(payload), head, name, payload))
+        if groups:
+            by_shard: dict[int, list[str]] = {}
+            for queue in groups:
+                by_shard.setdefault(self._shard_of(queue), []).append(queue)
             fixed = bulk(b"%d" % int(now * 1000), b"%d" % int(self.expiry * 1000), self._prefix_bytes)
-            shard_ids = list(batches)
-            calls = [
-                self._send_batch(
-                    i, _SEND.call(batches[i][1], [fixed, *batches[i][2]], 3 + 3 * len(batches[i][1]))
-                )
-                for i in shard_ids
-            ]
+            shard_ids = list(by_shard)
+            calls = [self._send_batch(i, self._send_command(by_shard[i], groups, fixed)) for i in shard_ids]
             replies = await _gather(calls)
-            for shard_id, reply in zip(shard_ids, replies, strict=False):
-                positions = batches[shard_id][0]
+            for shard_id, reply in zip(shard_ids, replies, strict=True):
+                queues = by_shard[shard_id]
                 if isinstance(reply, BaseException):
                     if not isinstance(reply, LayerError):
                         raise reply
-                    for index in positions:
-                        results[index] = reply
+                    for queue in queues:
+                        for index in groups[queue][0]:
+                            results[index] = reply
                     continue
                 self.stats.drop("expired", reply[-1])
-                for index, code in zip(positions, reply, strict=False):
-                    if code == 0:
-                        results[index] = self._full(channels[index])
-                    elif code == 2:
-                        results[index] = self._gone(channels[index])
+                for queue, pushed in zip(queues, reply, strict=False):
+                    positions = groups[queue][0]
+                    if pushed < 0:
+                        for index in positions:
+                            results[index] = self._gone(channels[index])
+                    else:
+                        for index in positions[pushed:]:
+                            results[index] = self._full(channels[index])
         self._count_refusals(items, results)
         self.stats.sent(results)
         return results
 
+    def _send_command(
+        self, queues: list[str], groups: dict[str, tuple[list[int], list[bytes]]], fixed: bytes
+    ) -> bytes:
+        """The SEND script call for ``queues`` of one shard: per queue its key, capacity,
+        process and entry count, then every entry."""
+        per_queue = [
+            bulk(
+                b"%d" % self.capacity_for(queue),
+                queue[:-1].encode() if queue.endswith("!") else b"",
+                b"%d" % len(groups[queue][1]),
+            )
+            for queue in queues
+        ]
+        entries = [entry for queue in queues for entry in groups[queue][1]]
+        keys = [self._queue_key(queue) for queue in queues]
+        return _SEND.call(keys, [fixed, *per_queue, *entries], 3 + 3 * len(queues) + len(entries))
+
     async def _send_batch(self, shard_id: int, packed: bytes) -> list[int]:
-        shard = self._shard(shard_id)
-        async with shard.use():
-            return await shard.lane.call(packed, _SEND)
+        return await self._shard(shard_id).call(packed, _SEND)
 
     # -- receive ---------------------------------------------------------------------
 
@@ -570,9 +606,7 @@ class RedisLayer(BaseLayer):
         return out
 
     async def _pop(self, shard_id: int, keys: list[bytes], count: int) -> list[tuple[str, Message]]:
-        shard = self._shard(shard_id)
-        async with shard.use():
-            entries = await shard.lane.call(_POP.call(keys, [bulk(b"%d" % count)], 1), _POP)
+        entries = await self._shard(shard_id).call(_POP.call(keys, [bulk(b"%d" % count)], 1), _POP)
         return self._decode_all(entries)
 
     async def _block(
@@ -597,9 +631,7 @@ class RedisLayer(BaseLayer):
         await asyncio.wait([*tasks, arrival], timeout=block, return_when=asyncio.FIRST_COMPLETED)
 
     async def _blpop(self, shard_id: int, keys: list[bytes], block: float) -> list[tuple[str, Message]]:
-        shard = self._shard(shard_id)
-        async with shard.use():
-            reply = await shard.lane.call(command(b"BLPOP", *keys, b"%.3f" % block))
+        reply = await self._shard(shard_id).call(command(b"BLPOP", *keys, b"%.3f" % block))
         return self._decode_all([reply[1]]) if reply else []
 
     def _blocked_done(self, ident: tuple[int, frozenset[bytes]], task: "asyncio.Task[Any]") -> None:

@@ -54,11 +54,11 @@ local function dead(kp, proc)
 end
 """
 
-# KEYS: queue keys (may repeat). ARGV: now_ms, ttl_ms, key prefix, then per key its
-# capacity, its entry and its process id ("" for a plain queue).
-# Entries are grouped by key (in order within each key): one LLEN, one RPUSH of every
-# entry that fits and one PEXPIRE per key, however many entries the batch has for it.
-# Returns one code per key (1 sent, 0 full, 2 its process is dead), then how many
+# KEYS: distinct queue keys. ARGV: now_ms, ttl_ms, key prefix, then per key its capacity,
+# its process id ("" for a plain queue) and how many entries it gets, then every entry,
+# key by key in KEYS order. One LLEN, one RPUSH of every entry that fits and one PEXPIRE
+# per key, however many entries the batch has for it. Returns per key how many of its
+# entries (the first ones) were pushed, or -1 if its process is dead; then how many
 # expired entries full queues shed.
 SEND = (
     _TRIM
@@ -69,39 +69,28 @@ local ttl = ARGV[2]
 local kp = ARGV[3]
 local out = {}
 local shed = 0
-local order, by_key = {}, {}
-for i, key in ipairs(KEYS) do
-  local group = by_key[key]
-  if not group then
-    group = {}
-    by_key[key] = group
-    order[#order + 1] = key
-  end
-  group[#group + 1] = i
-end
-for _, key in ipairs(order) do
-  local group = by_key[key]
-  local first = group[1]
-  local proc = ARGV[3 + 3 * first]
+local first = 4 + 3 * #KEYS
+for k, key in ipairs(KEYS) do
+  local cap = tonumber(ARGV[1 + 3 * k])
+  local proc = ARGV[2 + 3 * k]
+  local count = tonumber(ARGV[3 + 3 * k])
   if proc ~= '' and dead(kp, proc) then
-    for _, i in ipairs(group) do out[i] = 2 end
+    out[k] = -1
   else
-    local cap = tonumber(ARGV[1 + 3 * first])
     local n = redis.call('LLEN', key)
-    if n + #group > cap and n > 0 then
+    if n + count > cap and n > 0 then
       local left = trim(key, n, now)
       shed = shed + n - left
       n = left
     end
-    local room = math.max(0, math.min(#group, cap - n))
-    for j = 1, room, 1000 do
-      local entries = {}
-      for k = j, math.min(j + 999, room) do entries[#entries + 1] = ARGV[2 + 3 * group[k]] end
-      redis.call('RPUSH', key, unpack(entries))
+    local room = math.max(0, math.min(count, cap - n))
+    for j = 0, room - 1, 1000 do
+      redis.call('RPUSH', key, unpack(ARGV, first + j, first + math.min(j + 999, room - 1)))
     end
     if room > 0 then redis.call('PEXPIRE', key, ttl) end
-    for j, i in ipairs(group) do out[i] = j <= room and 1 or 0 end
+    out[k] = room
   end
+  first = first + count
 end
 out[#KEYS + 1] = shed
 return out
