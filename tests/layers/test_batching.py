@@ -17,9 +17,12 @@ class CountingLayer:
         self.layer = get_layer("memory://", **options)
         self.calls: list[int] = []
         self.fail_with: BaseException | None = None
+        self.stuck = False
 
     async def send_many(self, items):
         self.calls.append(len(items))
+        if self.stuck:  # a round trip that never ends
+            await asyncio.Event().wait()
         await asyncio.sleep(0.01)  # a round trip, during which more sends gather
         if self.fail_with is not None:
             raise self.fail_with
@@ -82,9 +85,11 @@ async def test_an_unexpected_failure_reaches_every_waiting_caller():
 
 async def test_stopping_the_batcher_cancels_the_callers_instead_of_leaving_them_waiting():
     counting = CountingLayer()
+    counting.stuck = True
     batcher = SendBatcher(counting.send_many)
     first = asyncio.ensure_future(batcher.send_many([("a", {})]))
-    await asyncio.sleep(0.005)
+    while not counting.calls:
+        await asyncio.sleep(0)
     later = asyncio.ensure_future(batcher.send_many([("b", {})]))
     await asyncio.sleep(0)
     assert batcher.flusher is not None
