@@ -23,6 +23,14 @@ from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
+def _from_replica(reply: Any) -> bool:
+    """True for a replica's refusal to write, also as a script's error (Redis < 7 wraps
+    it: ``Error running script ... -READONLY ...``)."""
+    if isinstance(reply, ReadOnlyError):
+        return True
+    return isinstance(reply, ResponseError) and "-READONLY " in str(reply)
+
+
 def bulk(*args: bytes) -> bytes:
     """``args`` as RESP bulk strings, one after the other."""
     return b"".join(b"$%d\r\n%b\r\n" % (len(arg), arg) for arg in args)
@@ -88,7 +96,7 @@ class Lane:
             raise
         if conn.health_check_interval:
             conn.next_health_check = loop.time() + conn.health_check_interval
-        if isinstance(reply, ReadOnlyError):
+        if _from_replica(reply):
             # A master demoted to replica (a Sentinel failover): connect afresh, which asks
             # the sentinels for the new master.
             await conn.disconnect(nowait=True)

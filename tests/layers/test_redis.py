@@ -12,6 +12,7 @@ from switchroom.layers import LayerUnavailable, RedisLayer, get_layer, queue_nam
 from switchroom.layers.hashring import HashRing
 from switchroom.layers.redis import shard_key
 from switchroom.layers.scripts import glob_to_lua
+from switchroom.shared.redisproc import RedisProcess
 
 SENDER = textwrap.dedent(
     """
@@ -279,6 +280,20 @@ async def test_a_call_cancelled_before_its_reply_leaves_no_connection_with_a_rep
     finally:
         await layer.flush()
         await layer.close()
+
+
+async def test_a_replica_refusing_a_write_closes_the_connection(redis_server):
+    """A node that answers READONLY (a master demoted by a failover) is treated as lost: the
+    call fails as unavailable and its connection is closed, so the next one connects
+    afresh (through Sentinel, to the current master) instead of writing there again."""
+    with RedisProcess(extra_args=("--replicaof", "127.0.0.1", str(redis_server.port))) as replica:
+        layer = get_layer(replica.url, prefix="replica")
+        try:
+            with pytest.raises(LayerUnavailable, match="unavailable: redis answered as a replica"):
+                await layer.send("replica.q", {"n": 1})
+            assert not any(conn.is_connected for conn in layer._shards[0].lane.idle)
+        finally:
+            await layer.close()
 
 
 async def test_a_cancelled_receive_always_ends(redis_server):
