@@ -23,12 +23,10 @@ from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
-def _from_replica(reply: Any) -> bool:
+def _from_replica(error: ResponseError) -> bool:
     """True for a replica's refusal to write, also as a script's error (Redis < 7 wraps
     it: ``Error running script ... -READONLY ...``)."""
-    if isinstance(reply, ReadOnlyError):
-        return True
-    return isinstance(reply, ResponseError) and "-READONLY " in str(reply)
+    return isinstance(error, ReadOnlyError) or "-READONLY " in str(error)
 
 
 def bulk(*args: bytes) -> bytes:
@@ -96,7 +94,7 @@ class Lane:
             raise
         if conn.health_check_interval:
             conn.next_health_check = loop.time() + conn.health_check_interval
-        if _from_replica(reply):
+        if isinstance(reply, ResponseError) and _from_replica(reply):
             # A master demoted to replica (a Sentinel failover): connect afresh, which asks
             # the sentinels for the new master.
             await conn.disconnect(nowait=True)
