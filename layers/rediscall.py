@@ -82,8 +82,7 @@ class Lane:
             if not conn.is_connected:
                 await conn.connect()
             elif conn.health_check_interval and loop.time() > conn.next_health_check:
-                # Idle for a while: a PING finds a connection a Redis restart has broken.
-                await conn.check_health()
+                await self._check(conn)
             reply = await self._round_trip(conn, packed)
             if script is not None and isinstance(reply, NoScriptError):
                 await self._round_trip(conn, script.load)
@@ -107,6 +106,16 @@ class Lane:
         if isinstance(reply, ResponseError):
             raise reply
         return reply
+
+    @staticmethod
+    async def _check(conn: AbstractConnection) -> None:
+        """A connection idle for a while is pinged first; one that a Redis restart broke is
+        replaced by a new one (nothing was sent on it yet), so the call still goes out."""
+        try:
+            await conn.check_health()
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            await conn.disconnect(nowait=True)
+            await conn.connect()
 
     async def _round_trip(self, conn: AbstractConnection, packed: bytes) -> Any:
         """Write one command and read its reply (an error reply is returned, not raised)."""

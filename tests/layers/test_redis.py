@@ -10,7 +10,7 @@ import pytest
 
 from switchroom.layers import LayerUnavailable, RedisLayer, get_layer, queue_name
 from switchroom.layers.hashring import HashRing
-from switchroom.layers.redis import shard_key
+from switchroom.layers.redis import HEALTH_CHECK_INTERVAL, shard_key
 from switchroom.layers.scripts import glob_to_lua
 from switchroom.shared.redisproc import RedisProcess
 
@@ -128,6 +128,21 @@ async def test_outage_raises_quickly_and_recovers(redis_process):
     finally:
         if redis_process.proc is not None:
             await layer.flush()
+        await layer.close()
+
+
+async def test_a_connection_broken_while_idle_is_replaced_before_a_send(redis_process):
+    """Redis restarted while the layer was idle: the first send afterwards still goes out
+    (its connection, idle past the health-check interval, is pinged and replaced)."""
+    layer = get_layer(redis_process.url, prefix="idle", socket_timeout=2, connect_timeout=1, block_timeout=1)
+    try:
+        await layer.send("idle.q", {"n": 0})
+        redis_process.restart()
+        await asyncio.sleep(HEALTH_CHECK_INTERVAL + 0.2)
+        await layer.send("idle.q", {"n": 1})
+        assert await layer.receive(["idle.q"], timeout=1) == ("idle.q", {"n": 1})
+    finally:
+        await layer.flush()
         await layer.close()
 
 
