@@ -40,7 +40,7 @@ def command(*args: bytes) -> bytes:
 
 
 class Script:
-    """A Lua script called by its SHA: ``head`` starts its EVALSHA with the key count."""
+    """A Lua script called by its SHA (pre-encoded); ``load`` is the command that loads it."""
 
     def __init__(self, body: str) -> None:
         self.load = command(b"SCRIPT", b"LOAD", body.encode())
