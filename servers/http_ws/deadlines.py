@@ -1,9 +1,10 @@
 """Many timeouts at once for one asyncio loop, kept in buckets of ``resolution`` seconds.
 
-Each request arms and cancels several timeouts (its read, its answer, the connection's
-keep-alive), and almost none of them fire. A loop timer each would cost a heap entry and
-an object per arming; here a bucket shares one loop timer, so arming, resetting and
-cancelling are dict operations. A timeout fires at most ``resolution`` late, never early.
+Each request has timeouts (its read, its answer, the connection's keep-alive), and almost
+none of them fire. A loop timer each would cost a heap entry and an object per arming;
+here a bucket shares one loop timer, so arming, resetting and cancelling are dict
+operations. A ``Timeout`` goes further for a timeout that is moved on every request: moving
+it later only notes the new time. A timeout fires at most ``resolution`` late, never early.
 """
 
 import asyncio
@@ -87,3 +88,54 @@ class Deadlines:
     def __len__(self) -> int:
         """How many timeouts are armed."""
         return sum(len(bucket) for bucket in self.buckets.values())
+
+
+class Timeout:
+    """One timeout moved often, and mostly later (a connection's: read, answer, keep-alive).
+
+    ``set`` notes when it is due and what to call; it moves the deadline in the buckets only
+    when that comes sooner than where the deadline sits. A deadline that comes before the
+    time noted re-arms itself for the rest, so moving a timeout later costs no bucket work.
+    """
+
+    __slots__ = ("wheel", "deadline", "due", "action")
+
+    def __init__(self, wheel: Deadlines) -> None:
+        self.wheel = wheel
+        self.deadline = Deadline(wheel, self._check)
+        self.due = 0.0
+        self.action: Callable[[], object] | None = None
+
+    def set(self, delay: float, action: Callable[[], object]) -> None:
+        """Call ``action()`` ``delay`` seconds from now (up to ``resolution`` later), instead of
+        whatever was set before."""
+        self.action = action
+        due = self.due = asyncio.get_running_loop().time() + delay
+        deadline = self.deadline
+        if deadline.tick is None or deadline.tick * self.wheel.resolution > due:
+            deadline.cancel()
+            self.wheel.place(deadline, delay)
+
+    def clear(self) -> None:
+        """Call nothing (the deadline stays in its bucket and does nothing when it comes)."""
+        self.action = None
+
+    def cancel(self) -> None:
+        """Call nothing, and take the deadline out of its bucket (the owner is going away)."""
+        self.action = None
+        self.deadline.cancel()
+
+    def active(self) -> bool:
+        """True while an action is set and has not been called."""
+        return self.action is not None
+
+    def _check(self) -> None:
+        action = self.action
+        if action is None:
+            return
+        remaining = self.due - asyncio.get_running_loop().time()
+        if remaining > 0:
+            self.wheel.place(self.deadline, remaining)
+            return
+        self.action = None
+        action()

@@ -26,7 +26,7 @@ from switchroom.shared import metrics
 from switchroom.shared.messages import HTTP_DISCONNECT, HTTP_REQUEST, HTTP_REQUEST_BODY, HTTP_RESPONSE
 
 from . import translate, twisted_compat, wire
-from .deadlines import Deadline, Deadlines
+from .deadlines import Deadlines, Timeout
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -131,9 +131,9 @@ class HttpConnection(Protocol):
         )
         # Requests in order: the first is answered (once complete), the others wait.
         self.line: deque[Exchange] = deque()
-        self.reply_timer: Deadline | None = None
-        self.read_timer: Deadline | None = None
-        self.idle_timer: Deadline | None = None
+        # The one timeout the connection's state calls for: before its first request, while
+        # the first request of the line is read, while its answer is awaited, or while idle.
+        self.timeout = Timeout(services.deadlines)
         self.client: list[Any] | None = None
         self.server: list[Any] | None = None
         self.scheme = "http"
@@ -152,19 +152,15 @@ class HttpConnection(Protocol):
         if interfaces.ISSLTransport(transport, None) is not None:
             self.scheme = "https"
         self.services.connections.add(self)
-        self.idle_timer = self.services.deadlines.call_later(
-            self.services.settings.read_timeout, self.never_started
-        )
+        self.timeout.set(self.services.settings.read_timeout, self.never_started)
 
     def never_started(self) -> None:
         """No request began within ``read_timeout`` of connecting: drop the connection."""
-        self.idle_timer = None
         if self.transport is not None:
             self.transport.abortConnection()
 
     def idle_timed_out(self) -> None:
         """A keep-alive connection stayed idle for ``keepalive_timeout``: close it."""
-        self.idle_timer = None
         if self.transport is not None and not self.line:
             self.transport.loseConnection()
 
@@ -175,10 +171,15 @@ class HttpConnection(Protocol):
         if last is not None and last.upgrade is not None:
             last.upgrade += data
             return
+        line = self.line
         for event in self.reader.feed(data):
             self.on_event(event)
             if self.closing:
-                break
+                return
+        if line and not line[0].complete and not self.timeout.active():
+            # The first request of the line began in these bytes and is not all in: its
+            # read timeout starts now (a request that arrives whole never arms one).
+            self.timeout.set(self.services.settings.read_timeout, self.read_timed_out)
 
     def on_event(self, event: wire.Event) -> None:
         """Carry out one event of the reader."""
@@ -186,12 +187,9 @@ class HttpConnection(Protocol):
         if isinstance(event, wire.Body):
             line[-1].body.append(event.data)
         elif isinstance(event, wire.Begin):
-            self.cancel_idle()
             line.append(Exchange())
             if len(line) == 1:
-                self.read_timer = self.services.deadlines.call_later(
-                    self.services.settings.read_timeout, self.read_timed_out
-                )
+                self.timeout.clear()
             elif len(line) > PIPELINE_DEPTH and not self.paused:
                 self.paused = True
                 self.transport.pauseProducing()
@@ -226,14 +224,8 @@ class HttpConnection(Protocol):
         if head.expect_continue and exchange is self.line[0] and exchange.problem is None:
             self.transport.write(wire.CONTINUE)
 
-    def cancel_idle(self) -> None:
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-            self.idle_timer = None
-
     def read_timed_out(self) -> None:
         """The client is sending its request too slowly (or not at all): 408 and close."""
-        self.read_timer = None
         if self.line and not self.line[0].complete:
             self.reader.done = True
             self.line[0].refusal = wire.Refused(408, "the request did not arrive in time")
@@ -250,11 +242,8 @@ class HttpConnection(Protocol):
         if not exchange.complete:
             if exchange.head is not None and exchange.head.expect_continue and exchange.problem is None:
                 self.transport.write(wire.CONTINUE)
-            self.read_timer = self.services.deadlines.call_later(
-                self.services.settings.read_timeout, self.read_timed_out
-            )
+            self.timeout.set(self.services.settings.read_timeout, self.read_timed_out)
             return
-        self.stop_read_timer()
         head = exchange.head
         if exchange.problem is not None:
             self.answer(exchange.problem.status, exchange.problem.reason)
@@ -278,7 +267,7 @@ class HttpConnection(Protocol):
     def hand_to_websocket(self, exchange: Exchange, client: list[Any] | None, scheme: str) -> None:
         """Give the connection to Autobahn, with what it needs to build ``websocket.connect``."""
         head = exchange.head
-        self.cancel_idle()
+        self.timeout.cancel()
         self.services.connections.discard(self)
         transport, self.transport = self.transport, None
         self.closing = True
@@ -345,14 +334,10 @@ class HttpConnection(Protocol):
     # -- answering -------------------------------------------------------------------
 
     def arm_reply_timer(self) -> None:
-        timeout = self.services.settings.request_timeout
-        if self.reply_timer is not None:
-            self.reply_timer.reset(timeout)
-        else:
-            self.reply_timer = self.services.deadlines.call_later(timeout, self.reply_timed_out)
+        """Wait ``request_timeout`` for the worker's next reply message."""
+        self.timeout.set(self.services.settings.request_timeout, self.reply_timed_out)
 
     def reply_timed_out(self) -> None:
-        self.reply_timer = None
         if self.gone or not self.line:
             return
         exchange = self.line[0]
@@ -457,7 +442,7 @@ class HttpConnection(Protocol):
 
     def refuse(self, exchange: Exchange, refusal: wire.Refused) -> None:
         """Answer input that cannot be read on, and close the connection."""
-        self.stop_read_timer()
+        self.timeout.clear()
         self.closing = True
         self.reader.done = True
         transport = self.transport
@@ -491,30 +476,20 @@ class HttpConnection(Protocol):
         if self.line:
             self.serve()
         else:
-            self.idle_timer = self.services.deadlines.call_later(
-                self.services.settings.keepalive_timeout, self.idle_timed_out
-            )
+            self.timeout.set(self.services.settings.keepalive_timeout, self.idle_timed_out)
 
     def done(self, exchange: Exchange) -> None:
-        """Forget the request's reply channel and timer."""
-        if self.reply_timer is not None:
-            self.reply_timer.cancel()
-            self.reply_timer = None
+        """Forget the request's reply channel and timeout."""
+        self.timeout.clear()
         if exchange.reply_channel is not None:
             self.services.inbox.forget(exchange.reply_channel)
         self.services.in_flight.discard(self)
-
-    def stop_read_timer(self) -> None:
-        if self.read_timer is not None:
-            self.read_timer.cancel()
-            self.read_timer = None
 
     def connectionLost(self, reason: Any = None) -> None:
         """Tell the worker when the client leaves before the response is complete."""
         self.gone = True
         self.services.connections.discard(self)
-        self.stop_read_timer()
-        self.cancel_idle()
+        self.timeout.cancel()
         if not self.line:
             return
         exchange = self.line[0]

@@ -44,12 +44,11 @@ async def test_a_request_line_disarms_the_connection_start_check(server):
     """A connection that begins no request in ``read_timeout`` is dropped; once a request
     began that check is cancelled (the request's own read timeout takes over)."""
     connection, _ = http_connection(server)
-    check = connection.idle_timer
-    assert check.active()
+    assert connection.timeout.action == connection.never_started
     connection.dataReceived(b"GET /sl")
-    assert not check.active() and connection.read_timer.active()
+    assert connection.timeout.action == connection.read_timed_out
     connection.connectionLost(None)
-    assert not connection.read_timer and not server.connections
+    assert not connection.timeout.active() and not server.connections and len(server.deadlines) == 0
 
 
 async def test_pipelined_requests_are_answered_one_at_a_time_in_order(server):
@@ -68,7 +67,8 @@ async def test_pipelined_requests_are_answered_one_at_a_time_in_order(server):
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\none\r\n0\r\n\r\n"
         b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n"
     )
-    assert not server.in_flight and not connection.line and connection.idle_timer.active()
+    assert not server.in_flight and not connection.line
+    assert connection.timeout.action == connection.idle_timed_out
     assert not transport.disconnecting
 
 
