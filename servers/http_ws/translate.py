@@ -209,31 +209,74 @@ def parse_response(message: Any, started: bool) -> ResponseStart | ResponseChunk
     if not isinstance(message, dict):
         raise BadReply(f"a reply must be a dict, not {type(message).__name__}")
     if not started:
-        try:
-            message = apply_defaults(HTTP_RESPONSE, validate(HTTP_RESPONSE, message))
-        except MessageFormatError as exc:
-            raise BadReply(str(exc)) from None
-        status = message["status"]
-        if not 100 <= status <= 599:
-            raise BadReply(f"status {status} is not an HTTP status code")
-        headers = []
-        for pair in message["headers"]:
-            if len(pair) != 2 or not all(isinstance(part, bytes) for part in pair):
-                raise BadReply("each header must be a [name, value] pair of bytes")
-            name, value = pair
-            if b"\n" in name or b"\r" in name or b"\n" in value or b"\r" in value or b":" in name:
-                raise BadReply(f"header {name!r} contains a forbidden character")
-            if name.lower() in HOP_BY_HOP:
-                continue
-            headers.append((name, value))
-        return ResponseStart(status, headers, message["content"], message["more_content"])
+        return plain_start(message) or checked_start(message)
     if "status" in message:
         raise BadReply("a second response start arrived for a response already under way")
+    content = message.get("content", b"")
+    more = message.get("more_content", False)
+    if type(content) is bytes and type(more) is bool:
+        return ResponseChunk(content, more)
     try:
         message = apply_defaults(HTTP_RESPONSE_CHUNK, validate(HTTP_RESPONSE_CHUNK, message))
     except MessageFormatError as exc:
         raise BadReply(str(exc)) from None
     return ResponseChunk(message["content"], message["more_content"])
+
+
+_HEADER_LISTS = (list, tuple)
+
+
+def plain_start(message: dict[str, Any]) -> ResponseStart | None:
+    """The response start of a reply whose fields all have their plain types (what workers
+    send) and pass every check of ``checked_start``; None for anything else, which
+    ``checked_start`` reads and refuses with its reasons."""
+    status = message.get("status")
+    content = message.get("content", b"")
+    more = message.get("more_content", False)
+    headers = message.get("headers", ())
+    if (
+        type(status) is not int
+        or not 100 <= status <= 599
+        or type(content) is not bytes
+        or type(more) is not bool
+        or type(headers) not in _HEADER_LISTS
+    ):
+        return None
+    kept = []
+    for pair in headers:
+        if type(pair) not in _HEADER_LISTS or len(pair) != 2:
+            return None
+        name, value = pair
+        if type(name) is not bytes or type(value) is not bytes:
+            return None
+        if b"\n" in name or b"\r" in name or b"\n" in value or b"\r" in value or b":" in name:
+            return None
+        if name.lower() not in HOP_BY_HOP:
+            kept.append((name, value))
+    return ResponseStart(status, kept, content, more)
+
+
+def checked_start(message: dict[str, Any]) -> ResponseStart:
+    """A response start read by the message spec of ``http.response``; BadReply says what
+    is wrong with it."""
+    try:
+        message = apply_defaults(HTTP_RESPONSE, validate(HTTP_RESPONSE, message))
+    except MessageFormatError as exc:
+        raise BadReply(str(exc)) from None
+    status = message["status"]
+    if not 100 <= status <= 599:
+        raise BadReply(f"status {status} is not an HTTP status code")
+    headers = []
+    for pair in message["headers"]:
+        if len(pair) != 2 or not all(isinstance(part, bytes) for part in pair):
+            raise BadReply("each header must be a [name, value] pair of bytes")
+        name, value = pair
+        if b"\n" in name or b"\r" in name or b"\n" in value or b"\r" in value or b":" in name:
+            raise BadReply(f"header {name!r} contains a forbidden character")
+        if name.lower() in HOP_BY_HOP:
+            continue
+        headers.append((name, value))
+    return ResponseStart(status, headers, message["content"], message["more_content"])
 
 
 # -- WebSocket ---------------------------------------------------------------------

@@ -59,6 +59,37 @@ def test_any_http_reply_is_parsed_or_refused_cleanly(message, started):
         assert all(b"\n" not in name + value and b"\r" not in name + value for name, value in part.headers)
 
 
+header_bytes = st.sampled_from([b"x-a", b"Content-Length", b"connection", b"a:b", b"v\r\nx", b"ok\n", b""])
+header_pairs = st.one_of(
+    st.tuples(header_bytes, header_bytes),
+    st.lists(header_bytes, min_size=2, max_size=2),
+    st.lists(st.one_of(header_bytes, st.text(max_size=2)), max_size=3),
+)
+# Mostly well-formed response starts, each field sometimes of another type or value.
+near_plain_starts = st.fixed_dictionaries(
+    {"status": st.one_of(st.integers(90, 610), st.integers(200, 204), st.sampled_from([True, "200", 200.0]))},
+    optional={
+        "headers": st.one_of(st.lists(header_pairs, max_size=3), st.tuples(header_pairs), values),
+        "content": st.one_of(st.binary(max_size=4), st.binary(max_size=4), st.text(max_size=2), st.none()),
+        "more_content": st.one_of(st.booleans(), st.booleans(), st.none(), st.integers(0, 1)),
+        "x-extra": values,
+    },
+)
+
+
+@given(near_plain_starts)
+@settings(max_examples=300)
+def test_the_fast_reading_of_a_response_start_agrees_with_the_checked_one(message):
+    """A reply the fast path reads is one the spec-checked path reads the same way; every
+    reply it does not read goes to the checked path, which gives the reasons."""
+    try:
+        checked = translate.checked_start(message)
+    except translate.BadReply:
+        checked = None
+    plain = translate.plain_start(message)
+    assert plain is None or plain == checked
+
+
 @given(replies)
 def test_any_socket_reply_is_parsed_or_refused_cleanly(message):
     try:
