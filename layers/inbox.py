@@ -24,7 +24,7 @@ sends to its addresses raise ``ReceiverGone`` and group sends skip and remove it
 
 import asyncio
 import logging
-import secrets
+import os
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -44,6 +44,12 @@ Handler = Callable[["Message"], None]
 Fanout = Callable[[list[str], "Message"], list[str]]
 
 DEFAULT_BATCH = 500
+# Random bytes read from the operating system at a time for addresses' local parts: each
+# address takes 8 of them (16 hex digits), so one read serves 512 addresses.
+RANDOM_POOL = 4096
+TOKEN_DIGITS = 16
+# Address kinds whose checked prefix an inbox remembers (kinds are a program's constants).
+KNOWN_KINDS = 64
 READ_BLOCK = 5.0
 RETRY_DELAY = 0.5
 
@@ -65,21 +71,46 @@ class Inbox:
         self._reader: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._beats = 0
+        self._prefixes: dict[str, str] = {}
+        self._random = ""
+        self._random_at = 0
 
     # -- addresses ---------------------------------------------------------------------
 
     def address(self, kind: str = "inbox", handler: Handler | None = None, local: str | None = None) -> str:
         """A new address of this process, ``kind.<process>!<local>``, routed to ``handler``.
 
-        ``local`` defaults to a random token; give one to make an address a later message
-        can name again (the Slack server uses an event's id).
+        ``local`` defaults to a random token (64 bits from the operating system's secure
+        random source, so that no address can be guessed from another); give one to make an
+        address a later message can name again (the Slack server uses an event's id).
         """
-        address = validate_channel(f"{kind}.{self.process}!{local or secrets.token_hex(8)}")
+        if local:
+            address = validate_channel(f"{kind}.{self.process}!{local}")
+        else:
+            address = self._prefix(kind) + self._token()
         if handler is not None:
             if self._reader is None:
                 raise RuntimeError("start() the inbox before routing addresses to handlers")
             self.handlers[address] = handler
         return address
+
+    def _prefix(self, kind: str) -> str:
+        """``kind.<process>!``, checked once per kind as the start of a full-length address."""
+        prefix = self._prefixes.get(kind)
+        if prefix is None:
+            prefix = validate_channel(f"{kind}.{self.process}!{'0' * TOKEN_DIGITS}")[:-TOKEN_DIGITS]
+            if len(self._prefixes) < KNOWN_KINDS:
+                self._prefixes[kind] = prefix
+        return prefix
+
+    def _token(self) -> str:
+        """The next 16 hex digits of the random pool, refilled from ``os.urandom`` when used up."""
+        at = self._random_at
+        if at >= len(self._random):
+            self._random = os.urandom(RANDOM_POOL).hex()
+            at = 0
+        self._random_at = at + TOKEN_DIGITS
+        return self._random[at : at + TOKEN_DIGITS]
 
     def forget(self, address: str) -> None:
         """Stop routing ``address``; what still arrives for it is dropped as ``gone``."""
