@@ -66,6 +66,9 @@ class Refused:
 
 
 Event = Begin | Head | Body | End | Upgrade | Refused
+# The events without fields, made once.
+BEGIN = Begin()
+END = End()
 
 
 class _Stop(Exception):
@@ -101,6 +104,7 @@ class RequestReader:
         self._body_size = 0
         self._declared = 0
         self._closing = False
+        self._expect = False
         self._begun = False
         self._head_bytes = 0
 
@@ -146,7 +150,7 @@ class RequestReader:
     def _begin(self) -> None:
         if not self._begun:
             self._begun = True
-            self.events.append(Begin())
+            self.events.append(BEGIN)
 
     def on_url(self, part: bytes) -> None:
         self._begin()
@@ -170,6 +174,8 @@ class RequestReader:
             self._declared = int(value)
         elif name == b"connection" and any(t.strip().lower() == b"close" for t in value.split(b",")):
             self._closing = True
+        elif name == b"expect" and value.lower() == b"100-continue":
+            self._expect = True
 
     def on_headers_complete(self) -> None:
         self._begin()
@@ -180,14 +186,11 @@ class RequestReader:
             self.refuse(505, f"HTTP/{version} is not supported")
         if self._declared > self.max_body_size:
             self.refuse(413, f"body of {self._declared} bytes is over the limit")
-        headers = self._headers
         keep_alive = version == "1.1" and not self._closing
         self._last = not keep_alive
-        expect = version == "1.1" and any(
-            name == b"expect" and value.lower() == b"100-continue" for name, value in headers
-        )
+        expect = self._expect and version == "1.1"
         target = self._target[0] if len(self._target) == 1 else b"".join(self._target)
-        self.events.append(Head(parser.get_method(), target, version, headers, keep_alive, expect))
+        self.events.append(Head(parser.get_method(), target, version, self._headers, keep_alive, expect))
 
     def on_body(self, data: bytes) -> None:
         self._body_size += len(data)
@@ -196,7 +199,7 @@ class RequestReader:
         self.events.append(Body(data))
 
     def on_message_complete(self) -> None:
-        self.events.append(End())
+        self.events.append(END)
 
 
 def response_head(
@@ -209,7 +212,14 @@ def response_head(
     closes after this response says so.
     """
     has_body = not head and status not in NO_BODY and status >= 200
-    lines = [b"HTTP/%s %d %s\r\n" % (version.encode(), status, reason_phrase(status))]
+    line = _STATUS_LINES.get((version, status))
+    if line is None:
+        line = _STATUS_LINES[version, status] = b"HTTP/%s %d %s\r\n" % (
+            version.encode(),
+            status,
+            reason_phrase(status),
+        )
+    lines = [line]
     length = False
     for name, value in headers:
         if not length and name.lower() == b"content-length":
@@ -230,6 +240,8 @@ def chunk(data: bytes) -> bytes:
 
 
 _REASONS: dict[int, bytes] = {}
+# Status lines made so far, by version and status (at most two versions of 500 codes).
+_STATUS_LINES: dict[tuple[str, int], bytes] = {}
 
 
 def reason_phrase(status: int) -> bytes:
