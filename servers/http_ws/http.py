@@ -86,9 +86,11 @@ class Exchange:
         "refusal",
         "problem",
         "upgrade",
+        "websocket",
         "reply_channel",
         "path_text",
         "query",
+        "raw_path",
         "started_at",
         "response_started",
         "chunked",
@@ -108,9 +110,12 @@ class Exchange:
         self.problem: translate.BadRequest | None = None
         # What followed an upgrade request's head (the WebSocket's first bytes).
         self.upgrade: bytes | None = None
+        # Whether the request asks for a WebSocket upgrade.
+        self.websocket = False
         self.reply_channel: str | None = None
         self.path_text = ""
         self.query = b""
+        self.raw_path: bytes | None = None
         self.started_at = time.monotonic()
         self.response_started = False
         self.chunked = False
@@ -184,25 +189,26 @@ class HttpConnection(Protocol):
     def on_event(self, event: wire.Event) -> None:
         """Carry out one event of the reader."""
         line = self.line
-        if isinstance(event, wire.Body):
-            line[-1].body.append(event.data)
-        elif isinstance(event, wire.Begin):
+        kind = type(event)
+        if kind is wire.Begin:
             line.append(Exchange())
             if len(line) == 1:
                 self.timeout.clear()
             elif len(line) > PIPELINE_DEPTH and not self.paused:
                 self.paused = True
                 self.transport.pauseProducing()
-        elif isinstance(event, wire.Head):
+        elif kind is wire.Head:
             self.on_head(line[-1], event)
-        elif isinstance(event, wire.End):
+        elif kind is wire.End:
             exchange = line[-1]
             exchange.complete = True
             if exchange is line[0]:
                 self.serve()
-        elif isinstance(event, wire.Upgrade):
+        elif kind is wire.Body:
+            line[-1].body.append(event.data)
+        elif kind is wire.Upgrade:
             line[-1].upgrade = event.rest
-        elif isinstance(event, wire.Refused):
+        elif kind is wire.Refused:
             if not line or line[-1].complete:
                 line.append(Exchange())
             line[-1].refusal = event
@@ -215,10 +221,13 @@ class HttpConnection(Protocol):
         settings = self.services.settings
         try:
             translate.check_headers(head.headers, settings.max_header_count, settings.max_header_bytes)
-            if not translate.host_allowed(translate.header(head.headers, b"host"), settings.allowed_hosts):
+            if settings.allowed_hosts and not translate.host_allowed(
+                translate.header(head.headers, b"host"), settings.allowed_hosts
+            ):
                 raise translate.BadRequest(400, "host not allowed")
-            if not is_websocket(head.headers):
-                exchange.path_text, exchange.query = translate.split_target(head.target)
+            exchange.websocket = is_websocket(head.headers)
+            if not exchange.websocket:
+                exchange.path_text, exchange.query, exchange.raw_path = translate.target_parts(head.target)
         except translate.BadRequest as exc:
             exchange.problem = exc
         if head.expect_continue and exchange is self.line[0] and exchange.problem is None:
@@ -249,7 +258,7 @@ class HttpConnection(Protocol):
             self.answer(exchange.problem.status, exchange.problem.reason)
             return
         client, scheme = self.client_and_scheme(head.headers)
-        if is_websocket(head.headers):
+        if exchange.websocket:
             self.hand_to_websocket(exchange, client, scheme)
             return
         services = self.services
@@ -302,7 +311,7 @@ class HttpConnection(Protocol):
                 reply_channel=exchange.reply_channel,
                 method=head.method,
                 target=head.target,
-                path_and_query=(exchange.path_text, exchange.query),
+                parts=(exchange.path_text, exchange.query, exchange.raw_path),
                 http_version=head.version,
                 headers=head.headers,
                 scheme=scheme,

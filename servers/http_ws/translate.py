@@ -70,6 +70,21 @@ def raw_path(target: bytes) -> bytes | None:
     return None if _PLAIN_PATH.match(raw) else raw
 
 
+# A target in origin form whose path needs no decoding or re-encoding, with any query and no
+# fragment: what most requests send, read with one match.
+_PLAIN_TARGET = re.compile(rb"(/[A-Za-z0-9/:@!$&'()*+,;=\-._~]*)(?:\?([^#]*))?\Z")
+
+
+def target_parts(target: bytes) -> tuple[str, bytes, bytes | None]:
+    """``split_target(target)`` and ``raw_path(target)`` together (BadRequest as there)."""
+    plain = _PLAIN_TARGET.match(target)
+    if plain is not None:
+        path, query = plain.groups()
+        return path.decode("ascii"), query or b"", None
+    path, query = split_target(target)
+    return path, query, raw_path(target)
+
+
 # Control characters other than HTAB: RFC 9110's field values never hold them, and passed on
 # they would reach applications and their logs (Twisted lets them through).
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
@@ -150,11 +165,11 @@ def request_message(
     root_path: str = "",
     body: bytes = b"",
     body_channel: str | None = None,
-    path_and_query: tuple[str, bytes] | None = None,
+    parts: tuple[str, bytes, bytes | None] | None = None,
 ) -> dict[str, Any]:
     """The ``http.request`` message for a request whose headers have been read
-    (``path_and_query``: what ``split_target(target)`` returned, when already known)."""
-    path, query = path_and_query or split_target(target)
+    (``parts``: what ``target_parts(target)`` returned, when already known)."""
+    path, query, raw = parts or target_parts(target)
     message = {
         "reply_channel": reply_channel,
         "http_version": http_version,
@@ -169,7 +184,6 @@ def request_message(
         "client": client,
         "server": server,
     }
-    raw = raw_path(target)
     if raw is not None:
         message["raw_path"] = raw
     return message

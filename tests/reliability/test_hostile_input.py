@@ -110,6 +110,25 @@ def test_any_request_target_is_translated_or_refused_with_400(target):
     assert isinstance(path, str) and isinstance(query, bytes)
 
 
+target_pieces = st.sampled_from(
+    [b"/", b"a", b"%41", b"%2F", b"%c3%a9", b"%ff", b"?", b"#", b"~", b" ", b"\xe9", b"http://h"]
+)
+
+
+@given(st.one_of(st.binary(max_size=60), st.lists(target_pieces, max_size=8).map(b"".join)))
+@settings(max_examples=300)
+def test_reading_a_target_at_once_agrees_with_split_target_and_raw_path(target):
+    try:
+        expected = (*translate.split_target(target), translate.raw_path(target))
+    except translate.BadRequest as exc:
+        expected = (exc.status, exc.reason)
+    try:
+        got = translate.target_parts(target)
+    except translate.BadRequest as exc:
+        got = (exc.status, exc.reason)
+    assert got == expected
+
+
 GARBAGE = [
     b"\x00\x01\x02\r\n\r\n",
     b"GET\r\n\r\n",
