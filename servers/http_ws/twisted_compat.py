@@ -19,6 +19,8 @@ stops watching once the buffer is empty: for a small HTTP response that is two
 the current loop turn (so a response's headers and body still go out in one ``send``), and
 watches the socket, the usual way, only when the kernel did not take everything. What a
 request means is decided elsewhere (``http.py``); this only decides when its bytes leave.
+Its reads go to the reactor's own read callback without the legacy log context that the
+reactor sets up around every read (``watch_reads``).
 """
 
 import asyncio
@@ -124,6 +126,26 @@ def drop(connection: tcp.Connection, why: Any) -> None:
     connection.reactor._disconnectSelectable(connection, why, False)
 
 
+def watch_reads(selectable: Any) -> None:
+    """What ``reactor.addReader(selectable)`` does on the asyncio reactor, with the reactor's
+    own read callback (``_readOrWrite``: a failing ``doRead`` is logged and loses the
+    connection) given to the loop directly instead of through ``log.callWithLogger``, which
+    looks up a log prefix and pushes a legacy log context on every read. The reactor still
+    lists the selectable among its readers (``removeReader``, ``removeAll``, ``getReaders``).
+    Any other reactor: its own ``addReader``."""
+    reactor = selectable.reactor
+    loop = reactor_loop(reactor)
+    if loop is None:
+        reactor.addReader(selectable)
+        return
+    readers = reactor._readers
+    if selectable in readers:
+        return
+    fd = selectable.fileno()
+    loop.add_reader(fd, reactor._readOrWrite, selectable, True)
+    readers[selectable] = fd
+
+
 def port_from_descriptor(
     port_class: type[tcp.Port], reactor: Any, fd: int, family: int, factory: Any
 ) -> tcp.Port:
@@ -172,10 +194,14 @@ def compresses(sock: Any) -> bool:
 
 
 class Server(tcp.Server):
-    """An accepted TCP connection whose writes are flushed at the end of the loop turn."""
+    """An accepted TCP connection whose writes are flushed at the end of the loop turn, and
+    whose reads skip the reactor's per-read log context (``watch_reads``)."""
 
     _flush_pending = False
     _watching = False
+
+    def startReading(self) -> None:
+        watch_reads(self)
 
     def startWriting(self) -> None:
         """Flush at the end of this loop turn, unless the socket is already watched."""
@@ -185,8 +211,11 @@ class Server(tcp.Server):
         asyncio.get_running_loop().call_soon(self._flush)
 
     def stopWriting(self) -> None:
-        self._watching = False
-        tcp.Server.stopWriting(self)
+        """Stop watching for writability, if the socket was watched: Twisted's ``doWrite``
+        calls this after each flush that empties the buffer, which is nearly every flush."""
+        if self._watching:
+            self._watching = False
+            tcp.Server.stopWriting(self)
 
     def _flush(self) -> None:
         """Send the buffer; what the kernel did not take waits for the socket to be writable.
