@@ -267,8 +267,16 @@ def test_a_connection_header_listing_close_closes_after_the_answer(
         (frame(True, 0, 1, b"\xff\xfe"), 1007),
         (frame(True, 0, 3, b"reserved opcode"), 1002),
         (frame(True, 0, 8, struct.pack("!H", 999)), 1002),
+        (frame(False, 0, 1, b"begun") + frame(True, 0, 1, b"not a continuation"), 1002),
     ],
-    ids=["unmasked", "over-max-frame-size", "bad-utf8", "reserved-opcode", "bad-close-code"],
+    ids=[
+        "unmasked",
+        "over-max-frame-size",
+        "bad-utf8",
+        "reserved-opcode",
+        "bad-close-code",
+        "new-in-fragmented",
+    ],
 )
 def test_a_bad_frame_and_the_close_after_it_in_one_write_still_get_the_close_code(
     served: ServerProcess, bad: bytes, code: int
@@ -280,6 +288,54 @@ def test_a_bad_frame_and_the_close_after_it_in_one_write_still_get_the_close_cod
         received = server_frames(early + read_all(sock))
     assert received and received[0][0] == 8
     assert struct.unpack("!H", received[0][1][:2])[0] == code
+
+
+def test_frames_in_any_split_and_mix_reach_the_worker_whole_and_in_order(served: ServerProcess) -> None:
+    """Whole frames, a fragmented message with a ping inside it, and a ping and a binary
+    frame each split across two reads whose second part looks like a frame of its own: each
+    message arrives as sent."""
+    unmasked = b"\x00\x00\x00\x00"
+    tail = b"\x81\x84" + unmasked + b"abcd" + b"y" * 50
+    split = b"x" * 200 + tail
+    split_frame = struct.pack("!BBH", 0x82, 0x80 | 126, len(split)) + unmasked + split
+    split_ping = struct.pack("!BB", 0x89, 0x80 | 20 + len(tail)) + unmasked + b"p" * 20 + tail
+    sock, data = open_socket(served.port)
+    with sock:
+        sock.sendall(
+            frame(True, 0, 1, b"a")
+            + frame(False, 0, 1, b"b")
+            + frame(True, 0, 9, b"ping")
+            + frame(True, 0, 0, b"c")
+            + frame(True, 0, 2, b"\x01\x02")
+            + frame(True, 0, 1, "é".encode() * 100)
+            + split_ping[: -len(tail)]
+        )
+        data = read_frames(sock, data, 5)
+        sock.sendall(tail + split_frame[: -len(tail)])
+        data = read_frames(sock, data, 6)
+        sock.sendall(tail)
+        data = read_frames(sock, data, 7)
+        sock.sendall(frame(True, 0, 8, struct.pack("!H", 1000)))
+        received = server_frames(data + read_all(sock))
+    assert received[:7] == [
+        (10, b"ping"),
+        (1, b"1:a"),
+        (1, b"2:bc"),
+        (2, b"\x02\x01"),
+        (1, b"4:" + "é".encode() * 100),
+        (10, b"p" * 20 + tail),
+        (2, split[::-1]),
+    ]
+    assert received[-1][0] == 8 and struct.unpack("!H", received[-1][1][:2])[0] == 1000
+
+
+def read_frames(sock: socket.socket, data: bytes, count: int) -> bytes:
+    """``data`` and what the server sends after it, until it holds ``count`` whole frames."""
+    while len(server_frames(data)) < count:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {server_frames(data)}"
+        data += chunk
+    return data
 
 
 def test_the_server_still_serves_after_the_hostile_bytes(served: ServerProcess) -> None:
