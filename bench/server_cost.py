@@ -64,7 +64,9 @@ async def echo_frames(port: int, count: int) -> None:
     from websockets.asyncio.client import connect
 
     payload = "x" * 32
-    async with connect(f"ws://127.0.0.1:{port}/echo") as ws:
+    # No handshake timeout and no keepalive pings: under valgrind the server is slow to
+    # answer, and pings every so many seconds of wall time would add to what is counted.
+    async with connect(f"ws://127.0.0.1:{port}/echo", open_timeout=None, ping_interval=None) as ws:
         for _ in range(count):
             await ws.send(payload)
             if await ws.recv() != payload:
