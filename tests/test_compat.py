@@ -81,6 +81,9 @@ async def test_twisted_and_autobahn_have_what_the_http_server_uses():
 
     assert callable(getattr(tcp.Port, "_fromListeningDescriptor", None))
     assert "_asyncioEventloop" in asyncioreactor.AsyncioSelectorReactor.__init__.__code__.co_names
+    # What ``watch_reads`` does in the reactor's place: its read callback and its list of readers.
+    assert "_readers" in asyncioreactor.AsyncioSelectorReactor.__init__.__code__.co_names
+    assert callable(getattr(asyncioreactor.AsyncioSelectorReactor, "_readOrWrite", None))
     connection = tcp.Server(_Socket(), _Protocol(), ("127.0.0.1", 1), None, 1, _Reactor())
     for name in twisted_compat.TRANSPORT_ATTRIBUTES:
         assert hasattr(connection, name), name

@@ -1,12 +1,15 @@
 """The HTTP server's TCP transport: what one loop turn writes goes out in one send at the
 end of the turn without asking the loop to watch the socket; only what the kernel does not
-take waits for writability; closing still flushes first. A real socket pair, and a reactor
-stand-in that records what the transport asks of it."""
+take waits for writability; closing still flushes first; reads keep the reactor's error
+handling. A real socket pair, and a reactor stand-in that records what the transport asks
+of it (or a real asyncio reactor, not installed, where reads are tested)."""
 
 import asyncio
 import socket
 
+from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 from twisted.internet.protocol import Protocol
+from twisted.logger import globalLogPublisher
 
 from switchroom.servers.http_ws.twisted_compat import Server
 
@@ -91,6 +94,47 @@ async def test_closing_flushes_then_disconnects():
     finally:
         peer.close()
         transport.socket.close()
+
+
+class Failing(Protocol):
+    """A protocol whose ``dataReceived`` raises; remembers why its connection was lost."""
+
+    lost = None
+
+    def dataReceived(self, data: bytes) -> None:
+        raise RuntimeError("a bug in the protocol")
+
+    def connectionLost(self, reason: object) -> None:
+        self.lost = reason
+
+
+async def test_a_failing_read_still_loses_the_connection_and_is_logged():
+    """Reads go to the reactor's own read callback (without its per-read log context): an
+    exception in ``dataReceived`` is logged and ends the connection, as Twisted's does."""
+    reactor = AsyncioSelectorReactor(asyncio.get_running_loop())
+    events: list[dict] = []
+    globalLogPublisher.addObserver(events.append)
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    protocol = Failing()
+    transport = Server(ours, protocol, ("127.0.0.1", 1), None, 1, reactor)
+    protocol.makeConnection(transport)
+    try:
+        assert transport in reactor.getReaders()
+        peer.sendall(b"boom")
+        for _ in range(100):
+            if protocol.lost is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert protocol.lost is not None and protocol.lost.check(RuntimeError)
+        assert transport not in reactor.getReaders()
+        assert any(e.get("log_failure") and e["log_failure"].check(RuntimeError) for e in events)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+        reactor.removeReader(reactor.waker)
+        reactor.waker.connectionLost(None)
+        peer.close()
+        ours.close()
 
 
 def _read(sock: socket.socket) -> bytes:
