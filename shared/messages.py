@@ -43,9 +43,20 @@ class MessageSpec:
     fields: tuple[Field, ...]
     check: Callable[[Mapping[str, Any]], str | None] | None = None
     names: frozenset[str] = field(init=False)
+    # What the fast path of ``validate`` and ``apply_defaults`` read, derived from ``fields``:
+    # (name, required, the exact types allowed, item check) per field, and (name, default)
+    # per optional field.
+    plan: tuple[tuple[str, bool, frozenset[type], Callable[[Any], str | None] | None], ...] = field(
+        init=False, repr=False, compare=False
+    )
+    defaults: tuple[tuple[str, Any], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", frozenset(f.name for f in self.fields))
+        plan = tuple((f.name, f.required, frozenset(f.types), f.item) for f in self.fields)
+        object.__setattr__(self, "plan", plan)
+        defaults = tuple((f.name, f.default) for f in self.fields if not f.required)
+        object.__setattr__(self, "defaults", defaults)
 
 
 def _type_ok(value: Any, types: tuple[type, ...]) -> bool:
@@ -56,42 +67,71 @@ def _type_ok(value: Any, types: tuple[type, ...]) -> bool:
     return isinstance(value, types)
 
 
+_ABSENT = object()
+
+
+def _passes(spec: MessageSpec, message: dict[str, Any]) -> bool:
+    """True when every field of a plain dict is absent but optional, or of exactly one of
+    its types and passing its item check, and the cross-field rule holds. False does not
+    mean invalid (a subclass, an int for a float): the full check then decides and names
+    every problem."""
+    get = message.get
+    for name, required, exact, item in spec.plan:
+        value = get(name, _ABSENT)
+        if value is _ABSENT:
+            if required:
+                return False
+        elif type(value) not in exact or (item is not None and value is not None and item(value)):
+            return False
+    return spec.check is None or not spec.check(message)
+
+
 def validate(kind: str, message: Mapping[str, Any]) -> Mapping[str, Any]:
     """Return ``message`` if it matches the spec of ``kind``; else raise MessageFormatError.
 
     Unknown keys are allowed (other implementations may add their own).
     """
     spec = SPECS[kind]
-    if type(message) is not dict and not isinstance(message, Mapping):
+    if type(message) is dict and _passes(spec, message):
+        return message
+    if not isinstance(message, Mapping):
         raise MessageFormatError(f"{kind}: message must be a dict, not {type(message).__name__}")
-    problems = []
+    found = problems(kind, message)
+    if found:
+        raise MessageFormatError(f"{kind}: " + "; ".join(found))
+    return message
+
+
+def problems(kind: str, message: Mapping[str, Any]) -> list[str]:
+    """Every way a mapping breaks the spec of ``kind``, in the words of ``validate``'s error
+    (the full check, without the fast path)."""
+    spec = SPECS[kind]
+    found: list[str] = []
     for f in spec.fields:
         if f.name not in message:
             if f.required:
-                problems.append(f"missing required field {f.name!r}")
+                found.append(f"missing required field {f.name!r}")
             continue
         value = message[f.name]
         if not _type_ok(value, f.types):
-            problems.append(f"{f.name!r} must be {_type_names(f.types)}, not {type(value).__name__}")
+            found.append(f"{f.name!r} must be {_type_names(f.types)}, not {type(value).__name__}")
         elif f.item is not None and value is not None:
             problem = f.item(value)
             if problem:
-                problems.append(f"{f.name!r}: {problem}")
-    if not problems and spec.check is not None:
+                found.append(f"{f.name!r}: {problem}")
+    if not found and spec.check is not None:
         problem = spec.check(message)
         if problem:
-            problems.append(problem)
-    if problems:
-        raise MessageFormatError(f"{kind}: " + "; ".join(problems))
-    return message
+            found.append(problem)
+    return found
 
 
 def apply_defaults(kind: str, message: Mapping[str, Any]) -> dict[str, Any]:
     """A new dict with every optional field that is absent set to its default."""
     out = dict(message)
-    for f in SPECS[kind].fields:
-        if f.name not in out and not f.required:
-            out[f.name] = list(f.default) if isinstance(f.default, list) else f.default
+    for name, default in SPECS[kind].defaults:
+        if name not in out:
+            out[name] = list(default) if isinstance(default, list) else default
     return out
 
 

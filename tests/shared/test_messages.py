@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from switchroom.shared.messages import SPECS, MessageFormatError, apply_defaults, markdown, validate
+from switchroom.shared.messages import SPECS, MessageFormatError, apply_defaults, markdown, problems, validate
 
 REPLY = "http.response.abc123!def456"
 
@@ -173,6 +173,53 @@ def test_validate_only_ever_raises_message_format_error(kind, message):
         validate(kind, message)
     except MessageFormatError:
         pass
+
+
+class Text(str):
+    """A str subclass: valid wherever str is, but not of the exact type the fast path knows."""
+
+
+ABSENT = object()
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5000)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=3)
+    | st.sampled_from(["", "<>", "a!b", "C1"])
+    | st.builds(Text, st.text(max_size=3))
+    | st.binary(max_size=3)
+)
+near_valid = scalars | st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.sampled_from(["filename", "content", "content_type", "x"]), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@given(data=st.data())
+def test_validate_agrees_with_the_full_check(data):
+    """``validate``'s fast path accepts nothing the full check refuses, and errors name every problem."""
+    kind = data.draw(st.sampled_from(sorted(SPECS)))
+    message = dict(VALID[kind])
+    names = [spec_field.name for spec_field in SPECS[kind].fields]
+    for name in data.draw(st.lists(st.sampled_from(names), min_size=1, max_size=2, unique=True)):
+        value = data.draw(st.just(ABSENT) | near_valid, label=name)
+        if value is ABSENT:
+            message.pop(name, None)
+        else:
+            message[name] = value
+    found = problems(kind, message)
+    if found:
+        with pytest.raises(MessageFormatError) as raised:
+            validate(kind, message)
+        assert str(raised.value) == f"{kind}: " + "; ".join(found)
+    else:
+        assert validate(kind, message) is message
 
 
 def test_docs_match_the_specs():
