@@ -39,6 +39,27 @@ DEFAULT_GROUP_EXPIRY = 86_400.0
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 DEFAULT_HEARTBEAT_INTERVAL = 1.0
 DEFAULT_LIVENESS_TIMEOUT = 5.0
+# A packer keeps its buffer (256 KiB at first, grown to the largest message it packed); one
+# that packed more than this is not kept for reuse.
+PACKER_BUFFER = 256 * 1024
+# Packers not in use. A call takes one (or makes one when none is free), so two threads, or
+# a pack nested in another, never share one.
+_packers: list[msgpack.Packer] = []
+
+
+def packb(message: Any) -> bytes:
+    """``msgpack.packb(message, use_bin_type=True)`` with a reused packer: making a packer
+    costs more than packing a small message."""
+    try:
+        packer = _packers.pop()
+    except IndexError:
+        packer = msgpack.Packer(use_bin_type=True)
+    payload = packer.pack(message)
+    if len(payload) <= PACKER_BUFFER:
+        _packers.append(packer)
+    return payload
+
+
 # Room in a message for everything but a payload chunk (HTTP headers are capped below it);
 # a layer with a small size limit keeps at least three quarters of it for payload.
 ENVELOPE_ROOM = 64 * 1024
@@ -119,7 +140,7 @@ class BaseLayer(ABC):
         if not isinstance(message, dict):
             raise InvalidMessage(f"message must be a dict, not {type(message).__name__}")
         try:
-            payload = msgpack.packb(message, use_bin_type=True)
+            payload = packb(message)
         except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidMessage(f"message is not serialisable: {exc}") from None
         if len(payload) > self.max_message_size:

@@ -35,6 +35,17 @@ async def test_send_receive_round_trip_keeps_types(make_layer):
     assert received == message
 
 
+async def test_a_sent_message_is_a_copy(make_layer):
+    layer = make_layer()
+    message = {"list": [1, [2]], "dict": {"a": b"b"}, "text": "t"}
+    await layer.send("conf.copy", message)
+    message["list"][1].append(3)
+    message["dict"]["a"] = b"changed"
+    message["more"] = 1
+    _, received = await layer.receive(["conf.copy"], timeout=2)
+    assert received == {"list": [1, [2]], "dict": {"a": b"b"}, "text": "t"}
+
+
 async def test_per_channel_order_is_kept(make_layer):
     layer = make_layer()
     for i in range(50):
@@ -287,6 +298,15 @@ async def test_messages_must_be_serialisable_dicts(make_layer):
         await layer.send("conf.type", ["not", "a", "dict"])
     with pytest.raises(InvalidMessage):
         await layer.send("conf.type", {"set": {1, 2}})
+
+
+async def test_a_refused_message_leaves_nothing_behind(make_layer):
+    layer = make_layer()
+    with pytest.raises(InvalidMessage):
+        await layer.send("conf.refused", {"text": "x" * 40, "list": [b"y" * 40, object()]})
+    await layer.send("conf.refused", {"next": [1, 2]})
+    assert await layer.receive(["conf.refused"], timeout=2) == ("conf.refused", {"next": [1, 2]})
+    assert await layer.receive(["conf.refused"], timeout=0.05) == (None, None)
 
 
 async def test_size_limit(make_layer):
