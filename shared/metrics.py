@@ -1,21 +1,26 @@
 """Every Prometheus metric a Switchroom process exports, defined in one place.
 
 Events (a request answered, an email accepted, a consumer finished) are counted where they
-happen with the ``prometheus_client`` objects below. What can be read off live objects
+happen with the ``prometheus_client`` objects below, or, for the few bumped on every request
+or message, with ``LoopCounter`` and ``LoopHistogram``: the same API without a lock per
+increment, exported at scrape time. What can be read off live objects
 (open connections, requests in flight, consumers running) and the per-frame WebSocket
 counts (too hot for a locked counter) are read at scrape time by collectors, as are the
 layer's own counts (``layer.stats``): every key the layer counts is exported, so counts a
 layer adds later appear without a change here. ``docs/operations.md`` lists them all.
 """
 
+import bisect
+import math
 import re
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from prometheus_client import REGISTRY, Counter, Histogram, Info, disable_created_metrics
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.utils import floatToGoString
 
 from switchroom import __version__
 from switchroom.layers.stats import DROP_REASONS
@@ -27,12 +32,139 @@ disable_created_metrics()
 INFO = Info("switchroom", "The Switchroom version this process runs")
 INFO.info({"version": __version__})
 
+# -- counted on the event loop ------------------------------------------------------------
+
+
+class CountChild:
+    """One series of a ``LoopCounter``."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1) -> None:
+        """Add ``amount`` (not negative: a counter only grows)."""
+        if amount < 0:
+            raise ValueError("a counter can only be incremented by a non-negative amount")
+        self.value += amount
+
+
+class HistogramChild:
+    """One series of a ``LoopHistogram``: a count per bucket (not cumulative) and the sum."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * len(bounds)
+        self.sum = 0.0
+
+    def observe(self, amount: float) -> None:
+        """Count ``amount`` in the first bucket whose bound is at least ``amount``."""
+        self.counts[bisect.bisect_left(self.bounds, amount)] += 1
+        self.sum += amount
+
+
+class _LoopMetric(Collector):
+    """A labelled metric whose series are plain numbers, read by the registry at scrape time.
+
+    For events counted on an event loop's thread, once or more per request or message:
+    ``prometheus_client``'s own counter takes a lock on every increment, which costs the
+    worker more than the rest of a small message's bookkeeping. Same API as theirs
+    (``labels(...).inc()``, ``observe``); not for counting from several threads at once.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str] = (),
+        registry: CollectorRegistry | None = REGISTRY,
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self._children: dict[tuple[str, ...], Any] = {}
+        if not self.labelnames:
+            self._unlabelled = self.labels()
+        if registry is not None:
+            registry.register(self)
+
+    def labels(self, *values: Any) -> Any:
+        """The series of these label values (made on first use; keep it for a hot path)."""
+        key = tuple(str(v) for v in values)
+        child = self._children.get(key)
+        if child is None:
+            if len(key) != len(self.labelnames):
+                raise ValueError(f"{self.name} takes labels {self.labelnames}, not {values}")
+            child = self._children[key] = self._child()
+        return child
+
+    def _child(self) -> Any:
+        raise NotImplementedError
+
+
+class LoopCounter(_LoopMetric):
+    """A counter for the event loop's thread (see ``_LoopMetric``), exported as ``NAME_total``."""
+
+    def _child(self) -> CountChild:
+        return CountChild()
+
+    def inc(self, amount: float = 1) -> None:
+        """Add to an unlabelled counter."""
+        self._unlabelled.inc(amount)
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, child in list(self._children.items()):
+            family.add_metric(values, child.value)
+        yield family
+
+
+class LoopHistogram(_LoopMetric):
+    """A histogram for the event loop's thread (see ``_LoopMetric``), with
+    ``prometheus_client``'s default buckets unless given others."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str] = (),
+        registry: CollectorRegistry | None = REGISTRY,
+        buckets: Sequence[float] = Histogram.DEFAULT_BUCKETS,
+    ) -> None:
+        bounds = sorted(float(b) for b in buckets)
+        if bounds[-1] != math.inf:
+            bounds.append(math.inf)
+        self.bounds = tuple(bounds)
+        super().__init__(name, documentation, labelnames, registry)
+
+    def _child(self) -> HistogramChild:
+        return HistogramChild(self.bounds)
+
+    def observe(self, amount: float) -> None:
+        """Observe ``amount`` in an unlabelled histogram."""
+        self._unlabelled.observe(amount)
+
+    def collect(self) -> Iterable[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, child in list(self._children.items()):
+            cumulative = 0
+            buckets = []
+            for bound, count in zip(self.bounds, list(child.counts), strict=True):
+                cumulative += count
+                buckets.append((floatToGoString(bound), cumulative))
+            family.add_metric(values, buckets, child.sum)
+        yield family
+
+
 # -- HTTP ---------------------------------------------------------------------------------
 
-HTTP_REQUESTS = Counter(
+HTTP_REQUESTS = LoopCounter(
     "switchroom_http_requests", "HTTP responses sent, by status code (the server's own answers too)", ["code"]
 )
-HTTP_DURATION = Histogram(
+HTTP_DURATION = LoopHistogram(
     "switchroom_http_request_duration_seconds",
     "Seconds from a request's arrival to the end of its response",
 )
@@ -115,13 +247,13 @@ SLACK_POST_DURATION = Histogram("switchroom_slack_post_duration_seconds", "Secon
 
 # -- worker -------------------------------------------------------------------------------
 
-WORKER_MESSAGES = Counter(
+WORKER_MESSAGES = LoopCounter(
     "switchroom_worker_messages",
     "Messages handled, by channel and outcome: ok, error (the consumer raised), malformed, "
     "unrouted (no route reads the channel; dropped)",
     ["channel", "outcome"],
 )
-WORKER_DURATION = Histogram(
+WORKER_DURATION = LoopHistogram(
     "switchroom_worker_consumer_duration_seconds", "Seconds a consumer took, by channel", ["channel"]
 )
 

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 from switchroom.layers import BaseLayer, Delivery, LayerError
 from switchroom.shared import metrics
@@ -88,7 +88,10 @@ class Dispatcher:
             if app.asgi_app is not None
             else None
         )
-        self.table: dict[str, Handler] = {channel: HANDLERS[channel] for channel in app.channels()}
+        self.table: dict[str, _Row] = {
+            channel: _Row(*HANDLERS[channel], _counted(channel, "ok"), _timed(channel))
+            for channel in app.channels()
+        }
         self.http_paths = routing.PathMatcher(app.http_routes)
         self.websocket_paths = {e: routing.PathMatcher(r) for e, r in app.websocket_routes.items()}
 
@@ -97,8 +100,8 @@ class Dispatcher:
 
         False when its consumer failed: a durable entry is then left for a retry.
         """
-        handler = self.table.get(channel)
-        if handler is None:
+        row = self.table.get(channel)
+        if row is None:
             _counted(channel, "unrouted").inc()
             log.warning("dropping a %s message %s: no route reads it", channel, message_id(channel, raw))
             self.layer.stats.drop("unrouted", 1, channel)
@@ -117,8 +120,7 @@ class Dispatcher:
             self.layer.stats.drop("malformed", 1, channel)
             await self._answer_malformed(channel, raw)
             return True
-        context, route = handler
-        ctx = context(self.layer, channel, message, delivery)
+        ctx = row.context(self.layer, channel, message, delivery)
         started = time.monotonic()
         router = self.app.channel_router
         target = router.target(channel, message) if router is not None else None
@@ -126,15 +128,15 @@ class Dispatcher:
             if target is not None:
                 await router.call(target, message)
             else:
-                await route(self, message, ctx)
+                await row.route(self, message, ctx)
         except Exception:
             _counted(channel, "error").inc()
             log.exception("consumer failed on %s message %s", channel, message_id(channel, message))
             await self._answer_failure(channel, ctx)
             return False
         finally:
-            _timed(channel).observe(time.monotonic() - started)
-        _counted(channel, "ok").inc()
+            row.duration.observe(time.monotonic() - started)
+        row.ok.inc()
         return True
 
     async def _call(self, route: routing.Route, message: dict[str, Any], ctx: Context, params: dict) -> None:
@@ -286,6 +288,17 @@ class Dispatcher:
 
 # A channel's context class and the method that routes its messages to consumers.
 Handler = tuple[type[Context], Callable[[Dispatcher, dict[str, Any], Any], Awaitable[None]]]
+
+
+
+class _Row(NamedTuple):
+    """What a dispatcher keeps per channel: its handler, and its metrics looked up once."""
+
+    context: type[Context]
+    route: Callable[[Dispatcher, dict[str, Any], Any], Awaitable[None]]
+    ok: metrics.CountChild
+    duration: metrics.HistogramChild
+
 
 HANDLERS: dict[str, Handler] = {
     HTTP_REQUEST: (HttpContext, Dispatcher._http_request),
