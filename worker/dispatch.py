@@ -290,7 +290,6 @@ class Dispatcher:
 Handler = tuple[type[Context], Callable[[Dispatcher, dict[str, Any], Any], Awaitable[None]]]
 
 
-
 class _Row(NamedTuple):
     """What a dispatcher keeps per channel: its handler, and its metrics looked up once."""
 
