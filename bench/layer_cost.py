@@ -30,28 +30,12 @@ from typing import Any
 
 import redis
 
+from bench.worker_cost import request
 from switchroom.layers import RedisLayer
 from switchroom.shared.redisproc import RedisProcess
 
 BATCH = 10
 READ = 100
-
-
-def http_request(address: str) -> dict[str, Any]:
-    """An ``http.request`` for GET /hello, answered at ``address``."""
-    return {
-        "reply_channel": address,
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/hello",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [[b"host", b"127.0.0.1"]],
-        "body": b"",
-        "client": ["127.0.0.1", 5000],
-        "server": ["127.0.0.1", 8000],
-    }
 
 
 RESPONSE = {
@@ -78,7 +62,7 @@ async def run(url: str, count: int, batch: int) -> float:
     seconds per message."""
     layer = RedisLayer([url], prefix="cost")
     addresses = [layer.inbox.address("http.response") for _ in range(batch)]
-    requests = [("http.request", http_request(a)) for a in addresses]
+    requests = [request("http", a, 0) for a in addresses]
     replies = [(a, RESPONSE) for a in addresses]
     rounds = max(1, count // (2 * batch))
     gc.collect()

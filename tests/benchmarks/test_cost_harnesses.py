@@ -7,17 +7,17 @@ import pytest
 
 
 @pytest.mark.parametrize(
-    ("module", "kind"),
+    "argv",
     [
-        ("bench.worker_cost", "http"),
-        ("bench.worker_cost", "echo"),
-        ("bench.server_cost", "http"),
-        ("bench.server_cost", "echo"),
+        ["bench.worker_cost", "http"],
+        ["bench.worker_cost", "echo"],
+        ["bench.server_cost", "http"],
+        ["bench.server_cost", "echo"],
+        ["bench.http_server_path"],
+        ["bench.layer_cost"],
     ],
 )
-def test_a_cost_harness_answers_every_message(module: str, kind: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", module, kind, "200"], capture_output=True, text=True, timeout=120
-    )
+def test_a_cost_harness_answers_every_message(argv: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-m", *argv, "200"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert " µs" in done.stdout, done.stdout
