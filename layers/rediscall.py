@@ -10,6 +10,10 @@ packed in one piece, and reads the reply with the connection's parser (hiredis).
 
 A call that fails or is cancelled mid-way closes its connection (which reconnects on its
 next use), so no connection is ever reused with an unread reply behind it.
+
+It reaches into redis-py's connections (``_writer``, ``_parser``, ``next_health_check``)
+for the versions ``SUPPORTED`` says (and setup.cfg admits); ``tests/test_compat.py`` checks
+that they are there.
 """
 
 import asyncio
@@ -21,6 +25,9 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# The redis-py releases whose connection internals this module uses: [first, past the last).
+SUPPORTED = ((5, 0), (9,))
 
 
 def _from_replica(error: ResponseError) -> bool:

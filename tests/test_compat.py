@@ -9,11 +9,13 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+import redis.asyncio
 from aiosmtpd.smtp import SMTP
 from autobahn.websocket import protocol as autobahn_protocol
 from packaging.requirements import Requirement
 from slack_sdk.rtm_v2 import RTMClient
 
+from switchroom.layers import rediscall
 from switchroom.servers.email import aiosmtpd_compat
 from switchroom.servers.http_ws import twisted_compat
 from switchroom.servers.slack import slack_sdk_compat
@@ -41,6 +43,7 @@ def requirement(name: str) -> Requirement:
         ("slack-sdk", slack_sdk_compat.SUPPORTED),
         ("twisted", twisted_compat.SUPPORTED),
         ("autobahn", twisted_compat.AUTOBAHN_SUPPORTED),
+        ("redis", rediscall.SUPPORTED),
     ],
 )
 def test_the_installed_version_is_the_one_the_module_supports_and_setup_cfg_bounds(name, supported):
@@ -155,3 +158,12 @@ class _Transport(asyncio.Transport):
 
     def close(self):
         pass
+
+
+def test_redis_connections_have_what_the_layers_hot_path_uses():
+    pool = redis.asyncio.ConnectionPool()
+    conn = pool.make_connection()
+    for name in ("_writer", "_parser", "next_health_check"):
+        assert hasattr(conn, name), name
+    assert callable(conn.check_health)
+    assert callable(conn._parser.read_response)
