@@ -51,7 +51,8 @@ class TestChannelsWorkerBehindSwitchroomHttp:
     """A Channels 1.x project's runworker answers traffic arriving through `switchroom http`."""
 
     @pytest.fixture(scope="class")
-    def server(self, interop_python, deployment) -> Process:
+    @classmethod
+    def server(cls, interop_python, deployment) -> Process:
         url, start = deployment
         start(processes.runworker, interop_python, url)
         return start(processes.switchroom_http, url)
@@ -96,7 +97,8 @@ class TestDaphneInFrontOfSwitchroomWorker:
     """Daphne 1.4.2 hands requests to a `switchroom worker` app over the shared layer."""
 
     @pytest.fixture(scope="class")
-    def server(self, interop_python, deployment) -> Process:
+    @classmethod
+    def server(cls, interop_python, deployment) -> Process:
         url, start = deployment
         start(processes.switchroom_worker, url)
         return start(processes.daphne, interop_python, url)
@@ -147,9 +149,10 @@ class SideBySide:
     served_by = ""
 
     @pytest.fixture(scope="class")
-    def servers(self, interop_python, deployment) -> tuple[Process, Process]:
+    @classmethod
+    def servers(cls, interop_python, deployment) -> tuple[Process, Process]:
         url, start = deployment
-        if self.worker == "runworker":
+        if cls.worker == "runworker":
             start(processes.runworker, interop_python, url)
         else:
             start(processes.switchroom_worker, url)
