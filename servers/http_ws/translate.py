@@ -23,6 +23,7 @@ from switchroom.shared.messages import (
 
 Headers = list[list[bytes]]
 
+
 class BadRequest(ValueError):
     """The request cannot be translated; ``status`` is the answer to give the client."""
 
@@ -240,6 +241,11 @@ def parse_response(message: Any, started: bool) -> ResponseStart | ResponseChunk
 _HEADER_LISTS = (list, tuple)
 
 
+def _forbidden(name: bytes, value: bytes) -> bool:
+    """True for a header that would split the response (CR or LF) or a name with a colon."""
+    return b"\n" in name or b"\r" in name or b"\n" in value or b"\r" in value or b":" in name
+
+
 def plain_start(message: dict[str, Any]) -> ResponseStart | None:
     """The response start of a reply whose fields all have their plain types (what workers
     send) and pass every check of ``checked_start``; None for anything else, which
@@ -263,7 +269,7 @@ def plain_start(message: dict[str, Any]) -> ResponseStart | None:
         name, value = pair
         if type(name) is not bytes or type(value) is not bytes:
             return None
-        if b"\n" in name or b"\r" in name or b"\n" in value or b"\r" in value or b":" in name:
+        if _forbidden(name, value):
             return None
         if name.lower() not in HOP_BY_HOP:
             kept.append((name, value))
@@ -285,7 +291,7 @@ def checked_start(message: dict[str, Any]) -> ResponseStart:
         if len(pair) != 2 or not all(isinstance(part, bytes) for part in pair):
             raise BadReply("each header must be a [name, value] pair of bytes")
         name, value = pair
-        if b"\n" in name or b"\r" in name or b"\n" in value or b"\r" in value or b":" in name:
+        if _forbidden(name, value):
             raise BadReply(f"header {name!r} contains a forbidden character")
         if name.lower() in HOP_BY_HOP:
             continue
